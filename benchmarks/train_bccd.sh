@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Train the three BCCD models of README "Results" with one recipe: SiLU, ReLU and QCFS (L=4).
+# Usage: bash benchmarks/train_bccd.sh [epochs] [imgsz] [device]
+set -euo pipefail
+EPOCHS=${1:-30}; IMGSZ=${2:-320}; DEVICE=${3:-cpu}
+DATA=${BCCD:-../shared/datasets/bccd}
+common=(--data "$DATA" --epochs "$EPOCHS" --imgsz "$IMGSZ" --batch 16 --device "$DEVICE" --project runs/bccd)
+spikeyolo train "${common[@]}" --model yolov8n-relu --levels 4 --name qcfs
+spikeyolo train "${common[@]}" --model yolov8n --levels 0 --name silu
+spikeyolo train "${common[@]}" --model yolov8n-relu --levels 0 --name relu

@@ -1,0 +1,79 @@
+"""Detector checkpoints as safetensors with readable JSON metadata (never pickled).
+
+The header of the .safetensors file carries, under the key ``spikeyolo``, the model yaml, class
+names, QCFS levels and λ per layer, image size, training data and measured metrics.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from spikeyolo.quantize import quantization_spec, quantize_model
+from spikeyolo.ultra import build_detection_model
+
+FORMAT = "spikeyolo-detector/1"
+
+
+class CheckpointError(ValueError):
+    """A weights file spikeyolo cannot use; the message names the file and what to do."""
+
+
+def save_detector(model: nn.Module, path: str | Path, **info) -> Path:
+    """Write ``model`` (an ultralytics DetectionModel, QCFS or not) atomically to ``path``."""
+    path = Path(path)
+    names = model.names if isinstance(model.names, list) else [model.names[i] for i in sorted(model.names)]
+    meta = {"format": FORMAT, "model_yaml": model.yaml, "names": names,
+            "quantization": quantization_spec(model), **info}
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous().clone() for k, v in model.state_dict().items()
+               if v.is_floating_point()}
+    tensors.update({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()
+                    if not v.is_floating_point()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    save_file(tensors, str(tmp), metadata={"spikeyolo": json.dumps(meta)})
+    tmp.replace(path)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The JSON metadata of a spikeyolo checkpoint, without loading its tensors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file {path} not found: pass a .safetensors file written by spikeyolo")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get("spikeyolo")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({err}): pass spikeyolo weights, "
+                              f"or convert an ultralytics .pt with 'spikeyolo train --from'") from err
+    meta = json.loads(raw) if raw else {}
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} has no spikeyolo metadata (format {meta.get('format')!r}): "
+                              f"pass weights written by spikeyolo")
+    return meta
+
+
+def load_detector(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild the detector of a checkpoint (eval mode) and return it with its metadata."""
+    meta = read_metadata(path)
+    model = build_detection_model(meta["model_yaml"], nc=len(meta["names"]))
+    spec = meta["quantization"]
+    if spec.get("levels"):
+        quantize_model(model, spec["levels"])
+    with safe_open(str(path), framework="pt") as f:
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{path} holds non-finite values (NaN/inf) in {bad[0]}: retrain or use other weights")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path} does not match its own model description: {str(err)[:200]}") from err
+    model.names = dict(enumerate(meta["names"]))
+    return model.to(device).eval(), meta

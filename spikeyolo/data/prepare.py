@@ -1,0 +1,125 @@
+"""Turn a VOC folder, a COCO JSON or a YOLO dataset yaml into a dataset yaml the ultralytics trainer reads.
+
+VOC and COCO are written as YOLO txt labels under a cache directory (images are linked, never
+copied, and the source dataset is never written to). A finished cache entry is reused.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import yaml
+
+from spikeyolo.data.coco import read_coco
+from spikeyolo.data.records import LOGGER, DatasetError, ImageRecord
+from spikeyolo.data.voc import is_voc, read_voc, voc_class_names, voc_split_ids
+
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("SPIKEYOLO_CACHE", Path.home() / ".cache" / "spikeyolo")) / "datasets"
+
+
+def _fingerprint(source: Path, files: list[Path]) -> str:
+    h = hashlib.sha1(f"{CACHE_VERSION}:{source.resolve()}".encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:12]
+
+
+def _yolo_line(cls: int, box, width: int, height: int) -> str:
+    x1, y1, x2, y2 = box
+    return (f"{cls} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
+            f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}")
+
+
+def _write_split(root: Path, split: str, records: list[ImageRecord]) -> None:
+    images, labels = root / "images" / split, root / "labels" / split
+    images.mkdir(parents=True)
+    labels.mkdir(parents=True)
+    for r in records:
+        link = images / f"{Path(r.path).stem}{Path(r.path).suffix.lower()}"
+        link.symlink_to(Path(r.path).resolve())
+        lines = [_yolo_line(b[0], b[1:], r.width, r.height) for b, hard in zip(r.boxes, r.difficult) if not hard]
+        (labels / f"{link.stem}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+
+
+def _write_cache(target: Path, splits: dict[str, list[ImageRecord]], names: list[str], meta: dict) -> Path:
+    """Write the whole entry under a temporary name, then rename: no half-written cache."""
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for split, records in splits.items():
+        _write_split(tmp, split, records)
+    first = next(iter(splits))
+    config = {"path": str(target), "train": f"images/{first}", "val": f"images/{list(splits)[-1]}",
+              "names": dict(enumerate(names))}
+    if "test" in splits:
+        config["test"] = "images/test"
+    (tmp / "data.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (tmp / "source.json").write_text(json.dumps(meta, indent=2))
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return target / "data.yaml"
+
+
+def _prepare_voc(root: Path, cache: Path, train_split: str, val_split: str) -> Path:
+    ids = sorted(set(voc_split_ids(root, train_split)) | set(voc_split_ids(root, val_split)))
+    xmls = [root / "Annotations" / f"{i}.xml" for i in ids]
+    target = cache / f"{root.name}-voc-{_fingerprint(root, xmls)}"
+    if (target / "data.yaml").is_file():
+        return target / "data.yaml"
+    names = voc_class_names(root, ids)
+    splits = {}
+    for split in (train_split, val_split):
+        records, audit = read_voc(root, split, names)
+        audit.report(f"{root}/{split}")
+        splits["train" if split == train_split else "test"] = records
+    meta = {"format": "voc", "source": str(root.resolve()), "splits": {"train": train_split, "test": val_split}}
+    return _write_cache(target, splits, names, meta)
+
+
+def _prepare_coco(json_path: Path, cache: Path) -> Path:
+    target = cache / f"{json_path.stem}-coco-{_fingerprint(json_path, [json_path])}"
+    if (target / "data.yaml").is_file():
+        return target / "data.yaml"
+    records, names, category_ids, audit = read_coco(json_path)
+    audit.report(str(json_path))
+    LOGGER.warning(f"{json_path} is a single split: it serves as both train and val")
+    meta = {"format": "coco", "source": str(json_path.resolve()), "category_ids": category_ids}
+    return _write_cache(target, {"val": records}, names, meta)
+
+
+def _check_yolo_yaml(path: Path) -> Path:
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise DatasetError(f"cannot read dataset yaml {path}: {err}") from err
+    if not isinstance(config, dict) or "train" not in config or "names" not in config:
+        raise DatasetError(f"dataset yaml {path} needs 'train', 'val' and 'names' keys (ultralytics format)")
+    return path
+
+
+def prepare_dataset(source: str | Path, cache_dir: str | Path | None = None,
+                    train_split: str = "trainval", val_split: str = "test") -> Path:
+    """Path to an ultralytics dataset yaml for ``source`` (VOC dir, COCO json or dataset yaml)."""
+    source = Path(source).expanduser()
+    if not source.exists():
+        raise DatasetError(f"dataset {source} not found: pass a VOC folder, a COCO instances JSON or a dataset yaml")
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    if source.is_dir() and is_voc(source):
+        if not (source / "ImageSets" / "Main" / f"{val_split}.txt").is_file():
+            val_split = "val"
+        return _prepare_voc(source, cache, train_split, val_split)
+    if source.suffix == ".json":
+        return _prepare_coco(source, cache)
+    if source.suffix in (".yaml", ".yml"):
+        return _check_yolo_yaml(source)
+    raise DatasetError(f"{source} is not a dataset spikeyolo reads: pass a VOC folder (Annotations/, "
+                       f"ImageSets/Main/), a COCO instances .json or an ultralytics dataset .yaml")

@@ -1,0 +1,57 @@
+"""Typed records for detection datasets and the box checks shared by every reader."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOGGER = logging.getLogger("spikeyolo.data")
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be read; the message says which file and what to do."""
+
+
+@dataclass
+class ImageRecord:
+    """One image and its boxes: (class index, x1, y1, x2, y2) in pixels; ``difficult`` flags per box."""
+    path: Path
+    width: int
+    height: int
+    boxes: list[tuple[int, float, float, float, float]] = field(default_factory=list)
+    difficult: list[bool] = field(default_factory=list)
+    image_id: int | str | None = None
+
+
+@dataclass
+class BoxAudit:
+    """Counts of what the box checks skipped or clipped, with the files involved."""
+    skipped: int = 0
+    clipped: int = 0
+    files: set[str] = field(default_factory=set)
+
+    def report(self, source: str) -> None:
+        if self.skipped or self.clipped:
+            names = ", ".join(sorted(self.files)[:5]) + (" ..." if len(self.files) > 5 else "")
+            LOGGER.warning(f"{source}: skipped {self.skipped} degenerate box(es) and clipped {self.clipped} "
+                           f"to the image in {len(self.files)} file(s): {names}")
+
+
+def checked_box(box, width: int, height: int, audit: BoxAudit, where: str):
+    """Clip an (x1, y1, x2, y2) box to the image; None (counted) if it is degenerate or not a number."""
+    try:
+        x1, y1, x2, y2 = (float(v) for v in box)
+    except (TypeError, ValueError):
+        audit.skipped += 1
+        audit.files.add(where)
+        return None
+    cx1, cy1 = min(max(x1, 0.0), width), min(max(y1, 0.0), height)
+    cx2, cy2 = min(max(x2, 0.0), width), min(max(y2, 0.0), height)
+    if cx2 - cx1 < 1.0 or cy2 - cy1 < 1.0:
+        audit.skipped += 1
+        audit.files.add(where)
+        return None
+    if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
+        audit.clipped += 1
+        audit.files.add(where)
+    return cx1, cy1, cx2, cy2

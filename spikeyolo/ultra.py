@@ -1,0 +1,96 @@
+"""The one adapter to ultralytics internals (pinned to the 8.4 series).
+
+Every other spikeyolo module reaches ultralytics through the names defined here. Importing this
+module makes ultralytics offline: a local TrueType font, settings sync off, no auto-install,
+and torch using every available core.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+from pathlib import Path
+
+import spikeyolo  # noqa: F401  (sets the offline environment before ultralytics loads)
+
+import torch
+from torch import nn
+
+import ultralytics
+from ultralytics.cfg import get_cfg
+from ultralytics.engine import trainer as _trainer
+from ultralytics.models.yolo.detect import DetectionPredictor, DetectionTrainer, DetectionValidator
+from ultralytics.nn import tasks as _tasks
+from ultralytics.nn.modules import Conv, Detect
+from ultralytics.nn.tasks import DetectionModel, load_checkpoint
+from ultralytics.utils import DEFAULT_CFG, SETTINGS, USER_CONFIG_DIR
+from ultralytics.utils import torch_utils as _torch_utils
+
+SUPPORTED_SERIES = "8.4."
+if not ultralytics.__version__.startswith(SUPPORTED_SERIES):
+    raise ImportError(f"spikeyolo needs ultralytics {SUPPORTED_SERIES}x, found {ultralytics.__version__}: "
+                      f"pip install 'ultralytics>=8.4,<8.5'")
+
+__all__ = ["Conv", "Detect", "DetectionModel", "DetectionPredictor", "DetectionTrainer", "DetectionValidator",
+           "DEFAULT_CFG", "get_cfg", "load_checkpoint", "build_detection_model", "cpu_threads", "conv_blocks", "yaml_model"]
+
+
+def cpu_threads() -> int:
+    """The cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _local_font() -> None:
+    """Give ultralytics its Arial.ttf from matplotlib's bundled DejaVuSans, so it never downloads one."""
+    target = Path(USER_CONFIG_DIR) / "Arial.ttf"
+    if target.exists():
+        return
+    import matplotlib
+
+    source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    shutil.copyfile(source, tmp)
+    tmp.replace(target)
+
+
+def _offline_check_amp(model: nn.Module) -> bool:
+    """ultralytics' AMP check downloads yolo26n.pt; offline we trust AMP on CUDA (use --no-amp to opt out)."""
+    return next(model.parameters()).device.type == "cuda"
+
+
+def _configure() -> None:
+    if SETTINGS.get("sync", False):
+        SETTINGS.update({"sync": False})
+    _local_font()
+    threads = cpu_threads()
+    _torch_utils.NUM_THREADS = threads  # ultralytics' select_device resets torch to this on CPU
+    torch.set_num_threads(threads)
+    _trainer.check_amp = _offline_check_amp
+
+
+_configure()
+
+
+def yaml_model(cfg: str | Path | dict) -> dict:
+    """Read a model yaml (path or dict) into a dict, as ultralytics does."""
+    return copy.deepcopy(cfg) if isinstance(cfg, dict) else _tasks.yaml_model_load(str(cfg))
+
+
+def conv_blocks(model: nn.Module) -> list[tuple[str, Conv]]:
+    """Every ultralytics Conv block (conv + bn + act), in module order."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, Conv)]
+
+
+def build_detection_model(cfg: str | Path | dict, nc: int | None = None, verbose: bool = False) -> DetectionModel:
+    """Build a DetectionModel whose Conv blocks each own a distinct activation module."""
+    model = DetectionModel(yaml_model(cfg), nc=nc, verbose=verbose)
+    seen: set[int] = set()
+    for _, block in conv_blocks(model):
+        if id(block.act) in seen or block.act is Conv.default_act:
+            block.act = copy.deepcopy(block.act)
+        seen.add(id(block.act))
+    return model
