@@ -94,3 +94,45 @@ def build_detection_model(cfg: str | Path | dict, nc: int | None = None, verbose
             block.act = copy.deepcopy(block.act)
         seen.add(id(block.act))
     return model
+
+
+def validate_ann(model: nn.Module, data: str | Path, imgsz: int = 640, batch: int = 16, device: str = "cpu",
+                 split: str = "val", **overrides) -> dict:
+    """ultralytics' detection validation of an in-memory model; returns its metrics dict."""
+    args = get_cfg(overrides={"task": "detect", "mode": "val", "data": str(data), "imgsz": imgsz, "batch": batch,
+                              "device": device, "split": split, "plots": False, "verbose": False, **overrides})
+    return DetectionValidator(args=args)(model=model)
+
+
+def predict_ann(model: nn.Module, source, imgsz: int = 640, conf: float = 0.25, device: str = "cpu", **overrides):
+    """ultralytics' detection prediction with an in-memory model; returns its Results list."""
+    predictor = DetectionPredictor(overrides={"imgsz": imgsz, "conf": conf, "device": device, "save": False,
+                                              "verbose": False, **overrides})
+    return predictor(source=source, model=model)
+
+
+from ultralytics.nn.modules import C2f, DFL, SPPF, Bottleneck, Concat  # noqa: E402  (grouped with the converter)
+
+# Module types a detector may contain for spiking conversion (containers and the linear pieces).
+CONVERTIBLE = (DetectionModel, nn.Sequential, nn.ModuleList, Conv, nn.Conv2d, C2f, Bottleneck, SPPF,
+               nn.MaxPool2d, nn.Upsample, Concat, Detect, DFL, nn.Identity, nn.BatchNorm2d)
+
+
+def fold_batchnorm(model: DetectionModel) -> DetectionModel:
+    """Fold every Conv block's batch-norm into its convolution (ultralytics' fuse), in place."""
+    return model.fuse(verbose=False)
+
+
+def head_output_convs(model: DetectionModel) -> list[tuple[nn.Sequential, int]]:
+    """(branch, index) of the Detect head's last convolutions: they accumulate instead of spiking."""
+    head = model.model[-1]
+    if not isinstance(head, Detect) or getattr(head, "one2one_cv2", None) is not None:
+        raise ValueError("spiking conversion supports the anchor-free ultralytics Detect head without one2one branches")
+    return [(branch, len(branch) - 1) for branch in (*head.cv2, *head.cv3)]
+
+
+def first_conv_block(model: DetectionModel) -> Conv:
+    first = model.model[0]
+    if not isinstance(first, Conv):
+        raise ValueError(f"the first layer must be a Conv block to take the image as input current, got {type(first).__name__}")
+    return first

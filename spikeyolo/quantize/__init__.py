@@ -1,5 +1,5 @@
 """Quantized training: QCFS activations and the trainer that uses them."""
 from spikeyolo.quantize.qcfs import QCFS, qcfs
-from spikeyolo.quantize.swap import quantization_spec, quantize_model
+from spikeyolo.quantize.swap import calibrate_thresholds, quantization_spec, quantize_model
 
-__all__ = ["QCFS", "qcfs", "quantize_model", "quantization_spec"]
+__all__ = ["QCFS", "qcfs", "calibrate_thresholds", "quantize_model", "quantization_spec"]

@@ -1,6 +1,7 @@
 """Swap each Conv block's activation for its own QCFS module."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from spikeyolo.quantize.qcfs import QCFS
@@ -41,3 +42,25 @@ def quantization_spec(model: nn.Module) -> dict:
     if len(levels) > 1:
         raise ValueError(f"mixed QCFS levels in one model: {sorted(levels)}")
     return {"levels": levels.pop() if levels else None, "layers": layers}
+
+
+@torch.no_grad()
+def calibrate_thresholds(model: nn.Module, images: torch.Tensor, percentile: float = 99.0) -> None:
+    """Set each QCFS λ to a percentile of its input, layer by layer in one forward pass.
+
+    Each layer is set before it runs, so later layers see already-quantized inputs. Useful to start
+    QCFS fine-tuning of a pretrained model, or to give random test models a live spiking graph.
+    """
+    def set_lambda(module, inputs):
+        z = inputs[0].detach().float()
+        if module.signed:
+            z = torch.where(z < 0, -z * module.negative_slope, z)
+        flat = z.flatten()[:: max(1, z.numel() // 1_000_000)]
+        module.threshold.data.fill_(max(float(torch.quantile(flat.clamp_min(0), percentile / 100)), 1e-3))
+
+    hooks = [m.register_forward_pre_hook(set_lambda) for m in model.modules() if isinstance(m, QCFS)]
+    try:
+        model.eval()(images)
+    finally:
+        for h in hooks:
+            h.remove()

@@ -1,0 +1,127 @@
+"""ANN → SNN conversion as named steps: check, fold batch-norm, normalize, replace with spiking layers.
+
+Normalization modes:
+  qcfs     θ = λ of each QCFS layer, membrane starts at θ/2 (the low-latency path);
+  channel  Spiking-YOLO channel-wise data-based normalization: θ per output channel = a high
+           percentile of that channel's activation on calibration images;
+  layer    the same with one θ per layer (Diehl et al. 2015; Rueckauer et al. 2017).
+Per-channel thresholds with spikes of amplitude θ are the same network as weights scaled by
+λ_in/λ_out, biases by 1/λ_out and θ = 1 (the membrane is scaled by λ_out); keeping the weights
+unchanged lets residual adds and concats mix tensors of any scale without rescaling.
+Leaky-ReLU layers become signed neurons with imbalanced threshold (IBT, negative threshold θ/α).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from spikeyolo.convert.calibrate import activation_percentiles
+from spikeyolo.engine.layers import Accumulate, CumulativeMaxPool, IFNeuron
+from spikeyolo.engine.runner import ConstantInput, SpikingDetector
+from spikeyolo.quantize.qcfs import QCFS
+from spikeyolo.ultra import CONVERTIBLE, conv_blocks, first_conv_block, fold_batchnorm, head_output_convs
+
+MODES = ("qcfs", "channel", "layer")
+SPIKING_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, QCFS, nn.Identity)
+DEFAULT_INITIAL_MEMBRANE = {"qcfs": 0.5, "channel": 0.0, "layer": 0.0}
+
+
+class ConversionError(ValueError):
+    """A model that cannot be converted; the message names the modules and what to do."""
+
+
+def _listing(items: list[str]) -> str:
+    return ", ".join(items[:6]) + (f" and {len(items) - 6} more" if len(items) > 6 else "")
+
+
+def check_convertible(model: nn.Module, mode: str) -> None:
+    """Refuse unsupported modules and activations, naming them all at once."""
+    if mode not in MODES:
+        raise ConversionError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    activations = [f"{type(b.act).__name__} at {name}.act" for name, b in conv_blocks(model)
+                   if not isinstance(b.act, SPIKING_ACTIVATIONS)]
+    if activations:
+        raise ConversionError(f"cannot convert {_listing(activations)}: spiking neurons reproduce ReLU-family "
+                              f"activations only; retrain with QCFS ('spikeyolo train --levels 4') or a ReLU / "
+                              f"leaky-ReLU model yaml")
+    modules = [f"{type(m).__name__} at {name}" for name, m in model.named_modules()
+               if not isinstance(m, CONVERTIBLE + SPIKING_ACTIVATIONS)]
+    if modules:
+        raise ConversionError(f"cannot convert {_listing(modules)}: spikeyolo converts Conv, C2f, Bottleneck, SPPF, "
+                              f"max-pool, upsample, concat and the Detect head; build the model from those")
+    if mode == "qcfs" and not any(isinstance(b.act, QCFS) for _, b in conv_blocks(model)):
+        raise ConversionError("mode qcfs needs a QCFS-trained model: use --mode channel or layer with --calib")
+
+
+def _negative_slope(act: nn.Module) -> float:
+    if isinstance(act, nn.LeakyReLU):
+        return float(act.negative_slope)
+    return float(getattr(act, "negative_slope", 0.0))
+
+
+def neuron_thresholds(model: nn.Module, mode: str, stats: dict | None) -> dict[str, torch.Tensor]:
+    """θ per spiking layer: λ (qcfs), or the calibration percentile per channel / per layer."""
+    thresholds = {}
+    for name, block in conv_blocks(model):
+        if isinstance(block.act, nn.Identity):
+            continue
+        if mode == "qcfs":
+            thresholds[name] = block.act.threshold.detach().abs().float().clone()
+            continue
+        layer = stats[name]["layer"].clamp_min(1e-3)
+        if mode == "layer":
+            thresholds[name] = layer
+        else:  # channels that never fire on calibration data fall back to the layer's value
+            channel = stats[name]["channel"]
+            thresholds[name] = torch.where(channel > 1e-3 * layer, channel, layer)
+    return thresholds
+
+
+def _replace(parent: nn.Module, key: str, new: nn.Module) -> None:
+    old = parent[int(key)] if isinstance(parent, (nn.Sequential, nn.ModuleList)) else getattr(parent, key)
+    for attr in ("f", "i", "type", "np"):  # ultralytics graph bookkeeping on top-level layers
+        if hasattr(old, attr):
+            setattr(new, attr, getattr(old, attr))
+    if isinstance(parent, (nn.Sequential, nn.ModuleList)):
+        parent[int(key)] = new
+    else:
+        setattr(parent, key, new)
+
+
+def spikify(model: nn.Module, thresholds: dict, slopes: dict, initial_membrane: float,
+            backend: str = "torch") -> nn.Module:
+    """Swap activations for IF/IBT neurons, max-pools for cumulative max-pools, head convs for accumulators."""
+    for name, block in conv_blocks(model):
+        if name in thresholds:
+            block.act = IFNeuron(thresholds[name], initial_membrane, slopes.get(name, 0.0), backend)
+    pools = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.MaxPool2d)]
+    for name, pool in pools:
+        parent_name, _, key = name.rpartition(".")
+        _replace(model.get_submodule(parent_name), key, CumulativeMaxPool(pool))
+    for branch, index in head_output_convs(model):
+        branch[index] = Accumulate(branch[index])
+    first = first_conv_block(model)
+    first.conv = ConstantInput(first.conv)
+    return model
+
+
+def convert(model: nn.Module, mode: str = "qcfs", calibration=None, percentile: float = 99.9,
+            initial_membrane: float | None = None, backend: str = "torch") -> SpikingDetector:
+    """Convert a trained ANN detector (left untouched) into a SpikingDetector."""
+    net = copy.deepcopy(model).float().eval()
+    check_convertible(net, mode)
+    fold_batchnorm(net)
+    stats = None
+    if mode != "qcfs":
+        if calibration is None:
+            raise ConversionError(f"mode {mode} needs calibration images: pass --calib DATA")
+        stats = activation_percentiles(net, calibration, percentile)
+    thresholds = neuron_thresholds(net, mode, stats)
+    slopes = {name: _negative_slope(block.act) for name, block in conv_blocks(net)}
+    v0 = DEFAULT_INITIAL_MEMBRANE[mode] if initial_membrane is None else initial_membrane
+    spikify(net, thresholds, slopes, v0, backend)
+    meta = {"mode": mode, "percentile": percentile if stats else None, "initial_membrane": v0,
+            "neurons": {n: {"channels": int(t.numel()), "negative_slope": slopes[n]} for n, t in thresholds.items()}}
+    return SpikingDetector(net, meta)

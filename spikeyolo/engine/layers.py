@@ -1,0 +1,118 @@
+"""Stateful spiking layers for time-folded execution.
+
+Tensors between layers are ``[T·N, C, H, W]`` (time folded into the batch); each stateful layer
+unfolds the time axis with its ``timesteps``, carries its state across calls (so a long run can be
+fed in chunks) and is cleared by ``reset()``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from spikeyolo.engine.neuron import if_multistep
+
+
+class Stateful(nn.Module):
+    """Base of the layers that carry state over time."""
+
+    timesteps: int = 1
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def unfold(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] % self.timesteps:
+            raise ValueError(f"batch {x.shape[0]} is not a multiple of timesteps {self.timesteps}")
+        return x.view(self.timesteps, x.shape[0] // self.timesteps, *x.shape[1:])
+
+
+class IFNeuron(Stateful):
+    """Integrate-and-fire neuron, reset by subtraction; signed (IBT) when ``negative_slope`` > 0.
+
+    ``threshold`` is θ per layer (scalar) or per output channel; the membrane starts at
+    ``initial_membrane``·θ (½ for QCFS conversion). Records spike counts per step when ``record``.
+    """
+
+    def __init__(self, threshold: torch.Tensor, initial_membrane: float = 0.5, negative_slope: float = 0.0,
+                 backend: str = "torch"):
+        super().__init__()
+        self.register_buffer("threshold", torch.as_tensor(threshold, dtype=torch.float32).clone())
+        self.initial_membrane = float(initial_membrane)
+        self.negative_slope = float(negative_slope)
+        self.backend = backend
+        self.record = False
+        self.v: torch.Tensor | None = None
+        self.spikes_per_step: list[torch.Tensor] = []
+
+    def reset(self) -> None:
+        self.v = None
+        self.spikes_per_step = []
+
+    def _initial_v(self, step: torch.Tensor) -> torch.Tensor:
+        theta = self.threshold.to(step.dtype)
+        theta = theta.view(1, -1, *([1] * (step.dim() - 2))) if theta.dim() else theta
+        return (self.initial_membrane * theta).expand_as(step).contiguous()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_seq = self.unfold(x)
+        if self.v is None:
+            self.v = self._initial_v(x_seq[0])
+        theta = self.threshold.to(x.dtype)
+        negative = theta / self.negative_slope if self.negative_slope > 0 else None
+        out, self.v = if_multistep(x_seq, self.v, theta, negative, self.backend)
+        if self.record:
+            self.spikes_per_step.append(out.ne(0).flatten(1).sum(1))
+        return out.flatten(0, 1)
+
+    def extra_repr(self) -> str:
+        kind = f"IBT α={self.negative_slope}" if self.negative_slope > 0 else "IF"
+        return f"{kind}, channels={self.threshold.numel()}, v0={self.initial_membrane}θ, backend={self.backend}"
+
+
+class CumulativeMaxPool(Stateful):
+    """Spiking max-pool: emits the increments of max-pool(cumulative input).
+
+    Its cumulative output equals max-pool of the cumulative input at every step, so its rate is
+    exactly the max-pooled rate (a plain max-pool of spikes would OR them and overestimate).
+    """
+
+    def __init__(self, pool: nn.MaxPool2d):
+        super().__init__()
+        self.pool = pool
+        self.total: torch.Tensor | None = None
+        self.last_max: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        self.total = self.last_max = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cumulative = self.unfold(x).cumsum(0)
+        if self.total is not None:
+            cumulative = cumulative + self.total
+        pooled = self.pool(cumulative.flatten(0, 1))
+        pooled = pooled.view(self.timesteps, -1, *pooled.shape[1:])
+        before = torch.zeros_like(pooled[:1]) if self.last_max is None else self.last_max.unsqueeze(0)
+        out = pooled - torch.cat([before, pooled[:-1]])
+        self.total, self.last_max = cumulative[-1], pooled[-1]
+        return out.flatten(0, 1)
+
+
+class Accumulate(Stateful):
+    """Wraps the head's last convolution: outputs the running mean of its input over steps so far."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.layer = layer
+        self.total: torch.Tensor | None = None
+        self.steps = 0
+
+    def reset(self) -> None:
+        self.total, self.steps = None, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        running = self.unfold(self.layer(x)).cumsum(0)
+        if self.total is not None:
+            running = running + self.total
+        counts = torch.arange(self.steps + 1, self.steps + self.timesteps + 1, device=x.device, dtype=x.dtype)
+        self.total, self.steps = running[-1], self.steps + self.timesteps
+        return (running / counts.view(-1, *([1] * (running.dim() - 1)))).flatten(0, 1)

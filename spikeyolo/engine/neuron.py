@@ -1,0 +1,57 @@
+"""Integrate-and-fire neurons with reset by subtraction, as pure functions over time.
+
+Multi-step contract (as SpikingJelly's): inputs are ``[T, ...]``; the neuron loops over T, carrying
+the membrane ``v``. A spike at step t is emitted when v ≥ θ (v −= θ); a signed neuron with an
+imbalanced threshold (IBT) also emits a negative spike when v ≤ −θ/α (v += θ/α). The output is
+the spike times its amplitude θ, so the rate code reproduces ReLU (and α·x below zero with IBT).
+
+Two backends compute the same thing: ``torch`` (the reference, any device) and ``triton``
+(one fused kernel launch for all T, CUDA; see spikeyolo.engine.triton_if).
+"""
+from __future__ import annotations
+
+import torch
+
+
+def _per_channel(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Broadcast a scalar or per-channel [C] tensor against a [N, C, ...] step tensor."""
+    if value.dim() == 0:
+        return value
+    return value.view(1, -1, *([1] * (like.dim() - 2)))
+
+
+def if_step(x: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor,
+            negative_threshold: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step: integrate ``x``, fire, reset by subtraction. Returns (output, new v)."""
+    theta = _per_channel(threshold, x)
+    v = v + x
+    fire = (v >= theta).to(x.dtype)
+    out = fire * theta
+    v = v - out
+    if negative_threshold is not None:
+        neg_theta = _per_channel(negative_threshold, x)
+        fire_neg = (v <= -neg_theta).to(x.dtype)
+        out = out - fire_neg * theta
+        v = v + fire_neg * neg_theta
+    return out, v
+
+
+def if_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor,
+                       negative_threshold: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference backend: ``x_seq`` [T, N, C, ...] → (outputs [T, N, C, ...], final v)."""
+    out = torch.empty_like(x_seq)
+    for t in range(x_seq.shape[0]):
+        out[t], v = if_step(x_seq[t], v, threshold, negative_threshold)
+    return out, v
+
+
+def if_multistep(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor,
+                 negative_threshold: torch.Tensor | None = None, backend: str = "torch"):
+    """Run the IF neuron over time with the chosen backend ('torch' or 'triton')."""
+    if backend == "torch":
+        return if_multistep_torch(x_seq, v, threshold, negative_threshold)
+    if backend == "triton":
+        from spikeyolo.engine.triton_if import if_multistep_triton
+
+        return if_multistep_triton(x_seq, v, threshold, negative_threshold)
+    raise ValueError(f"unknown neuron backend {backend!r}: use 'torch' or 'triton'")

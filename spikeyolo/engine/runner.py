@@ -1,0 +1,75 @@
+"""Running a converted detector: time folded into the batch, detections at every timestep."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from spikeyolo.engine.layers import IFNeuron, Stateful
+
+
+class ConstantInput(Stateful):
+    """First convolution under a constant image: computed once, repeated over the T steps (exact)."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.layer = layer
+
+    def reset(self) -> None:
+        pass
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.layer(x)
+        return y.unsqueeze(0).expand(self.timesteps, *y.shape).flatten(0, 1)
+
+
+class SpikingDetector(nn.Module):
+    """A converted ultralytics detector; ``forward(images, timesteps)`` → predictions at every step.
+
+    Returns ``[T, N, 4 + nc, anchors]``: row t is the head's running output after t+1 steps,
+    decoded by the ultralytics Detect head (boxes in input pixels, class probabilities).
+    ``chunk`` runs the steps in slices of that many, carrying state, to bound memory.
+    """
+
+    def __init__(self, net: nn.Module, meta: dict | None = None):
+        super().__init__()
+        self.net = net
+        self.meta = meta or {}
+
+    @property
+    def names(self) -> dict:
+        return self.net.names
+
+    def stateful(self) -> list[Stateful]:
+        return [m for m in self.net.modules() if isinstance(m, Stateful)]
+
+    def neurons(self) -> list[tuple[str, IFNeuron]]:
+        return [(name, m) for name, m in self.net.named_modules() if isinstance(m, IFNeuron)]
+
+    def reset(self) -> None:
+        for m in self.stateful():
+            m.reset()
+
+    def set_backend(self, backend: str) -> None:
+        for _, neuron in self.neurons():
+            neuron.backend = backend
+
+    def record(self, on: bool = True) -> None:
+        for _, neuron in self.neurons():
+            neuron.record = on
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor, timesteps: int, chunk: int | None = None) -> torch.Tensor:
+        if timesteps < 1:
+            raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+        self.reset()
+        outputs = []
+        done = 0
+        while done < timesteps:
+            steps = min(chunk or timesteps, timesteps - done)
+            for m in self.stateful():
+                m.timesteps = steps
+            out = self.net(images)
+            out = out[0] if isinstance(out, (tuple, list)) else out
+            outputs.append(out.view(steps, images.shape[0], *out.shape[1:]))
+            done += steps
+        return torch.cat(outputs)

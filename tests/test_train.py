@@ -1,0 +1,77 @@
+"""Training end to end on a small slice of real data (BCCD), with the network cut off: the loss falls, nothing connects."""
+import csv
+import socket
+
+import numpy as np
+import pytest
+
+from spikeyolo.checkpoint import load_detector
+from spikeyolo.data import prepare_dataset
+from spikeyolo.quantize import QCFS
+from spikeyolo.quantize.trainer import train
+from spikeyolo.ultra import conv_blocks, predict_ann, validate_ann
+from tests.conftest import ROOT
+
+
+class NetworkGuard:
+    """Replaces the socket layer's ways out; every attempt is recorded and refused."""
+
+    def __init__(self, monkeypatch):
+        self.attempts = []
+        for name in ("getaddrinfo", "create_connection", "gethostbyname"):
+            monkeypatch.setattr(socket, name, self._refuse(name))
+        monkeypatch.setattr(socket.socket, "connect", self._refuse("connect"))
+        monkeypatch.setattr(socket.socket, "connect_ex", self._refuse("connect_ex"))
+
+    def _refuse(self, name):
+        def refuse(*args, **kwargs):
+            self.attempts.append((name, args[-1] if args else kwargs))
+            raise OSError(f"network disabled by test ({name})")
+        return refuse
+
+
+@pytest.fixture(scope="module")
+def trained(bccd_small, tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    guard = NetworkGuard(mp)
+    project = tmp_path_factory.mktemp("runs")
+    # Augmentation and warm-up off so that epoch losses are comparable.
+    steady = dict(mosaic=0.0, fliplr=0.0, hsv_h=0.0, hsv_s=0.0, hsv_v=0.0, translate=0.0, scale=0.0,
+                  warmup_epochs=0.0, optimizer="AdamW", lr0=0.005)
+    try:
+        result = train(bccd_small, ROOT / "configs/models/yolov8n-relu.yaml", levels=4, epochs=8, imgsz=160,
+                       batch=4, project=str(project), name="t", val=False, **steady)
+    finally:
+        mp.undo()
+    return result.run_dir, guard.attempts
+
+
+def test_training_lowers_the_loss(trained):
+    run, _ = trained
+    with open(run / "results.csv") as f:
+        rows = [{k.strip(): float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    loss = [r["train/box_loss"] + r["train/cls_loss"] + r["train/dfl_loss"] for r in rows]
+    assert len(loss) == 8 and loss[-1] < 0.95 * loss[0], loss
+
+
+def test_checkpoint_carries_qcfs_state(trained):
+    run, _ = trained
+    model, meta = load_detector(run / "weights/best.safetensors")
+    assert meta["names"] == ["Platelets", "RBC", "WBC"] and meta["quantization"]["levels"] == 4
+    acts = [b.act for _, b in conv_blocks(model)]
+    assert all(isinstance(a, QCFS) for a in acts)
+    thresholds = [a.threshold.item() for a in acts]
+    assert len(set(thresholds)) > 1 and all(t != 3.0 for t in thresholds)  # λ learned, per layer
+
+
+def test_train_val_predict_make_no_connection(trained, bccd_small, monkeypatch):
+    run, train_attempts = trained
+    assert train_attempts == []
+    guard = NetworkGuard(monkeypatch)
+    model, _ = load_detector(run / "weights/best.safetensors")
+    metrics = validate_ann(model, prepare_dataset(bccd_small), imgsz=160, batch=4)
+    assert 0.0 <= metrics["metrics/mAP50(B)"] <= 1.0
+    image = np.zeros((96, 96, 3), dtype=np.uint8)
+    results = predict_ann(model, image, imgsz=160)
+    assert len(results) == 1
+    assert guard.attempts == []
