@@ -26,23 +26,15 @@ class CheckpointError(ValueError):
 
 def save_detector(model: nn.Module, path: str | Path, **info) -> Path:
     """Write ``model`` (an ultralytics DetectionModel, QCFS or not) atomically to ``path``."""
-    path = Path(path)
     names = model.names if isinstance(model.names, list) else [model.names[i] for i in sorted(model.names)]
     meta = {"format": FORMAT, "model_yaml": model.yaml, "names": names,
             "quantization": quantization_spec(model), **info}
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous().clone() for k, v in model.state_dict().items()
-               if v.is_floating_point()}
-    tensors.update({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()
-                    if not v.is_floating_point()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    save_file(tensors, str(tmp), metadata={"spikeyolo": json.dumps(meta)})
-    tmp.replace(path)
-    return path
+    state = {k: v.float() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    return write_safetensors(state, path, meta)
 
 
-def read_metadata(path: str | Path) -> dict:
-    """The JSON metadata of a spikeyolo checkpoint, without loading its tensors."""
+def read_metadata(path: str | Path, expected: str = FORMAT) -> dict:
+    """The JSON metadata of a spikeyolo file (detector or SNN), without loading its tensors."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weights file {path} not found: pass a .safetensors file written by spikeyolo")
@@ -53,10 +45,31 @@ def read_metadata(path: str | Path) -> dict:
         raise CheckpointError(f"{path} is not a readable safetensors file ({err}): pass spikeyolo weights, "
                               f"or convert an ultralytics .pt with 'spikeyolo train --from'") from err
     meta = json.loads(raw) if raw else {}
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path} has no spikeyolo metadata (format {meta.get('format')!r}): "
+    if meta.get("format") != expected:
+        raise CheckpointError(f"{path} is not a {expected} file (format {meta.get('format')!r}): "
                               f"pass weights written by spikeyolo")
     return meta
+
+
+def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """All tensors of a safetensors file; refuses NaN or inf."""
+    with safe_open(str(path), framework="pt") as f:
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{path} holds non-finite values (NaN/inf) in {bad[0]}: retrain or use other weights")
+    return state
+
+
+def write_safetensors(state: dict[str, torch.Tensor], path: str | Path, meta: dict) -> Path:
+    """Write tensors and JSON metadata atomically (temporary name, then rename)."""
+    path = Path(path)
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    save_file(tensors, str(tmp), metadata={"spikeyolo": json.dumps(meta)})
+    tmp.replace(path)
+    return path
 
 
 def load_detector(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
@@ -66,11 +79,7 @@ def load_detector(path: str | Path, device: str | torch.device = "cpu") -> tuple
     spec = meta["quantization"]
     if spec.get("levels"):
         quantize_model(model, spec["levels"])
-    with safe_open(str(path), framework="pt") as f:
-        state = {k: f.get_tensor(k) for k in f.keys()}
-    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
-        raise CheckpointError(f"{path} holds non-finite values (NaN/inf) in {bad[0]}: retrain or use other weights")
+    state = read_tensors(path)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:

@@ -56,7 +56,46 @@ def _run_train(args) -> None:
     print(f"checkpoint: {result.checkpoint}\nmAP50 {result.map50:.4f}  mAP50-95 {result.map50_95:.4f}")
 
 
-COMMANDS = {"train": (_add_train, _run_train)}
+def _add_convert(sub) -> None:
+    p = sub.add_parser("convert", help="convert a trained detector into a spiking network",
+                       description="Convert a spikeyolo checkpoint into an SNN artifact (T is chosen at run time).")
+    p.add_argument("weights", help="a .safetensors checkpoint written by 'spikeyolo train'")
+    p.add_argument("--mode", choices=("qcfs", "channel", "layer"), default="qcfs",
+                   help="qcfs: θ = λ (QCFS models); channel / layer: data-based normalization (needs --calib)")
+    p.add_argument("--calib", help="dataset for channel / layer normalization (VOC folder, COCO json, yaml)")
+    p.add_argument("--calib-images", type=int, default=64, help="calibration images taken from the train split")
+    p.add_argument("--percentile", type=float, default=99.9, help="activation percentile for normalization")
+    p.add_argument("--initial-membrane", type=float, help="initial membrane as a fraction of θ (qcfs 0.5, else 0)")
+    p.add_argument("--imgsz", type=int, help="calibration image size (default: the checkpoint's)")
+    p.add_argument("--out", help="output path (default: <weights>-snn-<mode>.safetensors)")
+
+
+def _run_convert(args) -> None:
+    from spikeyolo.checkpoint import load_detector
+    from spikeyolo.convert import convert
+    from spikeyolo.convert.artifact import save_snn
+    from spikeyolo.data import prepare_dataset
+    from spikeyolo.data.images import image_batches, split_images
+
+    if args.mode != "qcfs" and not args.calib:
+        raise UsageError(f"--mode {args.mode} needs --calib DATA (images to measure activations on)")
+    if not 0 < args.percentile <= 100:
+        raise UsageError(f"--percentile must be in (0, 100], got {args.percentile}")
+    model, meta = load_detector(args.weights)
+    imgsz = args.imgsz or meta.get("imgsz", 640)
+    calibration = None
+    if args.calib:
+        files = split_images(prepare_dataset(args.calib), "train")[: args.calib_images]
+        calibration = list(image_batches(files, imgsz))
+    snn = convert(model, args.mode, calibration, args.percentile, args.initial_membrane)
+    out = Path(args.out) if args.out else Path(args.weights).with_name(f"{Path(args.weights).stem}-snn-{args.mode}.safetensors")
+    source = {"weights": str(args.weights), "imgsz": imgsz, "levels": meta["quantization"].get("levels"),
+              "metrics": meta.get("metrics"), "calib": args.calib}
+    save_snn(snn, out, source)
+    print(f"snn: {out}  ({args.mode}, {len(snn.neurons())} spiking layers)")
+
+
+COMMANDS = {"train": (_add_train, _run_train), "convert": (_add_convert, _run_convert)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,11 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from spikeyolo.checkpoint import CheckpointError
+    from spikeyolo.convert import ConversionError
     from spikeyolo.data import DatasetError
 
     try:
         COMMANDS[args.command][1](args)
-    except (UsageError, DatasetError, CheckpointError) as err:
+    except (UsageError, DatasetError, CheckpointError, ConversionError) as err:
         print(f"spikeyolo {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -136,3 +136,15 @@ def first_conv_block(model: DetectionModel) -> Conv:
     if not isinstance(first, Conv):
         raise ValueError(f"the first layer must be a Conv block to take the image as input current, got {type(first).__name__}")
     return first
+
+
+from ultralytics.data.augment import LetterBox  # noqa: E402
+
+
+def letterbox_batch(images_bgr: list, imgsz: int) -> torch.Tensor:
+    """BGR uint8 images → an RGB float batch [N, 3, imgsz, imgsz] in [0, 1], letterboxed as ultralytics does."""
+    import numpy as np
+
+    box = LetterBox((imgsz, imgsz), auto=False, stride=32)
+    batch = np.stack([box(image=im)[..., ::-1].transpose(2, 0, 1) for im in images_bgr])
+    return torch.from_numpy(np.ascontiguousarray(batch)).float() / 255.0

@@ -36,7 +36,9 @@ class IFNeuron(Stateful):
     def __init__(self, threshold: torch.Tensor, initial_membrane: float = 0.5, negative_slope: float = 0.0,
                  backend: str = "torch"):
         super().__init__()
-        self.register_buffer("threshold", torch.as_tensor(threshold, dtype=torch.float32).clone())
+        threshold = torch.as_tensor(threshold)
+        threshold = threshold if threshold.is_floating_point() else threshold.float()
+        self.register_buffer("threshold", threshold.detach().clone())
         self.initial_membrane = float(initial_membrane)
         self.negative_slope = float(negative_slope)
         self.backend = backend

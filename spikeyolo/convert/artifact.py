@@ -1,0 +1,50 @@
+"""SNN artifacts: the converted network as safetensors plus readable metadata.
+
+The number of timesteps is not stored: it is chosen when the network runs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from spikeyolo.checkpoint import CheckpointError, read_metadata, read_tensors, write_safetensors
+from spikeyolo.convert.convert import spikify
+from spikeyolo.engine.runner import SpikingDetector
+from spikeyolo.ultra import build_detection_model, fold_batchnorm
+
+SNN_FORMAT = "spikeyolo-snn/1"
+
+
+def save_snn(detector: SpikingDetector, path: str | Path, source: dict | None = None) -> Path:
+    """Write a converted detector; per-layer thresholds are summarized in the metadata, stored in full as tensors."""
+    net = detector.net
+    names = [net.names[i] for i in sorted(net.names)]
+    neurons = {}
+    for name, neuron in detector.neurons():
+        block = name.rsplit(".act", 1)[0]
+        theta = neuron.threshold.float()
+        neurons[block] = {**detector.meta["neurons"][block], "per_channel": theta.dim() == 1,
+                          "threshold_mean": round(float(theta.mean()), 6), "threshold_max": round(float(theta.max()), 6)}
+    meta = {"format": SNN_FORMAT, "model_yaml": net.yaml, "names": names, **detector.meta, "neurons": neurons,
+            "source": source or {}}
+    state = {k: v.float() if v.is_floating_point() else v for k, v in net.state_dict().items()}
+    return write_safetensors(state, path, meta)
+
+
+def load_snn(path: str | Path, device: str | torch.device = "cpu", backend: str = "torch") -> SpikingDetector:
+    """Rebuild a SpikingDetector from an artifact written by save_snn."""
+    meta = read_metadata(path, SNN_FORMAT)
+    net = build_detection_model(meta["model_yaml"], nc=len(meta["names"]))
+    fold_batchnorm(net)
+    thresholds = {name: torch.ones(spec["channels"]) if spec["per_channel"] else torch.tensor(1.0)
+                  for name, spec in meta["neurons"].items()}
+    slopes = {name: spec["negative_slope"] for name, spec in meta["neurons"].items()}
+    spikify(net, thresholds, slopes, meta["initial_membrane"], backend)
+    try:
+        net.load_state_dict(read_tensors(path), strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path} does not match its own network description: {str(err)[:200]}") from err
+    net.names = dict(enumerate(meta["names"]))
+    return SpikingDetector(net.to(device).eval(), {k: meta[k] for k in ("mode", "percentile", "initial_membrane",
+                                                                         "neurons", "source")})

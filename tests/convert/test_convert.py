@@ -1,0 +1,107 @@
+"""Whole-detector conversion: structure, accuracy against the ANN as T grows, artifacts, refusals."""
+import pytest
+import torch
+from torch import nn
+
+from spikeyolo.checkpoint import save_detector
+from spikeyolo.cli import main
+from spikeyolo.convert import ConversionError, convert
+from spikeyolo.convert.artifact import load_snn, save_snn
+from spikeyolo.engine import Accumulate, CumulativeMaxPool, IFNeuron
+from spikeyolo.quantize import calibrate_thresholds, quantize_model
+from spikeyolo.ultra import build_detection_model
+from tests.conftest import ROOT
+
+
+torch.manual_seed(1)
+IMAGES = torch.rand(2, 3, 64, 64)
+
+
+def live_model(name: str, levels: int | None = None) -> nn.Module:
+    """A random detector whose signals survive to the head (Kaiming init), QCFS if ``levels``."""
+    torch.manual_seed(0)
+    model = build_detection_model(ROOT / "configs/models" / f"{name}.yaml", nc=3)
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+    if levels:
+        quantize_model(model, levels)
+        calibrate_thresholds(model, IMAGES)
+    model.names = {0: "a", 1: "b", 2: "c"}
+    return model.eval()
+
+
+
+
+def relative_error(ann: nn.Module, snn, timesteps: int) -> float:
+    """Mean |SNN − ANN| / mean |ANN| over the head's decoded outputs (boxes and class scores)."""
+    with torch.no_grad():
+        expected = ann(IMAGES)[0]
+    got = snn(IMAGES, timesteps)[-1]
+    return ((got - expected).abs().mean() / expected.abs().mean()).item()
+
+
+@pytest.mark.parametrize("name,mode,levels", [("yolov8n-relu", "channel", None), ("yolov8n-relu", "layer", None),
+                                              ("yolov8n-relu", "qcfs", 8), ("tiny-yolo-leaky", "channel", None),
+                                              ("tiny-yolo-leaky", "qcfs", 8)])
+def test_error_falls_as_timesteps_grow(name, mode, levels):
+    ann = live_model(name, levels)
+    snn = convert(ann, mode, calibration=[IMAGES])
+    coarse, fine = relative_error(ann, snn, 8), relative_error(ann, snn, 64)
+    assert fine < 0.7 * coarse, (coarse, fine)
+    assert fine < 0.05
+
+
+def test_structure_after_conversion():
+    ann = live_model("tiny-yolo-leaky")
+    snn = convert(ann, "channel", calibration=[IMAGES])
+    neurons = [m for m in snn.net.modules() if isinstance(m, IFNeuron)]
+    assert len(neurons) == 18 and len({id(n) for n in neurons}) == 18
+    assert all(n.negative_slope == pytest.approx(0.1) and n.threshold.dim() == 1 for n in neurons)  # IBT, per channel
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in snn.net.modules())  # folded
+    assert sum(isinstance(m, CumulativeMaxPool) for m in snn.net.modules()) == 5
+    assert sum(isinstance(m, Accumulate) for m in snn.net.modules()) == 4  # 2 levels × (box, class)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in ann.modules())  # the ANN is left untouched
+
+
+def test_anytime_outputs_are_prefix_consistent():
+    """Row t of one long run equals the final output of a run of t+1 steps: read every T in one pass."""
+    snn = convert(live_model("yolov8n-relu", 4), "qcfs")
+    long = snn(IMAGES, 12)
+    for steps in (1, 4, 9):
+        assert torch.allclose(snn(IMAGES, steps)[-1], long[steps - 1], atol=1e-5)
+    assert torch.allclose(snn(IMAGES, 12, chunk=5), long, atol=1e-5)
+
+
+def test_artifact_roundtrip_and_timesteps_at_run_time(tmp_path):
+    snn = convert(live_model("yolov8n-relu", 4), "qcfs")
+    path = save_snn(snn, tmp_path / "snn.safetensors", {"weights": "test"})
+    again = load_snn(path)
+    for steps in (3, 7):
+        assert torch.equal(snn(IMAGES, steps), again(IMAGES, steps))
+    assert again.meta["mode"] == "qcfs" and again.meta["initial_membrane"] == 0.5
+
+
+def test_refusals_name_the_problem():
+    silu = build_detection_model(ROOT / "configs/models/yolov8n.yaml", nc=3).eval()
+    with pytest.raises(ConversionError, match=r"SiLU at model\.0\.act.*retrain with QCFS"):
+        convert(silu, "channel", calibration=[IMAGES])
+    relu = live_model("yolov8n-relu")
+    with pytest.raises(ConversionError, match="needs a QCFS-trained model"):
+        convert(relu, "qcfs")
+    with pytest.raises(ConversionError, match="needs calibration images"):
+        convert(relu, "layer")
+    relu.model[2].m[0].add_module("extra", nn.GELU())
+    with pytest.raises(ConversionError, match="GELU at model.2.m.0.extra"):
+        convert(relu, "channel", calibration=[IMAGES])
+
+
+def test_cli_convert(tmp_path, voc_dataset, capsys):
+    weights = save_detector(live_model("yolov8n-relu", 4), tmp_path / "m.safetensors", imgsz=64)
+    assert main(["convert", str(weights)]) == 0
+    assert (tmp_path / "m-snn-qcfs.safetensors").is_file()
+    out = tmp_path / "ch.safetensors"
+    assert main(["convert", str(weights), "--mode", "channel", "--calib", str(voc_dataset), "--out", str(out)]) == 0
+    assert load_snn(out).meta["source"]["calib"] == str(voc_dataset)
+    assert main(["convert", str(weights), "--mode", "layer"]) == 2
+    assert "--mode layer needs --calib" in capsys.readouterr().err

@@ -1,0 +1,124 @@
+"""IF / IBT neuron maths: exact against QCFS and leaky-ReLU, backends equal, state handled."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from spikeyolo.engine import IFNeuron, if_multistep
+from spikeyolo.engine.layers import CumulativeMaxPool
+from spikeyolo.quantize import QCFS
+from tests.conftest import ROOT
+
+
+def run_neuron(neuron: IFNeuron, z: torch.Tensor, timesteps: int) -> torch.Tensor:
+    """Feed the constant input z for T steps; returns the outputs [T, ...]."""
+    neuron.reset()
+    neuron.timesteps = timesteps
+    return neuron(z.unsqueeze(0).expand(timesteps, *z.shape).flatten(0, 1)).view(timesteps, *z.shape)
+
+
+@pytest.mark.parametrize("levels,lam", [(2, 1.0), (4, 3.0), (8, 0.5), (16, 2.0)])
+def test_qcfs_layer_equals_if_neuron_at_t_equal_l(levels, lam):
+    # a grid off the rounding ties, where a sum over steps and a product may round a last bit apart
+    z = (torch.linspace(-2 * lam, 2 * lam, 4001, dtype=torch.float64) + 1e-9 * torch.pi).view(1, 1, -1, 1)
+    qcfs = QCFS(levels, lam).double()
+    neuron = IFNeuron(qcfs.threshold.detach(), initial_membrane=0.5)
+    rate = run_neuron(neuron, z, levels).mean(0)
+    assert torch.equal(rate, qcfs(z).detach())
+
+
+@pytest.mark.parametrize("timesteps", [8, 32, 128])
+def test_ibt_rate_equals_leaky_relu_within_one_over_t(timesteps):
+    alpha = 0.1
+    x = torch.linspace(-9.5, 1.0, 2001, dtype=torch.float64).view(1, 1, -1, 1)
+    neuron = IFNeuron(torch.tensor(1.0, dtype=torch.float64), initial_membrane=0.0, negative_slope=alpha)
+    out = run_neuron(neuron, x, timesteps)
+    assert set(out.unique().tolist()) <= {-1.0, 0.0, 1.0}  # spikes of amplitude θ, both signs
+    error = (out.mean(0) - F.leaky_relu(x, alpha)).abs().max().item()
+    assert error <= 1.0 / timesteps + 1e-12
+
+
+def test_per_channel_thresholds():
+    theta = torch.tensor([0.5, 1.0, 4.0])
+    neuron = IFNeuron(theta, initial_membrane=0.0)
+    out = run_neuron(neuron, torch.ones(1, 3, 2, 2), 8)
+    counts = out.ne(0).sum(0)[0, :, 0, 0].tolist()
+    assert counts == [8, 8, 2] and out[:, 0, 2].max().item() == 4.0
+
+
+def test_reset_gives_identical_runs_and_chunks_carry_state():
+    torch.manual_seed(0)
+    x = torch.randn(12, 2, 3, 4, 4)
+    neuron = IFNeuron(torch.tensor([0.3, 0.6, 0.9]), negative_slope=0.2)
+    neuron.timesteps = 12
+    first = neuron(x.flatten(0, 1))
+    neuron.reset()
+    second = neuron(x.flatten(0, 1))
+    assert torch.equal(first, second)
+    neuron.reset()
+    neuron.timesteps = 5
+    part1 = neuron(x[:5].flatten(0, 1))
+    neuron.timesteps = 7
+    part2 = neuron(x[5:].flatten(0, 1))
+    assert torch.equal(torch.cat([part1, part2]), first)
+
+
+def test_cumulative_max_pool_rate_is_max_of_rates():
+    torch.manual_seed(0)
+    spikes = (torch.rand(16, 1, 2, 6, 6) < 0.3).float()
+    pool = CumulativeMaxPool(torch.nn.MaxPool2d(2, 2))
+    pool.timesteps = 16
+    out = pool(spikes.flatten(0, 1)).view(16, 1, 2, 3, 3)
+    assert set(out.unique().tolist()) <= {0.0, 1.0}  # still a spike train
+    expected = F.max_pool2d(spikes.cumsum(0).flatten(0, 1), 2, 2).view(16, 1, 2, 3, 3)
+    assert torch.equal(out.cumsum(0), expected)  # at every step, not only the last
+    naive = F.max_pool2d(spikes.flatten(0, 1), 2, 2).view(16, 1, 2, 3, 3).mean(0)
+    assert (naive - expected[-1] / 16).abs().max() > 0.1  # what max-pooling raw spikes would get wrong
+
+
+TRITON_CHECK = """
+import torch
+from spikeyolo.engine.neuron import if_multistep
+torch.manual_seed(0)
+for signed in (False, True):
+    x = torch.randn(9, 2, 5, 7, 3)
+    theta = torch.rand(5) + 0.2
+    v = 0.5 * theta.view(1, 5, 1, 1).expand(2, 5, 7, 3).contiguous()
+    neg = theta / 0.1 if signed else None
+    a, va = if_multistep(x, v.clone(), theta, neg, "torch")
+    b, vb = if_multistep(x, v.clone(), theta, neg, "triton")
+    assert torch.equal(a, b) and torch.equal(va, vb), (signed, (a - b).abs().max())
+    assert a.ne(0).any()
+print("ok")
+"""
+
+
+def test_triton_kernel_equals_torch_in_interpreter():
+    """The Triton kernel itself, run by Triton's CPU interpreter, equals the torch reference exactly."""
+    pytest.importorskip("triton")
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    done = subprocess.run([sys.executable, "-c", TRITON_CHECK], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("signed", [False, True])
+def test_triton_equals_torch_on_gpu(signed):
+    torch.manual_seed(0)
+    x = torch.randn(16, 4, 32, 20, 20, device="cuda")
+    theta = torch.rand(32, device="cuda") + 0.2
+    v = 0.5 * theta.view(1, 32, 1, 1).expand(4, 32, 20, 20).contiguous()
+    neg = theta / 0.1 if signed else None
+    a, va = if_multistep(x, v.clone(), theta, neg, "torch")
+    b, vb = if_multistep(x, v.clone(), theta, neg, "triton")
+    assert (a - b).abs().max().item() <= 1e-5 and (va - vb).abs().max().item() <= 1e-5
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="unknown neuron backend"):
+        if_multistep(torch.zeros(1, 1, 1), torch.zeros(1, 1), torch.tensor(1.0), backend="cuda-magic")
