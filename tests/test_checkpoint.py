@@ -67,7 +67,7 @@ def test_rejects_wrong_format_and_nan(qcfs_model, tmp_path):
         load_detector(bogus)
     plain = tmp_path / "plain.safetensors"
     save_file({"w": torch.zeros(2)}, str(plain))
-    with pytest.raises(CheckpointError, match="no spikeyolo metadata"):
+    with pytest.raises(CheckpointError, match="is not a spikeyolo-detector/1 file"):
         load_detector(plain)
     path = save_detector(qcfs_model, tmp_path / "nan.safetensors")
     qcfs_model.model[0].conv.weight.data[0, 0, 0, 0] = float("nan")

@@ -14,10 +14,10 @@ from pathlib import Path
 import yaml
 
 from spikeyolo.data.coco import read_coco
-from spikeyolo.data.records import LOGGER, DatasetError, ImageRecord
+from spikeyolo.data.records import LOGGER, BoxAudit, DatasetError, ImageRecord
 from spikeyolo.data.voc import is_voc, read_voc, voc_class_names, voc_split_ids
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def default_cache_dir() -> Path:
@@ -68,30 +68,45 @@ def _write_cache(target: Path, splits: dict[str, list[ImageRecord]], names: list
     return target / "data.yaml"
 
 
+def _reuse(target: Path) -> Path | None:
+    """A finished cache entry, with its box warnings repeated; None if there is none."""
+    if not (target / "data.yaml").is_file():
+        return None
+    for source, audit in json.loads((target / "source.json").read_text()).get("audits", {}).items():
+        BoxAudit(audit["skipped"], audit["clipped"], set(audit["files"])).report(source)
+    return target / "data.yaml"
+
+
+def _audits(found: dict[str, BoxAudit]) -> dict:
+    for source, audit in found.items():
+        audit.report(source)
+    return {s: {"skipped": a.skipped, "clipped": a.clipped, "files": sorted(a.files)} for s, a in found.items()}
+
+
 def _prepare_voc(root: Path, cache: Path, train_split: str, val_split: str) -> Path:
     ids = sorted(set(voc_split_ids(root, train_split)) | set(voc_split_ids(root, val_split)))
     xmls = [root / "Annotations" / f"{i}.xml" for i in ids]
     target = cache / f"{root.name}-voc-{_fingerprint(root, xmls)}"
-    if (target / "data.yaml").is_file():
-        return target / "data.yaml"
+    if reused := _reuse(target):
+        return reused
     names = voc_class_names(root, ids)
-    splits = {}
+    splits, found = {}, {}
     for split in (train_split, val_split):
-        records, audit = read_voc(root, split, names)
-        audit.report(f"{root}/{split}")
+        records, found[f"{root}/{split}"] = read_voc(root, split, names)
         splits["train" if split == train_split else "test"] = records
-    meta = {"format": "voc", "source": str(root.resolve()), "splits": {"train": train_split, "test": val_split}}
+    meta = {"format": "voc", "source": str(root.resolve()), "splits": {"train": train_split, "test": val_split},
+            "audits": _audits(found)}
     return _write_cache(target, splits, names, meta)
 
 
 def _prepare_coco(json_path: Path, cache: Path) -> Path:
     target = cache / f"{json_path.stem}-coco-{_fingerprint(json_path, [json_path])}"
-    if (target / "data.yaml").is_file():
-        return target / "data.yaml"
-    records, names, category_ids, audit = read_coco(json_path)
-    audit.report(str(json_path))
     LOGGER.warning(f"{json_path} is a single split: it serves as both train and val")
-    meta = {"format": "coco", "source": str(json_path.resolve()), "category_ids": category_ids}
+    if reused := _reuse(target):
+        return reused
+    records, names, category_ids, audit = read_coco(json_path)
+    meta = {"format": "coco", "source": str(json_path.resolve()), "category_ids": category_ids,
+            "audits": _audits({str(json_path): audit})}
     return _write_cache(target, {"val": records}, names, meta)
 
 
