@@ -95,7 +95,66 @@ def _run_convert(args) -> None:
     print(f"snn: {out}  ({args.mode}, {len(snn.neurons())} spiking layers)")
 
 
-COMMANDS = {"train": (_add_train, _run_train), "convert": (_add_convert, _run_convert)}
+def new_run_dir(base: str | Path, name: str = "exp") -> Path:
+    """base/name, base/name2, ...: a new folder, never an earlier run's."""
+    base = Path(base)
+    base.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 10_000):
+        folder = base / (name if i == 1 else f"{name}{i}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise UsageError(f"too many runs in {base}: clean it up")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"timesteps must be positive integers, got {text!r}")
+    return values
+
+
+def _add_val(sub) -> None:
+    p = sub.add_parser("val", help="mAP of the ANN and its SNN at every T, with the SNN cost",
+                       description="Evaluate the ANN and the SNN (simulated once to the largest T) side by side.")
+    p.add_argument("--weights", required=True, help="a spikeyolo checkpoint or SNN artifact (.safetensors)")
+    p.add_argument("--data", required=True, help="VOC folder, COCO instances .json or dataset .yaml")
+    p.add_argument("--timesteps", type=_int_list, default=[1, 2, 4, 8, 16, 32, 64], help="e.g. 1,2,4,8,16,32,64")
+    p.add_argument("--split", default="val", help="dataset split (VOC: val is the test split)")
+    p.add_argument("--mode", choices=("qcfs", "channel", "layer"), help="conversion of a checkpoint (default: qcfs "
+                   "for QCFS models, else channel with calibration on the train split)")
+    p.add_argument("--percentile", type=float, default=99.9)
+    p.add_argument("--imgsz", type=int)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-ann", action="store_true", help="evaluate the SNN only")
+    p.add_argument("--json", help="also write the JSON report here")
+    p.add_argument("--project", default="runs/val")
+    p.add_argument("--name", default="exp")
+
+
+def _run_val(args) -> None:
+    from spikeyolo.eval.report import table, write_csv, write_json, write_plots
+    from spikeyolo.eval.val import validate
+
+    report = validate(args.weights, args.data, args.timesteps, args.split, args.imgsz, args.batch, args.device,
+                      args.mode, args.percentile, ann=not args.no_ann)
+    folder = new_run_dir(args.project, args.name)
+    write_json(report, folder / "report.json")
+    write_csv(report, folder / "report.csv")
+    write_plots(report, folder)
+    if args.json:
+        write_json(report, Path(args.json))
+    print(table(report))
+    print(f"report: {folder}/report.json, report.csv, map_vs_timesteps.png, firing_rate.png")
+
+
+COMMANDS = {"train": (_add_train, _run_train), "convert": (_add_convert, _run_convert), "val": (_add_val, _run_val)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -148,3 +148,36 @@ def letterbox_batch(images_bgr: list, imgsz: int) -> torch.Tensor:
     box = LetterBox((imgsz, imgsz), auto=False, stride=32)
     batch = np.stack([box(image=im)[..., ::-1].transpose(2, 0, 1) for im in images_bgr])
     return torch.from_numpy(np.ascontiguousarray(batch)).float() / 255.0
+
+
+from types import SimpleNamespace  # noqa: E402
+
+from ultralytics.data.utils import check_det_dataset  # noqa: E402
+
+
+def detection_validators(data: str | Path, names: dict, keys: list, imgsz: int = 640, batch: int = 16,
+                         device: str = "cpu", split: str = "val", **overrides):
+    """One shared val dataloader and one ultralytics DetectionValidator per key (e.g. 'ann', 1, 2, 4 ...).
+
+    Each validator accumulates its own statistics: feed it with ``validator.update_metrics(
+    validator.postprocess(predictions), batch)`` and read ``validator.get_stats()``.
+    """
+    args = get_cfg(overrides={"task": "detect", "mode": "val", "data": str(data), "imgsz": imgsz, "batch": batch,
+                              "device": device, "split": split, "plots": False, "verbose": False, "rect": False,
+                              **overrides})
+    dataset = check_det_dataset(str(data))
+    if split not in dataset:
+        raise ValueError(f"dataset {data} has no '{split}' split")
+    torch_device = torch.device("cpu" if str(device) == "cpu" else
+                                f"cuda:{device}" if str(device).isdigit() else str(device))
+    base = DetectionValidator(args=copy.copy(args))
+    base.data, base.stride, base.device = dataset, 32, torch_device
+    loader = base.get_dataloader(dataset[split], batch)
+    validators = {}
+    for key in keys:
+        validator = DetectionValidator(args=copy.copy(args))
+        validator.data, validator.dataloader, validator.training = dataset, loader, False
+        validator.device = torch_device
+        validator.init_metrics(SimpleNamespace(names=names))
+        validators[key] = validator
+    return loader, validators

@@ -1,0 +1,62 @@
+"""`spikeyolo val` as a Python API: ANN and SNN accuracy at every T, and the SNN cost, in one run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from spikeyolo.checkpoint import CheckpointError, load_detector, read_metadata
+from spikeyolo.convert import convert
+from spikeyolo.convert.artifact import SNN_FORMAT, load_snn
+from spikeyolo.data import prepare_dataset
+from spikeyolo.data.images import image_batches, split_images
+from spikeyolo.eval.anytime import evaluate_anytime
+from spikeyolo.eval.cost import CostMeter
+from spikeyolo.eval.report import build_report
+
+DEFAULT_TIMESTEPS = (1, 2, 4, 8, 16, 32, 64)
+
+
+def _file_format(path: Path) -> str:
+    try:
+        return read_metadata(path, SNN_FORMAT)["format"]
+    except CheckpointError:
+        return read_metadata(path)["format"]
+
+
+def load_pair(weights: str | Path, data_yaml: Path, mode: str | None, percentile: float, calib_images: int,
+              imgsz: int | None, device: str):
+    """(ANN or None, SNN, metadata) from a detector checkpoint (converted here) or an SNN artifact."""
+    weights = Path(weights)
+    if _file_format(weights) == SNN_FORMAT:
+        snn = load_snn(weights, device)
+        source = Path(snn.meta["source"].get("weights") or "")
+        ann = load_detector(source, device)[0] if source.is_file() else None
+        return ann, snn, {"mode": snn.meta["mode"], "imgsz": imgsz or snn.meta["source"].get("imgsz", 640)}
+    ann, meta = load_detector(weights, device)
+    imgsz = imgsz or meta.get("imgsz", 640)
+    mode = mode or ("qcfs" if meta["quantization"].get("levels") else "channel")
+    calibration = None
+    if mode != "qcfs":
+        files = split_images(data_yaml, "train")[:calib_images]
+        calibration = [b.to(device) for b in image_batches(files, imgsz)]
+    snn = convert(ann, mode, calibration, percentile)
+    return ann, snn, {"mode": mode, "imgsz": imgsz, "levels": meta["quantization"].get("levels")}
+
+
+def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS, split: str = "val",
+             imgsz: int | None = None, batch: int = 16, device: str = "cpu", mode: str | None = None,
+             percentile: float = 99.9, calib_images: int = 64, ann: bool = True, cost: bool = True) -> dict:
+    """Evaluate ANN and SNN (simulated once to max T) and return the report dict."""
+    timesteps = sorted(set(int(t) for t in timesteps))
+    if not timesteps or timesteps[0] < 1:
+        raise ValueError(f"timesteps must be positive integers, got {timesteps}")
+    data_yaml = prepare_dataset(data)
+    ann_model, snn, meta = load_pair(weights, data_yaml, mode, percentile, calib_images, imgsz, device)
+    meter = CostMeter(snn) if cost else None
+    try:
+        accuracy = evaluate_anytime(ann_model if ann else None, snn, data_yaml, timesteps, meta["imgsz"], batch,
+                                    device, split, on_batch=meter.after_batch if meter else None)
+    finally:
+        if meter:
+            meter.close()
+    report_cost = meter.report(timesteps) if meter else None
+    return build_report(accuracy, report_cost, str(data), str(weights), {**meta, "split": split})
