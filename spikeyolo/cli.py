@@ -145,6 +145,8 @@ def _run_val(args) -> None:
     report = validate(args.weights, args.data, args.timesteps, args.split, args.imgsz, args.batch, args.device,
                       args.mode, args.percentile, ann=not args.no_ann)
     folder = new_run_dir(args.project, args.name)
+    for key, results in report.pop("coco_results", {}).items():
+        write_json(results, folder / f"coco_results_{'ann' if key == 'ann' else 'T' + key}.json")
     write_json(report, folder / "report.json")
     write_csv(report, folder / "report.csv")
     write_plots(report, folder)

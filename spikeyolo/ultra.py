@@ -181,3 +181,12 @@ def detection_validators(data: str | Path, names: dict, keys: list, imgsz: int =
         validator.init_metrics(SimpleNamespace(names=names))
         validators[key] = validator
     return loader, validators
+
+
+from ultralytics.utils import ops as _ops  # noqa: E402
+
+
+def boxes_to_original(boxes: torch.Tensor, batch: dict, index: int) -> torch.Tensor:
+    """Boxes from the letterboxed model input back to the original image's pixels."""
+    return _ops.scale_boxes(batch["img"].shape[2:], boxes.clone(), batch["ori_shape"][index],
+                            ratio_pad=batch["ratio_pad"][index])

@@ -12,14 +12,17 @@ def build_report(accuracy: dict, cost: dict | None, dataset: str, weights: str, 
     ann = accuracy["ann"]
     snn = {}
     for t, acc in accuracy["snn"].items():
-        snn[str(t)] = {"map50": acc.map50, "map50_95": acc.map50_95, "per_class_map50": acc.per_class_map50,
-                       **(cost["per_timestep"][t] if cost else {})}
-    report = {"ann": {"map50": ann.map50, "map50_95": ann.map50_95, "per_class_map50": ann.per_class_map50}
-              if ann else None, "snn": snn, "dataset": dataset, "weights": weights, **meta}
+        snn[str(t)] = {**_accuracy_entry(acc), **(cost["per_timestep"][t] if cost else {})}
+    report = {"ann": _accuracy_entry(ann) if ann else None, "snn": snn, "dataset": dataset, "weights": weights, **meta}
     if cost:
         report["cost"] = {k: v for k, v in cost.items() if k != "per_timestep"}
         report["cost"]["layers"] = report["cost"].pop("neuron_layers")
     return report
+
+
+def _accuracy_entry(acc) -> dict:
+    entry = {"map50": acc.map50, "map50_95": acc.map50_95, "per_class_map50": acc.per_class_map50}
+    return {**entry, **(acc.dataset_metric or {})}
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -48,19 +51,30 @@ def write_csv(report: dict, path: Path) -> None:
 
 def table(report: dict) -> str:
     """The terminal table: ANN first, then the SNN at each T."""
-    lines = [f"{'model':>6} {'T':>5} {'mAP50':>8} {'mAP50-95':>9} {'SOPs/img':>11} {'energy mJ':>10} {'rate':>7}"]
+    lines = [f"{'model':>6} {'T':>5} {'mAP50':>8} {'mAP50-95':>9} {'SOPs/img':>11} {'energy mJ':>10} {'rate':>7}"
+             f" {'dataset metric':>15}"]
     cost = report.get("cost", {})
     if report["ann"]:
         energy = f"{cost['ann_energy_mj']:.4f}" if cost else ""
         lines.append(f"{'ANN':>6} {'':>5} {report['ann']['map50']:8.4f} {report['ann']['map50_95']:9.4f} "
-                     f"{'MACs ' + format(cost.get('ann_macs', 0) / 1e9, '.2f') + 'G' if cost else '':>11} {energy:>10} {'':>7}")
+                     f"{'MACs ' + format(cost.get('ann_macs', 0) / 1e9, '.2f') + 'G' if cost else '':>11} {energy:>10} "
+                     f"{'':>7} {_official(report['ann']):>15}")
     for t, r in report["snn"].items():
-        extra = (f"{r['sops'] / 1e9:10.3f}G {r['energy_mj']:10.4f} {r['firing_rate']:7.4f}" if "sops" in r else "")
-        lines.append(f"{'SNN':>6} {t:>5} {r['map50']:8.4f} {r['map50_95']:9.4f} {extra}")
+        extra = (f"{r['sops'] / 1e9:10.3f}G {r['energy_mj']:10.4f} {r['firing_rate']:7.4f}" if "sops" in r
+                 else f"{'':>11} {'':>10} {'':>7}")
+        lines.append(f"{'SNN':>6} {t:>5} {r['map50']:8.4f} {r['map50_95']:9.4f} {extra} {_official(r):>15}")
     if cost:
         lines.append(f"energy: {cost['energy_model']}; first layer {cost['first_layer_macs'] / 1e6:.1f}M MACs, "
                      f"once per image")
     return "\n".join(lines)
+
+
+def _official(entry: dict) -> str:
+    if "voc" in entry:
+        return f"VOC07 {entry['voc']['map07']:.4f}"
+    if "coco" in entry:
+        return f"COCO {entry['coco']['map50_95']:.4f}"
+    return ""
 
 
 def write_plots(report: dict, folder: Path) -> list[Path]:

@@ -10,6 +10,7 @@ from spikeyolo.data import prepare_dataset
 from spikeyolo.data.images import image_batches, split_images
 from spikeyolo.eval.anytime import evaluate_anytime
 from spikeyolo.eval.cost import CostMeter
+from spikeyolo.eval.evaluators import COCOEvaluator, dataset_evaluator
 from spikeyolo.eval.report import build_report
 
 DEFAULT_TIMESTEPS = (1, 2, 4, 8, 16, 32, 64)
@@ -52,11 +53,15 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
     data_yaml = prepare_dataset(data)
     ann_model, snn, meta = load_pair(weights, data_yaml, mode, percentile, calib_images, imgsz, device)
     meter = CostMeter(snn) if cost else None
+    evaluator = dataset_evaluator(data_yaml, split)
     try:
         accuracy = evaluate_anytime(ann_model if ann else None, snn, data_yaml, timesteps, meta["imgsz"], batch,
-                                    device, split, on_batch=meter.after_batch if meter else None)
+                                    device, split, on_batch=meter.after_batch if meter else None, evaluator=evaluator)
     finally:
         if meter:
             meter.close()
     report_cost = meter.report(timesteps) if meter else None
-    return build_report(accuracy, report_cost, str(data), str(weights), {**meta, "split": split})
+    report = build_report(accuracy, report_cost, str(data), str(weights), {**meta, "split": split})
+    if isinstance(evaluator, COCOEvaluator):
+        report["coco_results"] = {str(key): evaluator.results(found) for key, found in accuracy["detections"].items()}
+    return report
