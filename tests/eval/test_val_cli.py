@@ -1,0 +1,94 @@
+"""spikeyolo val through the CLI: report files and schema, one SNN run for every T, bad inputs."""
+import json
+
+import pytest
+import torch
+
+from spikeyolo.checkpoint import save_detector
+from spikeyolo.cli import main
+from spikeyolo.convert import convert
+from spikeyolo.eval.anytime import evaluate_anytime
+from spikeyolo.data import prepare_dataset
+from tests.conftest import make_voc
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    model = live_model_two_classes()
+    return save_detector(model, tmp_path_factory.mktemp("w") / "m.safetensors", imgsz=64)
+
+
+def live_model_two_classes():
+    from spikeyolo.quantize import calibrate_thresholds, quantize_model
+    from spikeyolo.ultra import build_detection_model
+    from tests.conftest import ROOT
+
+    torch.manual_seed(0)
+    model = build_detection_model(ROOT / "configs/models/yolov8n-relu.yaml", nc=2)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+    quantize_model(model, 4)
+    calibrate_thresholds(model, torch.rand(2, 3, 64, 64))
+    model.names = {0: "bar", 1: "square"}
+    return model.eval()
+
+
+def test_val_writes_report(weights, voc_dataset, tmp_path, capsys):
+    rc = main(["val", "--weights", str(weights), "--data", str(voc_dataset), "--timesteps", "1,2,4",
+               "--imgsz", "64", "--batch", "4", "--project", str(tmp_path), "--json", str(tmp_path / "r.json")])
+    assert rc == 0
+    folder = tmp_path / "exp"
+    for name in ("report.json", "report.csv", "map_vs_timesteps.png", "firing_rate.png"):
+        assert (folder / name).is_file()
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert set(report["snn"]) == {"1", "2", "4"} and report["mode"] == "qcfs"
+    for t in ("1", "2", "4"):
+        entry = report["snn"][t]
+        assert {"map50", "map50_95", "sops", "energy_mj", "firing_rate", "voc"} <= set(entry)
+        assert 0 <= entry["map50"] <= 1 and entry["energy_mj"] > 0
+    assert report["snn"]["4"]["sops"] > report["snn"]["1"]["sops"]  # SOPs accumulate over steps
+    cost = report["cost"]
+    assert cost["ann_macs"] > cost["first_layer_macs"] > 0 and cost["ann_energy_mj"] > 0
+    assert len(cost["layers"]) == 57 and all(0 <= layer["firing_rate"] <= 1 for layer in cost["layers"])
+    assert "estimate" in cost["energy_model"]
+    assert "VOC07" in capsys.readouterr().out
+    assert main(["val", "--weights", str(weights), "--data", str(voc_dataset), "--timesteps", "1", "--imgsz", "64",
+                 "--project", str(tmp_path)]) == 0
+    assert (tmp_path / "exp2" / "report.json").is_file()  # a new run folder, the first kept
+
+
+def test_one_run_gives_every_t(weights, voc_dataset):
+    """mAP at T read from one run to max(T) equals a separate run to T."""
+    from spikeyolo.checkpoint import load_detector
+
+    ann, _ = load_detector(weights)
+    snn = convert(ann, "qcfs")
+    data = prepare_dataset(voc_dataset)
+    together = evaluate_anytime(None, snn, data, [2, 4], imgsz=64, batch=4)
+    alone = evaluate_anytime(None, snn, data, [2], imgsz=64, batch=4)
+    assert together["snn"][2].map50_95 == alone["snn"][2].map50_95
+
+
+def test_edge_datasets(weights, tmp_path, capsys):
+    voc = make_voc(tmp_path / "edge", count=8, degenerate=False)
+    # an empty test image (no objects) and a class ("bar") absent from the test split
+    for i in range(6, 8):
+        xml = voc / f"Annotations/img{i:03d}.xml"
+        text = xml.read_text()
+        start = text.index("<object>")
+        xml.write_text(text[:start] + "</annotation>" if i == 6 else
+                       text[:start] + "".join(o + "</object>" for o in text[start:].split("</object>") if
+                                              "<name>square</name>" in o) + "</annotation>")
+    rc = main(["val", "--weights", str(weights), "--data", str(voc), "--timesteps", "1,2", "--imgsz", "64",
+               "--project", str(tmp_path / "runs")])
+    assert rc == 0
+    report = json.loads((tmp_path / "runs/exp/report.json").read_text())
+    assert report["snn"]["2"]["voc"]["ap"]["bar"] is None  # absent class: no AP, not a crash
+    (voc / "Annotations/img007.xml").write_text("<annotation><object><name>")
+    rc = main(["val", "--weights", str(weights), "--data", str(voc), "--timesteps", "1", "--imgsz", "64",
+               "--project", str(tmp_path / "runs")])
+    assert rc == 2 and "img007.xml" in capsys.readouterr().err
+    assert main(["val", "--weights", str(tmp_path / "missing.safetensors"), "--data", str(voc)]) == 2
+    with pytest.raises(SystemExit):
+        main(["val", "--weights", str(weights), "--data", str(voc), "--timesteps", "0,4"])
