@@ -75,3 +75,20 @@ def test_train_val_predict_make_no_connection(trained, bccd_small, monkeypatch):
     results = predict_ann(model, image, imgsz=160)
     assert len(results) == 1
     assert guard.attempts == []
+
+
+def test_cli_from_user_silu_checkpoint(voc_dataset, tmp_path):
+    """A user's SiLU ultralytics .pt is fine-tuned with QCFS; λ starts from its activations."""
+    from spikeyolo.cli import main
+
+    common = ["--data", str(voc_dataset), "--epochs", "1", "--imgsz", "64", "--batch", "4", "--project", str(tmp_path)]
+    assert main(["train", "--model", "yolov8n", "--levels", "0", "--name", "silu", *common]) == 0
+    silu, meta = load_detector(tmp_path / "silu/weights/best.safetensors")
+    assert meta["quantization"]["levels"] is None
+    assert all(type(b.act).__name__ == "SiLU" for _, b in conv_blocks(silu))
+    assert main(["train", "--from", str(tmp_path / "silu/weights/last.pt"), "--levels", "4", "--name", "q",
+                 *common]) == 0
+    model, meta = load_detector(tmp_path / "q/weights/best.safetensors")
+    assert meta["quantization"]["levels"] == 4
+    thresholds = [b.act.threshold.item() for _, b in conv_blocks(model)]
+    assert len(set(round(t, 3) for t in thresholds)) > 10  # calibrated per layer, not the constant 3.0

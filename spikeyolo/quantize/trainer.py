@@ -9,7 +9,7 @@ import torch
 from spikeyolo.checkpoint import save_detector
 from spikeyolo.data import prepare_dataset
 from spikeyolo.quantize.qcfs import QCFS
-from spikeyolo.quantize.swap import quantize_model
+from spikeyolo.quantize.swap import calibrate_thresholds, quantize_model
 from spikeyolo.ultra import DetectionTrainer, build_detection_model, load_checkpoint
 
 
@@ -19,6 +19,7 @@ class QCFSTrainer(DetectionTrainer):
     def __init__(self, levels: int | None = None, threshold: float = 4.0, overrides: dict | None = None,
                  _callbacks=None):
         self.levels, self.init_threshold = levels, threshold
+        self.calibrate_lambda = False
         super().__init__(overrides=overrides, _callbacks=_callbacks)
 
     def get_model(self, cfg=None, weights=None, verbose=True):
@@ -29,7 +30,17 @@ class QCFSTrainer(DetectionTrainer):
             quantize_model(model, levels, self.init_threshold)
         if weights:
             model.load(weights)
+            # a pretrained non-QCFS model (--from): start λ from its activations, not a constant
+            self.calibrate_lambda = bool(levels) and _levels_of(weights) is None
         return model
+
+    def _build_train_pipeline(self):
+        super()._build_train_pipeline()
+        if self.calibrate_lambda and not self.args.resume:
+            batch = next(iter(self.train_loader))
+            images = batch["img"].to(self.device).float() / 255
+            calibrate_thresholds(self.model, images)
+            self.model.train()
 
 
 def _levels_of(model) -> int | None:
