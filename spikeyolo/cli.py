@@ -156,7 +156,74 @@ def _run_val(args) -> None:
     print(f"report: {folder}/report.json, report.csv, map_vs_timesteps.png, firing_rate.png")
 
 
-COMMANDS = {"train": (_add_train, _run_train), "convert": (_add_convert, _run_convert), "val": (_add_val, _run_val)}
+def _add_detect(sub) -> None:
+    p = sub.add_parser("detect", help="detect objects in images, folders, videos, cameras or streams",
+                       description="Detect with the spiking network (or --ann); writes annotated output and JSON lines.")
+    p.add_argument("source", help="image, folder, glob, video file, camera index (0) or stream URL")
+    p.add_argument("--weights", help="spikeyolo .safetensors (default: the shipped BCCD QCFS model)")
+    p.add_argument("--timesteps", type=int, default=4, help="SNN timesteps T (default 4)")
+    p.add_argument("--ann", action="store_true", help="run the quantized ANN instead of the SNN")
+    p.add_argument("--conf", type=float, default=0.25)
+    p.add_argument("--iou", type=float, default=0.7)
+    p.add_argument("--imgsz", type=int, help="input size (default: the weights')")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--save-dir", default="runs/detect", help="runs go to new folders exp, exp2, ... in here")
+
+
+def _run_detect(args) -> None:
+    from spikeyolo.detect.predictor import Detector
+    from spikeyolo.detect.run import detect
+    from spikeyolo.detect.sources import open_source
+
+    if args.timesteps < 1:
+        raise UsageError(f"--timesteps must be >= 1, got {args.timesteps}")
+    for name in ("conf", "iou"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise UsageError(f"--{name} must be in [0, 1], got {getattr(args, name)}")
+    open_source(args.source)  # fail on a bad source before anything is loaded or created
+    detector = Detector(args.weights, args.timesteps, args.ann, args.conf, args.iou, args.imgsz, args.device)
+    folder = new_run_dir(args.save_dir)
+    try:
+        summary = detect(args.source, folder, detector)
+    except BaseException:
+        if not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+    skipped = f", {len(summary.skipped)} unreadable image(s) skipped" if summary.skipped else ""
+    broken = ", video broke off early (frames read were saved)" if summary.broken_video else ""
+    print(f"{summary.mode}: {summary.frames} frame(s), {summary.detections} detection(s), "
+          f"{summary.fps:.1f} FPS{skipped}{broken}")
+    for path in summary.outputs:
+        print(f"saved {path}")
+
+
+def _add_import(sub) -> None:
+    p = sub.add_parser("import", help="convert your own ultralytics .pt into spikeyolo's safetensors format",
+                       description="Unpickles the given ultralytics .pt (only for files you trust) and writes "
+                                   "spikeyolo's safetensors format, which loads without unpickling.")
+    p.add_argument("pt", help="an ultralytics detection checkpoint (.pt) you trust")
+    p.add_argument("--out", help="output .safetensors (default: beside the .pt)")
+    p.add_argument("--imgsz", type=int, default=640)
+
+
+def _run_import(args) -> None:
+    from spikeyolo.checkpoint import save_detector
+    from spikeyolo.ultra import load_checkpoint
+
+    pt = Path(args.pt)
+    if not pt.is_file():
+        raise UsageError(f"{pt} not found: pass your ultralytics .pt file")
+    try:
+        model, _ = load_checkpoint(pt)
+    except Exception as err:  # ultralytics reports damaged files in several ways
+        raise UsageError(f"cannot load {pt} as an ultralytics checkpoint: {str(err).splitlines()[0][:200]}") from err
+    out = save_detector(model, Path(args.out) if args.out else pt.with_suffix(".safetensors"), imgsz=args.imgsz,
+                        imported_from=str(pt))
+    print(f"saved {out}")
+
+
+COMMANDS = {"train": (_add_train, _run_train), "convert": (_add_convert, _run_convert), "val": (_add_val, _run_val),
+            "detect": (_add_detect, _run_detect), "import": (_add_import, _run_import)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,10 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     from spikeyolo.checkpoint import CheckpointError
     from spikeyolo.convert import ConversionError
     from spikeyolo.data import DatasetError
+    from spikeyolo.detect.sources import SourceError
 
     try:
         COMMANDS[args.command][1](args)
-    except (UsageError, DatasetError, CheckpointError, ConversionError) as err:
+    except (UsageError, DatasetError, CheckpointError, ConversionError, SourceError) as err:
         print(f"spikeyolo {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

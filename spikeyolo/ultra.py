@@ -183,10 +183,28 @@ def detection_validators(data: str | Path, names: dict, keys: list, imgsz: int =
     return loader, validators
 
 
-from ultralytics.utils import ops as _ops  # noqa: E402
+from ultralytics.utils import nms as _nms, ops as _ops  # noqa: E402
 
 
 def boxes_to_original(boxes: torch.Tensor, batch: dict, index: int) -> torch.Tensor:
     """Boxes from the letterboxed model input back to the original image's pixels."""
     return _ops.scale_boxes(batch["img"].shape[2:], boxes.clone(), batch["ori_shape"][index],
                             ratio_pad=batch["ratio_pad"][index])
+
+
+from ultralytics.engine.results import Results  # noqa: E402
+
+
+def non_max_suppression(predictions: torch.Tensor, conf: float, iou: float, max_det: int = 300) -> list[torch.Tensor]:
+    """ultralytics NMS on decoded head output [N, 4 + nc, anchors] → per image [K, 6] (xyxy, score, class)."""
+    return _nms.non_max_suppression(predictions, conf, iou, max_det=max_det)
+
+
+def scale_to_frame(boxes: torch.Tensor, input_hw, frame_shape) -> torch.Tensor:
+    """Boxes on a letterboxed input of size ``input_hw`` → pixels of the original frame."""
+    return _ops.scale_boxes(tuple(input_hw), boxes.clone(), tuple(frame_shape[:2]))
+
+
+def draw_detections(frame, rows: torch.Tensor, names: dict, path: str = "") -> "np.ndarray":
+    """The frame with boxes and labels drawn, ultralytics style (rows: [K, 6] xyxy, score, class)."""
+    return Results(frame, path=path, names=names, boxes=rows).plot()

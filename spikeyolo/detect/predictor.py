@@ -1,0 +1,80 @@
+"""Detection on frames with the ANN or its SNN: letterbox, run, NMS, boxes back in frame pixels."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spikeyolo.checkpoint import CheckpointError, load_detector, read_metadata
+from spikeyolo.convert import convert
+from spikeyolo.convert.artifact import SNN_FORMAT, load_snn
+from spikeyolo.eval.detections import Detections
+from spikeyolo.ultra import letterbox_batch, non_max_suppression, scale_to_frame
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent.parent / "weights" / "bccd-yolov8n-qcfs.safetensors"
+
+
+def _check_weights(path: Path) -> None:
+    if path.suffix == ".pt":
+        raise CheckpointError(f"{path} is a pickle checkpoint and is not loaded implicitly: convert it once with "
+                              f"'spikeyolo import {path}' (only for files you trust)")
+    if not path.is_file():
+        raise CheckpointError(f"weights {path} not found: pass a .safetensors file written by spikeyolo")
+
+
+class Detector:
+    """Runs the ANN (``ann=True``) or the SNN for ``timesteps`` steps on batches of BGR frames."""
+
+    def __init__(self, weights: str | Path | None = None, timesteps: int = 4, ann: bool = False, conf: float = 0.25,
+                 iou: float = 0.7, imgsz: int | None = None, device: str = "cpu", backend: str = "torch"):
+        if timesteps < 1:
+            raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+        for name, value in (("conf", conf), ("iou", iou)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        self.weights = Path(weights) if weights else DEFAULT_WEIGHTS
+        _check_weights(self.weights)
+        self.timesteps, self.ann, self.conf, self.iou = timesteps, ann, conf, iou
+        self.device = torch.device("cpu" if device == "cpu" else f"cuda:{device}" if str(device).isdigit() else device)
+        self.model, self.names, self.imgsz = self._load(imgsz, backend)
+
+    def _load(self, imgsz, backend):
+        try:
+            meta = read_metadata(self.weights, SNN_FORMAT)
+        except CheckpointError:
+            meta = None
+        if meta is not None:
+            if self.ann:
+                raise CheckpointError(f"{self.weights} is a converted SNN: --ann needs the detector checkpoint")
+            snn = load_snn(self.weights, self.device, backend)
+            return snn, snn.names, imgsz or meta["source"].get("imgsz", 640)
+        model, meta = load_detector(self.weights, self.device)
+        imgsz = imgsz or meta.get("imgsz", 640)
+        if self.ann:
+            return model, model.names, imgsz
+        mode = "qcfs" if meta["quantization"].get("levels") else None
+        if mode is None:
+            raise CheckpointError(f"{self.weights} is not QCFS-trained: run 'spikeyolo convert --mode channel --calib "
+                                  f"DATA' first, or detect with --ann")
+        snn = convert(model, mode)
+        snn.set_backend(backend)
+        return snn.to(self.device), model.names, imgsz
+
+    @property
+    def mode(self) -> str:
+        return "ANN" if self.ann else f"SNN T={self.timesteps}"
+
+    @torch.no_grad()
+    def __call__(self, frames: list[np.ndarray]) -> list[Detections]:
+        batch = letterbox_batch(frames, self.imgsz).to(self.device)
+        if self.ann:
+            out = self.model(batch)
+            out = out[0] if isinstance(out, (tuple, list)) else out
+        else:
+            out = self.model(batch, self.timesteps)[-1]
+        results = []
+        for rows, frame in zip(non_max_suppression(out, self.conf, self.iou), frames):
+            boxes = scale_to_frame(rows[:, :4], batch.shape[2:], frame.shape)
+            results.append(Detections(boxes.cpu().numpy(), rows[:, 4].cpu().numpy(), rows[:, 5].cpu().numpy()))
+        return results

@@ -1,0 +1,157 @@
+"""Frame sources for detection: an image, a folder, a glob, a video file, a camera index or a stream URL.
+
+Every frame comes out as 8-bit BGR (grayscale, RGBA and 16-bit images are converted). Problems
+that make the whole source unusable raise SourceError with one line saying what to do; a bad
+image inside a folder is skipped with a warning, a video that breaks off ends early (see
+``VideoSource.broken``).
+"""
+from __future__ import annotations
+
+import glob
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+LOGGER = logging.getLogger("spikeyolo.detect")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpeg", ".mpg", ".wmv", ".webm"}
+STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "tcp://", "udp://")
+
+
+class SourceError(ValueError):
+    """A detection source that cannot be used."""
+
+
+@dataclass
+class Frame:
+    image: np.ndarray   # H×W×3 uint8 BGR
+    name: str           # the file, or the stream, it came from
+    index: int          # frame number within a video or stream; 0 for images
+
+
+def to_bgr8(image: np.ndarray) -> np.ndarray:
+    """Any image OpenCV reads (gray, BGRA, 16-bit, float) → 8-bit BGR."""
+    if image.dtype == np.uint16:
+        image = (image / 257).round().astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = np.clip(image * (255 if image.max() <= 1.0 else 1), 0, 255).astype(np.uint8)
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+def _decodes_fully(path: Path) -> bool:
+    """PIL decodes the whole file quietly (OpenCV's decoder prints to stderr on truncated JPEGs).
+
+    ultralytics patches Image.open to fetch a HEIF plugin on unknown files, which fails offline with an
+    ImportError: that too means "not an image we can read".
+    """
+    try:
+        with Image.open(path) as im:
+            im.load()
+        return True
+    except (OSError, SyntaxError, ValueError, ImportError, Image.DecompressionBombError):
+        return False
+
+
+def read_image(path: Path) -> np.ndarray | None:
+    if not _decodes_fully(path):
+        return None
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    return None if image is None or image.size == 0 else to_bgr8(image)
+
+
+class ImageSource:
+    """Still images; unreadable ones are skipped (counted) unless the source is a single file."""
+    is_video = False
+
+    def __init__(self, files: list[Path], single: bool):
+        self.files, self.single, self.skipped = files, single, []
+        if single and not _decodes_fully(files[0]):
+            raise SourceError(f"cannot read image {files[0]}: the file is truncated or not an image; "
+                              f"pass a readable image")
+
+    def __len__(self):
+        return len(self.files)
+
+    def __iter__(self):
+        for path in self.files:
+            image = read_image(path)
+            if image is None:
+                if self.single:
+                    raise SourceError(f"cannot read image {path}: the file is truncated or not an image; "
+                                      f"pass a readable image")
+                LOGGER.warning(f"skipped unreadable image {path}")
+                self.skipped.append(str(path))
+                continue
+            yield Frame(image, str(path), 0)
+
+
+class VideoSource:
+    """A video file, camera or stream; ``broken`` is set if reading stopped before the announced end."""
+    is_video = True
+
+    def __init__(self, target: str | int, name: str):
+        self.capture = cv2.VideoCapture(target)
+        self.name = name
+        if not self.capture.isOpened():
+            kind = "camera" if isinstance(target, int) else "video or stream"
+            raise SourceError(f"cannot open {kind} {name}: check that it exists and is a readable video")
+        self.fps = self.capture.get(cv2.CAP_PROP_FPS) or 25.0
+        self.fps = self.fps if 0 < self.fps < 1000 else 25.0
+        count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.expected = count if count > 0 and not isinstance(target, int) else None
+        self.read_frames = 0
+        self.broken = False
+
+    def __len__(self):
+        return self.expected or 0
+
+    def __iter__(self):
+        try:
+            while True:
+                ok, image = self.capture.read()
+                if not ok or image is None:
+                    break
+                yield Frame(to_bgr8(image), self.name, self.read_frames)
+                self.read_frames += 1
+        finally:
+            self.capture.release()
+        if self.expected and self.read_frames < self.expected:
+            self.broken = True
+        if self.read_frames == 0:
+            raise SourceError(f"no frame could be read from {self.name}: the video is empty or corrupt")
+
+
+def open_source(source: str):
+    """The frame source for a command-line SOURCE."""
+    if source.isdigit():
+        return VideoSource(int(source), f"camera {source}")
+    if source.lower().startswith(STREAM_PREFIXES):
+        return VideoSource(source, source)
+    path = Path(source)
+    if any(ch in source for ch in "*?["):
+        files = sorted(Path(p) for p in glob.glob(source, recursive=True) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise SourceError(f"no images match {source}: check the pattern")
+        return ImageSource(files, single=False)
+    if not path.exists():
+        raise SourceError(f"{source} not found: pass an image, a folder, a glob, a video, a camera index or a URL")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise SourceError(f"folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return ImageSource(files, single=False)
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return ImageSource([path], single=True)
+    if suffix in VIDEO_SUFFIXES:
+        return VideoSource(str(path), str(path))
+    raise SourceError(f"{path} has an unsupported extension {suffix!r}: use an image "
+                      f"({', '.join(sorted(IMAGE_SUFFIXES))}) or a video ({', '.join(sorted(VIDEO_SUFFIXES))})")

@@ -1,0 +1,84 @@
+"""Outputs of a detection run: annotated images or video and a JSON-lines file, written atomically.
+
+Everything is written under a temporary name and renamed when complete; ``abort()`` removes what
+was started, so a failed run leaves no half-written file.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from spikeyolo.eval.detections import Detections
+
+
+class AtomicFile:
+    def __init__(self, final: Path):
+        self.final = final
+        self.tmp = final.with_name(f".{final.stem}.tmp{os.getpid()}{final.suffix}")
+
+    def commit(self) -> Path:
+        self.tmp.replace(self.final)
+        return self.final
+
+    def abort(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+class DetectionWriter:
+    """Annotated frames (one video, or one image per input image) plus predictions.jsonl."""
+
+    def __init__(self, folder: Path, fps: float | None = None, video_name: str | None = None):
+        self.folder, self.fps = folder, fps
+        self.video = AtomicFile(folder / video_name) if video_name else None
+        self.video_writer = None
+        self.jsonl = AtomicFile(folder / "predictions.jsonl")
+        self.jsonl_file = open(self.jsonl.tmp, "w")
+        self.images: list[Path] = []
+        self.frames = 0
+
+    def write(self, annotated: np.ndarray, det: Detections, names: dict, source: str, index: int, mode: str,
+              timesteps: int | None) -> None:
+        if self.video is not None:
+            if self.video_writer is None:
+                h, w = annotated.shape[:2]
+                self.video_writer = cv2.VideoWriter(str(self.video.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
+                                                    (w, h))
+            self.video_writer.write(annotated)
+        else:
+            out = AtomicFile(self.folder / f"{Path(source).stem}.jpg")
+            if not cv2.imwrite(str(out.tmp), annotated):
+                raise OSError(f"cannot write {out.final}")
+            self.images.append(out.commit())
+        self.jsonl_file.write(json.dumps(_record(det, names, source, index, mode, timesteps)) + "\n")
+        self.frames += 1
+
+    def close(self) -> list[Path]:
+        """Finalize every file; returns what was written."""
+        written = []
+        if self.video_writer is not None:
+            self.video_writer.release()
+            written.append(self.video.commit())
+        self.jsonl_file.close()
+        written.append(self.jsonl.commit())
+        return written + self.images
+
+    def abort(self) -> None:
+        if self.video_writer is not None:
+            self.video_writer.release()
+        self.jsonl_file.close()
+        for f in (self.video, self.jsonl):
+            if f is not None:
+                f.abort()
+        for image in self.images:
+            image.unlink(missing_ok=True)
+
+
+def _record(det: Detections, names: dict, source: str, index: int, mode: str, timesteps: int | None) -> dict:
+    return {"source": source, "frame": index, "mode": mode, "timesteps": timesteps,
+            "detections": [{"box": [round(float(v), 2) for v in box], "score": round(float(score), 4),
+                            "class": int(cls), "name": names[int(cls)]}
+                           for box, score, cls in zip(det.boxes, det.scores, det.classes)]}

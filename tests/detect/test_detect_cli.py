@@ -1,0 +1,128 @@
+"""spikeyolo detect through the CLI: outputs, and one clear error per bad input with nothing half-written."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from spikeyolo.checkpoint import save_detector
+from spikeyolo.cli import main
+from spikeyolo.detect.predictor import DEFAULT_WEIGHTS
+from tests.eval.test_val_cli import live_model_two_classes
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return save_detector(live_model_two_classes(), tmp_path_factory.mktemp("w") / "m.safetensors", imgsz=64)
+
+
+def _video(path, frames=12, fourcc="MJPG"):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10, (96, 64))
+    for i in range(frames):
+        writer.write(np.full((64, 96, 3), (i * 20) % 255, np.uint8))
+    writer.release()
+    return path
+
+
+def run(args, weights, out):
+    return main(["detect", *map(str, args), "--weights", str(weights), "--save-dir", str(out)])
+
+
+def _files(folder):
+    return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def test_images_of_every_kind(weights, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(folder / "gray.png"), rng.integers(0, 255, (50, 70), dtype=np.uint8))
+    cv2.imwrite(str(folder / "rgba.png"), rng.integers(0, 255, (50, 70, 4), dtype=np.uint8))
+    cv2.imwrite(str(folder / "deep.png"), rng.integers(0, 65535, (50, 70, 3), dtype=np.uint16))
+    cv2.imwrite(str(folder / "plain.jpg"), rng.integers(0, 255, (50, 70, 3), dtype=np.uint8))
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    assert run([folder, "--timesteps", "2"], weights, tmp_path / "out") == 0
+    out = tmp_path / "out" / "exp"
+    assert sorted(p.name for p in out.glob("*.jpg")) == ["deep.jpg", "gray.jpg", "plain.jpg", "rgba.jpg"]
+    lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(lines) == 4 and all(line["timesteps"] == 2 and line["mode"] == "SNN T=2" for line in lines)
+    assert run([folder / "*.png", "--ann"], weights, tmp_path / "out") == 0  # a glob; a new run folder
+    assert (tmp_path / "out" / "exp2" / "predictions.jsonl").is_file() and (out / "predictions.jsonl").is_file()
+
+
+def test_video_in_video_out(weights, tmp_path):
+    source = _video(tmp_path / "clip.avi")
+    assert run([source], weights, tmp_path / "out") == 0
+    video = tmp_path / "out/exp/clip.mp4"
+    capture = cv2.VideoCapture(str(video))
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 12
+    lines = (tmp_path / "out/exp/predictions.jsonl").read_text().splitlines()
+    assert [json.loads(line)["frame"] for line in lines] == list(range(12))
+
+
+def test_truncated_video_keeps_frames_read(weights, tmp_path, capsys):
+    data = _video(tmp_path / "full.avi", frames=30).read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])
+    assert run([tmp_path / "cut.avi"], weights, tmp_path / "out") == 0
+    assert "broke off early" in capsys.readouterr().out
+    lines = (tmp_path / "out/exp/predictions.jsonl").read_text().splitlines()
+    capture = cv2.VideoCapture(str(tmp_path / "out/exp/cut.mp4"))
+    assert 0 < len(lines) < 30 and capture.get(cv2.CAP_PROP_FRAME_COUNT) == len(lines)  # finalized, playable
+
+
+@pytest.mark.parametrize("case,expected", [
+    ("missing", "not found"), ("extension", "unsupported extension"), ("empty", "holds no images"),
+    ("truncated_image", "cannot read image"), ("corrupt_mp4", "cannot open video"), ("camera", "cannot open camera"),
+    ("timesteps", "--timesteps must be >= 1"), ("conf", "--conf must be in [0, 1]"),
+    ("weights_format", "not a readable safetensors"), ("weights_nan", "non-finite"), ("weights_pt", "spikeyolo import"),
+])
+def test_bad_input_is_one_clear_line(case, expected, weights, tmp_path, capsys):
+    source, extra, use = tmp_path / "x.jpg", [], weights
+    cv2.imwrite(str(source), np.zeros((40, 40, 3), np.uint8))
+    if case == "missing":
+        source = tmp_path / "nope.jpg"
+    elif case == "extension":
+        source = tmp_path / "notes.txt"
+        source.write_text("hello")
+    elif case == "empty":
+        source = tmp_path / "empty"
+        source.mkdir()
+    elif case == "truncated_image":
+        source = tmp_path / "t.jpg"
+        source.write_bytes(cv2.imencode(".jpg", np.zeros((40, 40, 3), np.uint8))[1].tobytes()[:20])
+    elif case == "corrupt_mp4":
+        data = _video(tmp_path / "v.mp4", fourcc="mp4v").read_bytes()
+        source = tmp_path / "v.mp4"
+        source.write_bytes(data[: len(data) // 2])
+    elif case == "camera":
+        source = "9"
+    elif case == "timesteps":
+        extra = ["--timesteps", "0"]
+    elif case == "conf":
+        extra = ["--conf", "1.5"]
+    elif case == "weights_format":
+        use = tmp_path / "w.safetensors"
+        use.write_bytes(b"garbage")
+    elif case == "weights_nan":
+        model = live_model_two_classes()
+        model.model[1].conv.weight.data[0, 0, 0, 0] = float("nan")
+        use = save_detector(model, tmp_path / "nan.safetensors")
+    elif case == "weights_pt":
+        use = tmp_path / "user.pt"
+        torch.save({"x": 1}, use)
+    out = tmp_path / "out"
+    assert run([source, *extra], use, out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0], err
+    assert _files(out) == []  # no half-written output
+
+
+@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped weights not present")
+def test_readme_demo_command_with_shipped_weights(tmp_path):
+    from tests.conftest import ROOT
+
+    assert main(["detect", str(ROOT / "demo/bccd_pan.mp4"), "--save-dir", str(tmp_path)]) == 0
+    lines = (tmp_path / "exp/predictions.jsonl").read_text().splitlines()
+    assert len(lines) == 48 and sum(len(json.loads(line)["detections"]) for line in lines) > 48
+    assert cv2.VideoCapture(str(tmp_path / "exp/bccd_pan.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 48
