@@ -119,6 +119,23 @@ def test_triton_equals_torch_on_gpu(signed):
     assert (a - b).abs().max().item() <= 1e-5 and (va - vb).abs().max().item() <= 1e-5
 
 
+@pytest.mark.parametrize("signed", [False, True])
+def test_torch_backend_equals_reference(signed):
+    """The in-place torch backend does exactly the reference's float operations."""
+    from spikeyolo.engine.neuron import if_multistep_reference
+
+    torch.manual_seed(0)
+    x = torch.randn(10, 2, 4, 5, 5) * 2
+    theta = torch.rand(4) + 0.3
+    v = 0.5 * theta.view(1, 4, 1, 1).expand(2, 4, 5, 5).contiguous()
+    neg = theta / 0.1 if signed else None
+    a, va = if_multistep(x, v, theta, neg, "torch")
+    b, vb = if_multistep_reference(x, v, theta, neg)
+    assert torch.equal(a, b) and torch.equal(va, vb)
+    assert torch.equal(v, 0.5 * theta.view(1, 4, 1, 1).expand(2, 4, 5, 5))  # the caller's v is not modified
+    assert (a < 0).any() == signed
+
+
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="unknown neuron backend"):
         if_multistep(torch.zeros(1, 1, 1), torch.zeros(1, 1), torch.tensor(1.0), backend="cuda-magic")
