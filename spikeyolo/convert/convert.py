@@ -9,6 +9,8 @@ Per-channel thresholds with spikes of amplitude θ are the same network as weigh
 λ_in/λ_out, biases by 1/λ_out and θ = 1 (the membrane is scaled by λ_out); keeping the weights
 unchanged lets residual adds and concats mix tensors of any scale without rescaling.
 Leaky-ReLU layers become signed neurons with imbalanced threshold (IBT, negative threshold θ/α).
+With ``burst`` D > 1 every threshold is divided by D and a neuron may emit up to D spikes per step
+(burst spikes): in qcfs mode with D = L the SNN equals the QCFS network from the first step.
 """
 from __future__ import annotations
 
@@ -91,11 +93,11 @@ def _replace(parent: nn.Module, key: str, new: nn.Module) -> None:
 
 
 def spikify(model: nn.Module, thresholds: dict, slopes: dict, initial_membrane: float,
-            backend: str = "torch") -> nn.Module:
+            backend: str = "torch", burst: int = 1) -> nn.Module:
     """Swap activations for IF/IBT neurons, max-pools for cumulative max-pools, head convs for accumulators."""
     for name, block in conv_blocks(model):
         if name in thresholds:
-            block.act = IFNeuron(thresholds[name], initial_membrane, slopes.get(name, 0.0), backend)
+            block.act = IFNeuron(thresholds[name], initial_membrane, slopes.get(name, 0.0), backend, burst)
     pools = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.MaxPool2d)]
     for name, pool in pools:
         parent_name, _, key = name.rpartition(".")
@@ -108,8 +110,10 @@ def spikify(model: nn.Module, thresholds: dict, slopes: dict, initial_membrane: 
 
 
 def convert(model: nn.Module, mode: str = "qcfs", calibration=None, percentile: float = 99.9,
-            initial_membrane: float | None = None, backend: str = "torch") -> SpikingDetector:
+            initial_membrane: float | None = None, backend: str = "torch", burst: int = 1) -> SpikingDetector:
     """Convert a trained ANN detector (left untouched) into a SpikingDetector."""
+    if burst < 1:
+        raise ConversionError(f"burst must be >= 1, got {burst}")
     net = copy.deepcopy(model).float().eval()
     check_convertible(net, mode)
     fold_batchnorm(net)
@@ -118,10 +122,10 @@ def convert(model: nn.Module, mode: str = "qcfs", calibration=None, percentile: 
         if calibration is None:
             raise ConversionError(f"mode {mode} needs calibration images: pass --calib DATA")
         stats = activation_percentiles(net, calibration, percentile)
-    thresholds = neuron_thresholds(net, mode, stats)
+    thresholds = {name: theta / burst for name, theta in neuron_thresholds(net, mode, stats).items()}
     slopes = {name: _negative_slope(block.act) for name, block in conv_blocks(net)}
     v0 = DEFAULT_INITIAL_MEMBRANE[mode] if initial_membrane is None else initial_membrane
-    spikify(net, thresholds, slopes, v0, backend)
-    meta = {"mode": mode, "percentile": percentile if stats else None, "initial_membrane": v0,
+    spikify(net, thresholds, slopes, v0, backend, burst)
+    meta = {"mode": mode, "percentile": percentile if stats else None, "initial_membrane": v0, "burst": burst,
             "neurons": {n: {"channels": int(t.numel()), "negative_slope": slopes[n]} for n, t in thresholds.items()}}
     return SpikingDetector(net, meta)

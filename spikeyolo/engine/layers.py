@@ -30,17 +30,19 @@ class IFNeuron(Stateful):
     """Integrate-and-fire neuron, reset by subtraction; signed (IBT) when ``negative_slope`` > 0.
 
     ``threshold`` is θ per layer (scalar) or per output channel; the membrane starts at
-    ``initial_membrane``·θ (½ for QCFS conversion). Records spike counts per step when ``record``.
+    ``initial_membrane``·θ (½ for QCFS conversion); ``max_spikes`` > 1 allows bursts of up to that
+    many spikes per step. Records spike counts per step when ``record``.
     """
 
     def __init__(self, threshold: torch.Tensor, initial_membrane: float = 0.5, negative_slope: float = 0.0,
-                 backend: str = "torch"):
+                 backend: str = "torch", max_spikes: int = 1):
         super().__init__()
         threshold = torch.as_tensor(threshold)
         threshold = threshold if threshold.is_floating_point() else threshold.float()
         self.register_buffer("threshold", threshold.detach().clone())
         self.initial_membrane = float(initial_membrane)
         self.negative_slope = float(negative_slope)
+        self.max_spikes = int(max_spikes)
         self.backend = backend
         self.record = False
         self.v: torch.Tensor | None = None
@@ -61,14 +63,22 @@ class IFNeuron(Stateful):
             self.v = self._initial_v(x_seq[0])
         theta = self.threshold.to(x.dtype)
         negative = theta / self.negative_slope if self.negative_slope > 0 else None
-        out, self.v = if_multistep(x_seq, self.v, theta, negative, self.backend)
+        out, self.v = if_multistep(x_seq, self.v, theta, negative, self.backend, self.max_spikes)
         if self.record:
-            self.spikes_per_step.append(out.ne(0).flatten(1).sum(1))
+            self.spikes_per_step.append(self._spike_counts(out, theta))
         return out.flatten(0, 1)
+
+    def _spike_counts(self, out: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """Spikes emitted per step (a burst of n counts n)."""
+        if self.max_spikes == 1:
+            return out.ne(0).flatten(2).sum((1, 2))
+        theta = theta.view(1, 1, -1, *([1] * (out.dim() - 3))) if theta.dim() else theta
+        return (out.abs() / theta).round().flatten(2).sum((1, 2))
 
     def extra_repr(self) -> str:
         kind = f"IBT α={self.negative_slope}" if self.negative_slope > 0 else "IF"
-        return f"{kind}, channels={self.threshold.numel()}, v0={self.initial_membrane}θ, backend={self.backend}"
+        burst = f", burst≤{self.max_spikes}" if self.max_spikes > 1 else ""
+        return f"{kind}, channels={self.threshold.numel()}, v0={self.initial_membrane}θ{burst}, backend={self.backend}"
 
 
 class CumulativeMaxPool(Stateful):

@@ -4,6 +4,7 @@ Multi-step contract (as SpikingJelly's): inputs are ``[T, ...]``; the neuron loo
 the membrane ``v``. A spike at step t is emitted when v ≥ θ (v −= θ); a signed neuron with an
 imbalanced threshold (IBT) also emits a negative spike when v ≤ −θ/α (v += θ/α). The output is
 the spike times its amplitude θ, so the rate code reproduces ReLU (and α·x below zero with IBT).
+With ``max_spikes`` D > 1 (burst spikes) a step emits n = min(D, floor(v/θ)) spikes at once.
 
 Two backends compute the same thing: ``torch`` (the reference, any device) and ``triton``
 (one fused kernel launch for all T, CUDA; see spikeyolo.engine.triton_if).
@@ -21,32 +22,40 @@ def _per_channel(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def if_step(x: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor,
-            negative_threshold: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+            negative_threshold: torch.Tensor | None = None, max_spikes: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """One step: integrate ``x``, fire, reset by subtraction. Returns (output, new v)."""
     theta = _per_channel(threshold, x)
     v = v + x
-    fire = (v >= theta).to(x.dtype)
+    if max_spikes == 1:
+        fire = (v >= theta).to(x.dtype)
+    else:
+        fire = torch.clamp(torch.floor(v / theta), 0, max_spikes)
     out = fire * theta
     v = v - out
     if negative_threshold is not None:
         neg_theta = _per_channel(negative_threshold, x)
-        fire_neg = (v <= -neg_theta).to(x.dtype)
+        if max_spikes == 1:
+            fire_neg = (v <= -neg_theta).to(x.dtype)
+        else:
+            fire_neg = torch.clamp(torch.floor(-(v / neg_theta)), 0, max_spikes)
         out = out - fire_neg * theta
         v = v + fire_neg * neg_theta
     return out, v
 
 
 def if_multistep_reference(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor,
-                           negative_threshold: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                           negative_threshold: torch.Tensor | None = None,
+                           max_spikes: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """``if_step`` looped over time: the readable definition the backends are tested against."""
     out = torch.empty_like(x_seq)
     for t in range(x_seq.shape[0]):
-        out[t], v = if_step(x_seq[t], v, threshold, negative_threshold)
+        out[t], v = if_step(x_seq[t], v, threshold, negative_threshold, max_spikes)
     return out, v
 
 
 def if_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor,
-                       negative_threshold: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                       negative_threshold: torch.Tensor | None = None,
+                       max_spikes: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Torch backend: ``x_seq`` [T, N, C, ...] → (outputs [T, N, C, ...], final v).
 
     The same float operations as ``if_step``, done in place into preallocated buffers (four passes
@@ -60,23 +69,31 @@ def if_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Te
     for t in range(x_seq.shape[0]):
         v.add_(x_seq[t])
         step = out[t]
-        torch.ge(v, theta, out=step)  # 1.0 where it fires, else 0.0
+        if max_spikes == 1:
+            torch.ge(v, theta, out=step)  # 1.0 where it fires, else 0.0
+        else:
+            torch.div(v, theta, out=step).floor_().clamp_(0, max_spikes)
         step.mul_(theta)
         v.sub_(step)
         if neg_theta is not None:
-            torch.le(v, -neg_theta, out=fired)
+            if max_spikes == 1:
+                torch.le(v, -neg_theta, out=fired)
+            else:
+                torch.div(v, neg_theta, out=fired).neg_().floor_().clamp_(0, max_spikes)
             step.addcmul_(fired, theta, value=-1.0)
             v.addcmul_(fired, neg_theta)
     return out, v
 
 
 def if_multistep(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor,
-                 negative_threshold: torch.Tensor | None = None, backend: str = "torch"):
+                 negative_threshold: torch.Tensor | None = None, backend: str = "torch", max_spikes: int = 1):
     """Run the IF neuron over time with the chosen backend ('torch' or 'triton')."""
+    if max_spikes < 1:
+        raise ValueError(f"max_spikes must be >= 1, got {max_spikes}")
     if backend == "torch":
-        return if_multistep_torch(x_seq, v, threshold, negative_threshold)
+        return if_multistep_torch(x_seq, v, threshold, negative_threshold, max_spikes)
     if backend == "triton":
         from spikeyolo.engine.triton_if import if_multistep_triton
 
-        return if_multistep_triton(x_seq, v, threshold, negative_threshold)
+        return if_multistep_triton(x_seq, v, threshold, negative_threshold, max_spikes)
     raise ValueError(f"unknown neuron backend {backend!r}: use 'torch' or 'triton'")

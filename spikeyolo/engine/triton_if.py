@@ -13,7 +13,7 @@ import triton.language as tl
 
 @triton.jit
 def _if_kernel(x_ptr, v_ptr, out_ptr, theta_ptr, neg_ptr, numel, channels, spatial, timesteps,
-               SIGNED: tl.constexpr, BLOCK: tl.constexpr):
+               SIGNED: tl.constexpr, MAX_SPIKES: tl.constexpr, BLOCK: tl.constexpr):
     offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offsets < numel
     channel = (offsets // spatial) % channels
@@ -24,12 +24,19 @@ def _if_kernel(x_ptr, v_ptr, out_ptr, theta_ptr, neg_ptr, numel, channels, spati
     for t in range(timesteps):
         x = tl.load(x_ptr + t * numel + offsets, mask=mask, other=0.0)
         v = v + x
-        out = tl.where(v >= theta, theta, 0.0)
+        if MAX_SPIKES == 1:
+            out = tl.where(v >= theta, theta, 0.0)
+        else:
+            count = tl.minimum(tl.maximum(tl.floor(tl.math.div_rn(v, theta)), 0.0), MAX_SPIKES)
+            out = count * theta
         v = v - out
         if SIGNED:
-            fire_neg = v <= -neg_theta
-            out = tl.where(fire_neg, out - theta, out)
-            v = tl.where(fire_neg, v + neg_theta, v)
+            if MAX_SPIKES == 1:
+                neg_count = tl.where(v <= -neg_theta, 1.0, 0.0)
+            else:
+                neg_count = tl.minimum(tl.maximum(tl.floor(-tl.math.div_rn(v, neg_theta)), 0.0), MAX_SPIKES)
+            out = out - neg_count * theta
+            v = v + neg_count * neg_theta
         tl.store(out_ptr + t * numel + offsets, out, mask=mask)
     tl.store(v_ptr + offsets, v, mask=mask)
 
@@ -39,7 +46,7 @@ def _channel_vector(value: torch.Tensor, channels: int, like: torch.Tensor) -> t
 
 
 def if_multistep_triton(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor,
-                        negative_threshold: torch.Tensor | None = None, block: int = 1024):
+                        negative_threshold: torch.Tensor | None = None, max_spikes: int = 1, block: int = 1024):
     """Fused backend: same contract as if_multistep_torch; float32 [T, N, C, ...] inputs."""
     x_seq = x_seq.contiguous()
     timesteps, channels = x_seq.shape[0], x_seq.shape[2]
@@ -51,5 +58,5 @@ def if_multistep_triton(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.T
     neg = _channel_vector(negative_threshold, channels, x_seq) if negative_threshold is not None else theta
     grid = (triton.cdiv(numel, block),)
     _if_kernel[grid](x_seq, v, out, theta, neg, numel, channels, spatial, timesteps,
-                     SIGNED=negative_threshold is not None, BLOCK=block)
+                     SIGNED=negative_threshold is not None, MAX_SPIKES=max_spikes, BLOCK=block)
     return out, v

@@ -52,6 +52,13 @@ def test_error_falls_as_timesteps_grow(name, mode, levels):
     assert fine < 0.05
 
 
+def test_qcfs_with_bursts_matches_the_ann_from_the_first_step():
+    ann = live_model("yolov8n-relu", 4)
+    binary = relative_error(ann, convert(ann, "qcfs"), 1)
+    burst = relative_error(ann, convert(ann, "qcfs", burst=4), 1)
+    assert burst < 1e-3 < binary
+
+
 def test_structure_after_conversion():
     ann = live_model("tiny-yolo-leaky")
     snn = convert(ann, "channel", calibration=[IMAGES])

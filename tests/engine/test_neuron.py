@@ -30,6 +30,15 @@ def test_qcfs_layer_equals_if_neuron_at_t_equal_l(levels, lam):
     assert torch.equal(rate, qcfs(z).detach())
 
 
+@pytest.mark.parametrize("levels,lam", [(4, 3.0), (8, 0.5)])
+def test_qcfs_layer_equals_burst_neuron_in_one_step(levels, lam):
+    """Bursts of up to L spikes of θ = λ/L: one step gives exactly the QCFS output."""
+    z = (torch.linspace(-2 * lam, 2 * lam, 4001, dtype=torch.float64) + 1e-9 * torch.pi).view(1, 1, -1, 1)
+    qcfs = QCFS(levels, lam).double()
+    neuron = IFNeuron(qcfs.threshold.detach() / levels, initial_membrane=0.5, max_spikes=levels)
+    assert torch.equal(run_neuron(neuron, z, 1)[0], qcfs(z).detach())
+
+
 @pytest.mark.parametrize("timesteps", [8, 32, 128])
 def test_ibt_rate_equals_leaky_relu_within_one_over_t(timesteps):
     alpha = 0.1
@@ -83,14 +92,14 @@ TRITON_CHECK = """
 import torch
 from spikeyolo.engine.neuron import if_multistep
 torch.manual_seed(0)
-for signed in (False, True):
-    x = torch.randn(9, 2, 5, 7, 3)
+for signed, burst in ((False, 1), (True, 1), (False, 4), (True, 3)):
+    x = torch.randn(9, 2, 5, 7, 3) * 2
     theta = torch.rand(5) + 0.2
     v = 0.5 * theta.view(1, 5, 1, 1).expand(2, 5, 7, 3).contiguous()
     neg = theta / 0.1 if signed else None
-    a, va = if_multistep(x, v.clone(), theta, neg, "torch")
-    b, vb = if_multistep(x, v.clone(), theta, neg, "triton")
-    assert torch.equal(a, b) and torch.equal(va, vb), (signed, (a - b).abs().max())
+    a, va = if_multistep(x, v.clone(), theta, neg, "torch", max_spikes=burst)
+    b, vb = if_multistep(x, v.clone(), theta, neg, "triton", max_spikes=burst)
+    assert torch.equal(a, b) and torch.equal(va, vb), (signed, burst, (a - b).abs().max())
     assert a.ne(0).any()
 print("ok")
 """
@@ -107,20 +116,20 @@ def test_triton_kernel_equals_torch_in_interpreter():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("signed", [False, True])
-def test_triton_equals_torch_on_gpu(signed):
+@pytest.mark.parametrize("signed,burst", [(False, 1), (True, 1), (False, 4)])
+def test_triton_equals_torch_on_gpu(signed, burst):
     torch.manual_seed(0)
     x = torch.randn(16, 4, 32, 20, 20, device="cuda")
     theta = torch.rand(32, device="cuda") + 0.2
     v = 0.5 * theta.view(1, 32, 1, 1).expand(4, 32, 20, 20).contiguous()
     neg = theta / 0.1 if signed else None
-    a, va = if_multistep(x, v.clone(), theta, neg, "torch")
-    b, vb = if_multistep(x, v.clone(), theta, neg, "triton")
+    a, va = if_multistep(x, v.clone(), theta, neg, "torch", max_spikes=burst)
+    b, vb = if_multistep(x, v.clone(), theta, neg, "triton", max_spikes=burst)
     assert (a - b).abs().max().item() <= 1e-5 and (va - vb).abs().max().item() <= 1e-5
 
 
-@pytest.mark.parametrize("signed", [False, True])
-def test_torch_backend_equals_reference(signed):
+@pytest.mark.parametrize("signed,burst", [(False, 1), (True, 1), (False, 4), (True, 3)])
+def test_torch_backend_equals_reference(signed, burst):
     """The in-place torch backend does exactly the reference's float operations."""
     from spikeyolo.engine.neuron import if_multistep_reference
 
@@ -129,8 +138,8 @@ def test_torch_backend_equals_reference(signed):
     theta = torch.rand(4) + 0.3
     v = 0.5 * theta.view(1, 4, 1, 1).expand(2, 4, 5, 5).contiguous()
     neg = theta / 0.1 if signed else None
-    a, va = if_multistep(x, v, theta, neg, "torch")
-    b, vb = if_multistep_reference(x, v, theta, neg)
+    a, va = if_multistep(x, v, theta, neg, "torch", max_spikes=burst)
+    b, vb = if_multistep_reference(x, v, theta, neg, max_spikes=burst)
     assert torch.equal(a, b) and torch.equal(va, vb)
     assert torch.equal(v, 0.5 * theta.view(1, 4, 1, 1).expand(2, 4, 5, 5))  # the caller's v is not modified
     assert (a < 0).any() == signed
