@@ -135,6 +135,7 @@ def _add_val(sub) -> None:
     p.add_argument("--imgsz", type=int)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--chunk", type=int, default=16, help="simulate this many steps at a time (memory ∝ batch × chunk)")
     p.add_argument("--no-ann", action="store_true", help="evaluate the SNN only")
     p.add_argument("--json", help="also write the JSON report here")
     p.add_argument("--project", default="runs/val")
@@ -146,7 +147,7 @@ def _run_val(args) -> None:
     from spikeyolo.eval.val import validate
 
     report = validate(args.weights, args.data, args.timesteps, args.split, args.imgsz, args.batch, args.device,
-                      args.mode, args.percentile, ann=not args.no_ann, burst=args.burst)
+                      args.mode, args.percentile, ann=not args.no_ann, burst=args.burst, chunk=args.chunk)
     folder = new_run_dir(args.project, args.name)
     for key, results in report.pop("coco_results", {}).items():
         write_json(results, folder / f"coco_results_{'ann' if key == 'ann' else 'T' + key}.json")

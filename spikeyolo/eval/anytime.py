@@ -48,11 +48,12 @@ def _update(validator, out: torch.Tensor, batch: dict, evaluator, store: dict | 
 @torch.no_grad()
 def evaluate_anytime(ann: nn.Module | None, snn: SpikingDetector | None, data, timesteps: list[int],
                      imgsz: int = 640, batch: int = 16, device: str = "cpu", split: str = "val",
-                     on_batch=None, evaluator=None, **overrides) -> dict:
+                     on_batch=None, evaluator=None, chunk: int | None = 16, **overrides) -> dict:
     """mAP of the ANN and of the SNN at each T in ``timesteps`` from one SNN run to max(T).
 
     ``on_batch(images, snn)`` is called after each SNN batch (the cost meters read neuron records there).
     ``evaluator`` (VOC or COCO, see spikeyolo.eval.evaluators) adds the dataset's own metric.
+    ``chunk`` runs the steps in slices of that many (state carried over) to bound memory.
     Returns {"ann": Accuracy | None, "snn": {T: Accuracy}, "detections": {key: {image: Detections}}}.
     """
     names = (snn.names if snn is not None else ann.names)
@@ -68,7 +69,7 @@ def evaluate_anytime(ann: nn.Module | None, snn: SpikingDetector | None, data, t
             out = out[0] if isinstance(out, (tuple, list)) else out
             _update(validators["ann"], out, batch_dict, evaluator, detections["ann"])
         if snn is not None:
-            per_step = snn(images, horizon)
+            per_step = snn(images, horizon, chunk=chunk)
             for t in keys[1 if ann is not None else 0:]:
                 _update(validators[t], per_step[t - 1], batch_dict, evaluator, detections[t])
             if on_batch is not None:

@@ -47,7 +47,7 @@ def load_pair(weights: str | Path, data_yaml: Path, mode: str | None, percentile
 def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS, split: str = "val",
              imgsz: int | None = None, batch: int = 16, device: str = "cpu", mode: str | None = None,
              percentile: float = 99.9, calib_images: int = 64, ann: bool = True, cost: bool = True,
-             burst: int = 1) -> dict:
+             burst: int = 1, chunk: int | None = 16) -> dict:
     """Evaluate ANN and SNN (simulated once to max T) and return the report dict."""
     timesteps = sorted(set(int(t) for t in timesteps))
     if not timesteps or timesteps[0] < 1:
@@ -58,7 +58,8 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
     evaluator = dataset_evaluator(data_yaml, split)
     try:
         accuracy = evaluate_anytime(ann_model if ann else None, snn, data_yaml, timesteps, meta["imgsz"], batch,
-                                    device, split, on_batch=meter.after_batch if meter else None, evaluator=evaluator)
+                                    device, split, on_batch=meter.after_batch if meter else None, evaluator=evaluator,
+                                    chunk=chunk)
     finally:
         if meter:
             meter.close()

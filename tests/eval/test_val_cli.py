@@ -92,3 +92,14 @@ def test_edge_datasets(weights, tmp_path, capsys):
     assert main(["val", "--weights", str(tmp_path / "missing.safetensors"), "--data", str(voc)]) == 2
     with pytest.raises(SystemExit):
         main(["val", "--weights", str(weights), "--data", str(voc), "--timesteps", "0,4"])
+
+
+def test_chunked_simulation_gives_the_same_report(weights, voc_dataset):
+    from spikeyolo.eval.val import validate
+
+    whole = validate(weights, voc_dataset, [1, 3], imgsz=64, batch=4, ann=False, chunk=None)
+    sliced = validate(weights, voc_dataset, [1, 3], imgsz=64, batch=4, ann=False, chunk=1)
+    for t in ("1", "3"):
+        for key in ("map50_95", "sops", "firing_rate"):
+            assert sliced["snn"][t][key] == pytest.approx(whole["snn"][t][key], rel=1e-6)
+    assert sliced["cost"]["neuron_state_bytes_per_image"] == whole["cost"]["neuron_state_bytes_per_image"]
