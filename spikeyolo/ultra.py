@@ -10,20 +10,27 @@ import copy
 import os
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import spikeyolo  # noqa: F401  (sets the offline environment before ultralytics loads)
 
+import numpy as np
 import torch
 from torch import nn
 
 import ultralytics
 from ultralytics.cfg import get_cfg
+from ultralytics.data.augment import LetterBox
+from ultralytics.data.utils import check_det_dataset
 from ultralytics.engine import trainer as _trainer
+from ultralytics.engine.results import Results
 from ultralytics.models.yolo.detect import DetectionPredictor, DetectionTrainer, DetectionValidator
 from ultralytics.nn import tasks as _tasks
-from ultralytics.nn.modules import Conv, Detect
+from ultralytics.nn.modules import DFL, SPPF, Bottleneck, C2f, Concat, Conv, Detect
 from ultralytics.nn.tasks import DetectionModel, load_checkpoint
 from ultralytics.utils import DEFAULT_CFG, SETTINGS, USER_CONFIG_DIR
+from ultralytics.utils import nms as _nms
+from ultralytics.utils import ops as _ops
 from ultralytics.utils import torch_utils as _torch_utils
 
 SUPPORTED_SERIES = "8.4."
@@ -31,8 +38,11 @@ if not ultralytics.__version__.startswith(SUPPORTED_SERIES):
     raise ImportError(f"spikeyolo needs ultralytics {SUPPORTED_SERIES}x, found {ultralytics.__version__}: "
                       f"pip install 'ultralytics>=8.4,<8.5'")
 
-__all__ = ["Conv", "Detect", "DetectionModel", "DetectionPredictor", "DetectionTrainer", "DetectionValidator",
-           "DEFAULT_CFG", "get_cfg", "load_checkpoint", "build_detection_model", "cpu_threads", "conv_blocks", "yaml_model"]
+__all__ = ["CONVERTIBLE", "Conv", "Detect", "DetectionModel", "DetectionPredictor", "DetectionTrainer",
+           "DetectionValidator", "DEFAULT_CFG", "boxes_to_original", "build_detection_model", "conv_blocks",
+           "cpu_threads", "detection_validators", "draw_detections", "first_conv_block", "fold_batchnorm",
+           "get_cfg", "head_output_convs", "letterbox_batch", "load_checkpoint", "non_max_suppression",
+           "predict_ann", "scale_to_frame", "validate_ann", "yaml_model"]
 
 
 def cpu_threads() -> int:
@@ -111,8 +121,6 @@ def predict_ann(model: nn.Module, source, imgsz: int = 640, conf: float = 0.25, 
     return predictor(source=source, model=model)
 
 
-from ultralytics.nn.modules import C2f, DFL, SPPF, Bottleneck, Concat  # noqa: E402  (grouped with the converter)
-
 # Module types a detector may contain for spiking conversion (containers and the linear pieces).
 CONVERTIBLE = (DetectionModel, nn.Sequential, nn.ModuleList, Conv, nn.Conv2d, C2f, Bottleneck, SPPF,
                nn.MaxPool2d, nn.Upsample, Concat, Detect, DFL, nn.Identity, nn.BatchNorm2d)
@@ -138,21 +146,14 @@ def first_conv_block(model: DetectionModel) -> Conv:
     return first
 
 
-from ultralytics.data.augment import LetterBox  # noqa: E402
-
 
 def letterbox_batch(images_bgr: list, imgsz: int) -> torch.Tensor:
     """BGR uint8 images → an RGB float batch [N, 3, imgsz, imgsz] in [0, 1], letterboxed as ultralytics does."""
-    import numpy as np
-
     box = LetterBox((imgsz, imgsz), auto=False, stride=32)
     batch = np.stack([box(image=im)[..., ::-1].transpose(2, 0, 1) for im in images_bgr])
     return torch.from_numpy(np.ascontiguousarray(batch)).float() / 255.0
 
 
-from types import SimpleNamespace  # noqa: E402
-
-from ultralytics.data.utils import check_det_dataset  # noqa: E402
 
 
 def detection_validators(data: str | Path, names: dict, keys: list, imgsz: int = 640, batch: int = 16,
@@ -183,16 +184,12 @@ def detection_validators(data: str | Path, names: dict, keys: list, imgsz: int =
     return loader, validators
 
 
-from ultralytics.utils import nms as _nms, ops as _ops  # noqa: E402
-
 
 def boxes_to_original(boxes: torch.Tensor, batch: dict, index: int) -> torch.Tensor:
     """Boxes from the letterboxed model input back to the original image's pixels."""
     return _ops.scale_boxes(batch["img"].shape[2:], boxes.clone(), batch["ori_shape"][index],
                             ratio_pad=batch["ratio_pad"][index])
 
-
-from ultralytics.engine.results import Results  # noqa: E402
 
 
 def non_max_suppression(predictions: torch.Tensor, conf: float, iou: float, max_det: int = 300) -> list[torch.Tensor]:
@@ -205,6 +202,6 @@ def scale_to_frame(boxes: torch.Tensor, input_hw, frame_shape) -> torch.Tensor:
     return _ops.scale_boxes(tuple(input_hw), boxes.clone(), tuple(frame_shape[:2]))
 
 
-def draw_detections(frame, rows: torch.Tensor, names: dict, path: str = "") -> "np.ndarray":
+def draw_detections(frame, rows: torch.Tensor, names: dict, path: str = "") -> np.ndarray:
     """The frame with boxes and labels drawn, ultralytics style (rows: [K, 6] xyxy, score, class)."""
     return Results(frame, path=path, names=names, boxes=rows).plot()
