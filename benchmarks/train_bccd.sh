@@ -9,6 +9,6 @@ spikeyolo train "${common[@]}" --model yolov8n-relu --levels 4 --name qcfs
 spikeyolo train "${common[@]}" --model yolov8n --levels 0 --name silu
 spikeyolo train "${common[@]}" --model yolov8n-relu --levels 0 --name relu
 # The Spiking-YOLO-style leaky-ReLU Tiny YOLO (ANN, for the channel / layer / IBT conversion table)
-if [ "${WITH_LEAKY:-1}" = 1 ]; then
+if [ "${WITH_LEAKY:-0}" = 1 ]; then
   spikeyolo train "${common[@]}" --model tiny-yolo-leaky --levels 0 --name leaky
 fi

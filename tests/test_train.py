@@ -92,3 +92,22 @@ def test_cli_from_user_silu_checkpoint(voc_dataset, tmp_path):
     assert meta["quantization"]["levels"] == 4
     thresholds = [b.act.threshold.item() for _, b in conv_blocks(model)]
     assert len(set(round(t, 3) for t in thresholds)) > 10  # calibrated per layer, not the constant 3.0
+
+
+def test_import_user_checkpoint_round_trip(trained, tmp_path):
+    """spikeyolo import unpickles the named .pt once and writes safetensors giving identical outputs."""
+    import torch
+
+    from spikeyolo.cli import main
+    from spikeyolo.ultra import load_checkpoint
+
+    run, _ = trained
+    out = tmp_path / "imported.safetensors"
+    assert main(["import", str(run / "weights/last.pt"), "--out", str(out), "--imgsz", "160"]) == 0
+    original, _ = load_checkpoint(run / "weights/last.pt")
+    imported, meta = load_detector(out)
+    assert meta["imgsz"] == 160 and meta["imported_from"].endswith("last.pt")
+    x = torch.rand(1, 3, 160, 160)
+    with torch.no_grad():
+        assert torch.allclose(original.eval()(x)[0], imported(x)[0], atol=1e-5)
+    assert main(["import", str(tmp_path / "missing.pt")]) == 2
