@@ -38,7 +38,7 @@ if not ultralytics.__version__.startswith(SUPPORTED_SERIES):
     raise ImportError(f"spikeyolo needs ultralytics {SUPPORTED_SERIES}x, found {ultralytics.__version__}: "
                       f"pip install 'ultralytics>=8.4,<8.5'")
 
-__all__ = ["CONVERTIBLE", "Conv", "Detect", "DetectionModel", "DetectionPredictor", "DetectionTrainer",
+__all__ = ["CONVERTIBLE", "Conv", "DFL", "Detect", "DetectionModel", "DetectionPredictor", "DetectionTrainer",
            "DetectionValidator", "DEFAULT_CFG", "boxes_to_original", "build_detection_model", "conv_blocks",
            "cpu_threads", "detection_validators", "draw_detections", "first_conv_block", "fold_batchnorm",
            "get_cfg", "head_output_convs", "letterbox_batch", "load_checkpoint", "non_max_suppression",

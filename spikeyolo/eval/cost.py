@@ -1,6 +1,7 @@
 """SNN cost: firing rate per layer, synaptic operations, estimated energy (45 nm), memory.
 
 Counting rules (an estimate, as in the literature):
+- the box decoding (DFL) is post-processing and not counted;
 - a convolution fed by spikes costs one accumulate (AC) per input event per synapse it reaches:
   SOPs = nonzero inputs × (MACs / input elements); inputs that are sums of spike trains (residual
   adds) count once where nonzero;
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from spikeyolo.engine.runner import ConstantInput, SpikingDetector
+from spikeyolo.ultra import DFL
 
 E_AC_PJ = 0.9
 E_MAC_PJ = 4.6
@@ -40,8 +42,10 @@ class CostMeter:
         self.spikes: dict[str, torch.Tensor] = {}
         self.neuron_sizes: dict[str, int] = {}
         analog = {id(m.layer) for m in snn.net.modules() if isinstance(m, ConstantInput)}
+        decoding = {id(m) for head in snn.net.modules() if isinstance(head, DFL) for m in head.modules()}
         self._hooks = [conv.register_forward_hook(self._count(name, id(conv) in analog))
-                       for name, conv in snn.net.named_modules() if isinstance(conv, nn.Conv2d)]
+                       for name, conv in snn.net.named_modules()
+                       if isinstance(conv, nn.Conv2d) and id(conv) not in decoding]
         snn.record(True)
 
     def close(self) -> None:
