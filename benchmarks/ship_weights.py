@@ -1,6 +1,6 @@
 """Write a shipped weights file: a trained checkpoint plus its measured mAP and training facts.
 
-Usage: python benchmarks/ship_weights.py CHECKPOINT VAL_REPORT_JSON OUT [--note TEXT]
+Usage: python benchmarks/ship_weights.py CHECKPOINT OUT VAL_REPORT_JSON [VAL_REPORT_JSON ...] [--note TEXT]
 The metadata stays readable JSON in the safetensors header (spikeyolo.checkpoint.read_metadata).
 """
 from __future__ import annotations
@@ -15,16 +15,17 @@ from spikeyolo.checkpoint import load_detector, save_detector
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
-    parser.add_argument("report")
     parser.add_argument("out")
+    parser.add_argument("reports", nargs="+", help="spikeyolo val report.json files (e.g. binary and burst)")
     parser.add_argument("--note", default="")
     args = parser.parse_args()
     model, meta = load_detector(args.checkpoint)
-    report = json.loads(Path(args.report).read_text())
-    measured = {"dataset": report["dataset"], "split": report["split"], "imgsz": report["imgsz"],
-                "conversion": report["mode"],
-                "ann": {k: report["ann"][k] for k in ("map50", "map50_95")},
-                "snn": {t: {k: r[k] for k in ("map50", "map50_95")} for t, r in report["snn"].items()}}
+    reports = [json.loads(Path(p).read_text()) for p in args.reports]
+    first = reports[0]
+    measured = {"dataset": first["dataset"], "split": first["split"], "imgsz": first["imgsz"],
+                "conversion": first["mode"], "ann": {k: first["ann"][k] for k in ("map50", "map50_95")},
+                "snn": {f"burst{r.get('burst', 1)}": {t: {k: e[k] for k in ("map50", "map50_95")}
+                                                      for t, e in r["snn"].items()} for r in reports}}
     keep = {k: meta[k] for k in ("imgsz", "data", "epochs") if k in meta}
     out = save_detector(model, args.out, **keep, training_metrics=meta.get("metrics"), measured=measured,
                         note=args.note)

@@ -167,6 +167,8 @@ def _add_detect(sub) -> None:
     p.add_argument("--weights", help="spikeyolo .safetensors (default: the shipped BCCD QCFS model)")
     p.add_argument("--timesteps", type=int, default=4, help="SNN timesteps T (default 4)")
     p.add_argument("--ann", action="store_true", help="run the quantized ANN instead of the SNN")
+    p.add_argument("--burst", type=int, help="spikes a neuron may emit per step: 1 is the binary IF neuron; "
+                   "default L of a QCFS model (integer spikes, equal to the QCFS net from T = 1)")
     p.add_argument("--conf", type=float, default=0.25)
     p.add_argument("--iou", type=float, default=0.7)
     p.add_argument("--imgsz", type=int, help="input size (default: the weights')")
@@ -185,7 +187,10 @@ def _run_detect(args) -> None:
         if not 0.0 <= getattr(args, name) <= 1.0:
             raise UsageError(f"--{name} must be in [0, 1], got {getattr(args, name)}")
     open_source(args.source)  # fail on a bad source before anything is loaded or created
-    detector = Detector(args.weights, args.timesteps, args.ann, args.conf, args.iou, args.imgsz, args.device)
+    if args.burst is not None and args.burst < 1:
+        raise UsageError(f"--burst must be >= 1, got {args.burst}")
+    detector = Detector(args.weights, args.timesteps, args.ann, args.conf, args.iou, args.imgsz, args.device,
+                        burst=args.burst)
     folder = new_run_dir(args.save_dir)
     try:
         summary = detect(args.source, folder, detector)

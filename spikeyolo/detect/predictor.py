@@ -27,7 +27,8 @@ class Detector:
     """Runs the ANN (``ann=True``) or the SNN for ``timesteps`` steps on batches of BGR frames."""
 
     def __init__(self, weights: str | Path | None = None, timesteps: int = 4, ann: bool = False, conf: float = 0.25,
-                 iou: float = 0.7, imgsz: int | None = None, device: str = "cpu", backend: str = "torch"):
+                 iou: float = 0.7, imgsz: int | None = None, device: str = "cpu", backend: str = "torch",
+                 burst: int | None = None):
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
         for name, value in (("conf", conf), ("iou", iou)):
@@ -35,7 +36,9 @@ class Detector:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         self.weights = Path(weights) if weights else DEFAULT_WEIGHTS
         _check_weights(self.weights)
-        self.timesteps, self.ann, self.conf, self.iou = timesteps, ann, conf, iou
+        if burst is not None and burst < 1:
+            raise ValueError(f"burst must be >= 1, got {burst}")
+        self.timesteps, self.ann, self.conf, self.iou, self.burst = timesteps, ann, conf, iou, burst
         self.device = torch.device("cpu" if device == "cpu" else f"cuda:{device}" if str(device).isdigit() else device)
         self.model, self.names, self.imgsz = self._load(imgsz, backend)
 
@@ -48,22 +51,26 @@ class Detector:
             if self.ann:
                 raise CheckpointError(f"{self.weights} is a converted SNN: --ann needs the detector checkpoint")
             snn = load_snn(self.weights, self.device, backend)
+            self.burst = snn.meta["burst"]
             return snn, snn.names, imgsz or meta["source"].get("imgsz", 640)
         model, meta = load_detector(self.weights, self.device)
         imgsz = imgsz or meta.get("imgsz", 640)
         if self.ann:
             return model, model.names, imgsz
-        mode = "qcfs" if meta["quantization"].get("levels") else None
-        if mode is None:
+        levels = meta["quantization"].get("levels")
+        if not levels:
             raise CheckpointError(f"{self.weights} is not QCFS-trained: run 'spikeyolo convert --mode channel --calib "
                                   f"DATA' first, or detect with --ann")
-        snn = convert(model, mode)
+        self.burst = self.burst or levels  # bursts of up to L spikes: the SNN equals the QCFS net from T = 1
+        snn = convert(model, "qcfs", burst=self.burst)
         snn.set_backend(backend)
         return snn.to(self.device), model.names, imgsz
 
     @property
     def mode(self) -> str:
-        return "ANN" if self.ann else f"SNN T={self.timesteps}"
+        if self.ann:
+            return "ANN"
+        return f"SNN T={self.timesteps}" + (f" burst≤{self.burst}" if self.burst and self.burst > 1 else "")
 
     @torch.no_grad()
     def __call__(self, frames: list[np.ndarray]) -> list[Detections]:

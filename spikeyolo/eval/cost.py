@@ -99,10 +99,13 @@ class CostMeter:
                   / l.input_elements_per_image / n} for l in self.layers.values()]
         params = sum(p.numel() for p in self.snn.net.parameters())
         state = sum(self.neuron_sizes.values()) * 4
+        bursts = max((n.max_spikes for _, n in self.snn.neurons()), default=1) > 1
+        model = f"estimate, 45 nm: {E_AC_PJ} pJ/AC, {E_MAC_PJ} pJ/MAC" + (
+            "; with bursts an input carrying several spikes counts as one event: a lower bound" if bursts else "")
         return {"per_timestep": per_t, "ann_macs": ann_macs, "ann_energy_mj": ann_macs * E_MAC_PJ * 1e-9,
                 "first_layer_macs": first_macs, "neuron_layers": layers, "conv_layers": convs,
                 "parameters": params, "neuron_state_bytes_per_image": state,
-                "energy_model": f"estimate, 45 nm: {E_AC_PJ} pJ/AC, {E_MAC_PJ} pJ/MAC"}
+                "energy_model": model}
 
 
 def conv_timesteps(snn: SpikingDetector) -> int:

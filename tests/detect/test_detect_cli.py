@@ -46,7 +46,7 @@ def test_images_of_every_kind(weights, tmp_path):
     out = tmp_path / "out" / "exp"
     assert sorted(p.name for p in out.glob("*.jpg")) == ["deep.jpg", "gray.jpg", "plain.jpg", "rgba.jpg"]
     lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
-    assert len(lines) == 4 and all(line["timesteps"] == 2 and line["mode"] == "SNN T=2" for line in lines)
+    assert len(lines) == 4 and all(line["timesteps"] == 2 and line["mode"] == "SNN T=2 burst≤4" for line in lines)
     assert run([folder / "*.png", "--ann"], weights, tmp_path / "out") == 0  # a glob; a new run folder
     assert (tmp_path / "out" / "exp2" / "predictions.jsonl").is_file() and (out / "predictions.jsonl").is_file()
 
