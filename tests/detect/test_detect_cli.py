@@ -126,3 +126,28 @@ def test_readme_demo_command_with_shipped_weights(tmp_path):
     lines = (tmp_path / "exp/predictions.jsonl").read_text().splitlines()
     assert len(lines) == 48 and sum(len(json.loads(line)["detections"]) for line in lines) > 48
     assert cv2.VideoCapture(str(tmp_path / "exp/bccd_pan.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 48
+
+
+def test_stream_url(weights, tmp_path):
+    """An http:// stream, served from this machine (loopback only)."""
+    import functools
+    import http.server
+    import socketserver
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    _video(tmp_path / "clip.mp4", frames=10, fourcc="mp4v")
+    handler = functools.partial(Quiet, directory=str(tmp_path))
+    with socketserver.TCPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/clip.mp4"
+        try:
+            assert run([url, "--timesteps", "1"], weights, tmp_path / "out") == 0
+        finally:
+            server.shutdown()
+    lines = (tmp_path / "out/exp/predictions.jsonl").read_text().splitlines()
+    assert len(lines) == 10 and json.loads(lines[0])["source"] == url
+    assert (tmp_path / "out/exp/clip.mp4").is_file()
