@@ -4,7 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import numpy as np
 import yaml
+from PIL import Image
 
 from spikeyolo.data.records import DatasetError
 from spikeyolo.ultra import letterbox_batch
@@ -30,8 +32,43 @@ def split_images(data_yaml: str | Path, split: str = "train") -> list[Path]:
     return files
 
 
-def read_image(path: Path):
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+def to_bgr8(image: np.ndarray) -> np.ndarray:
+    """Any image OpenCV reads (gray, BGRA, 16-bit, float) → 8-bit BGR."""
+    if image.dtype == np.uint16:
+        image = (image / 257).round().astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = np.clip(image * (255 if image.max() <= 1.0 else 1), 0, 255).astype(np.uint8)
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+def decodes_fully(path: Path) -> bool:
+    """PIL decodes the whole file quietly (OpenCV's decoder prints to stderr on truncated JPEGs).
+
+    ultralytics patches Image.open to fetch a HEIF plugin on unknown files, which fails offline with an
+    ImportError: that too means "not an image we can read".
+    """
+    try:
+        with Image.open(path) as im:
+            im.load()
+        return True
+    except (OSError, SyntaxError, ValueError, ImportError, Image.DecompressionBombError):
+        return False
+
+
+def load_image(path: Path) -> np.ndarray | None:
+    """8-bit BGR pixels of an image file, or None if it is unreadable or truncated."""
+    if not decodes_fully(path):
+        return None
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    return None if image is None or image.size == 0 else to_bgr8(image)
+
+
+def read_image(path: Path) -> np.ndarray:
+    image = load_image(path)
     if image is None:
         raise DatasetError(f"cannot read image {path}: the file is missing, truncated or not an image")
     return image

@@ -8,7 +8,7 @@ from PIL import Image
 
 from spikeyolo.data.records import BoxAudit, DatasetError, ImageRecord, checked_box
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+VOC_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")  # what VOC-style sets use
 
 
 def is_voc(root: Path) -> bool:
@@ -40,7 +40,7 @@ def _image_path(root: Path, image_id: str, xml: ET.Element) -> Path:
     named = root / "JPEGImages" / (xml.findtext("filename") or "").strip()
     if named.is_file():
         return named
-    for suffix in IMAGE_SUFFIXES:
+    for suffix in VOC_IMAGE_SUFFIXES:
         candidate = root / "JPEGImages" / f"{image_id}{suffix}"
         if candidate.is_file():
             return candidate

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+
+from spikeyolo.data.images import IMAGE_SUFFIXES, decodes_fully, load_image, to_bgr8
 
 LOGGER = logging.getLogger("spikeyolo.detect")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpeg", ".mpg", ".wmv", ".webm"}
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "tcp://", "udp://")
 
@@ -33,47 +33,13 @@ class Frame:
     index: int          # frame number within a video or stream; 0 for images
 
 
-def to_bgr8(image: np.ndarray) -> np.ndarray:
-    """Any image OpenCV reads (gray, BGRA, 16-bit, float) → 8-bit BGR."""
-    if image.dtype == np.uint16:
-        image = (image / 257).round().astype(np.uint8)
-    elif image.dtype != np.uint8:
-        image = np.clip(image * (255 if image.max() <= 1.0 else 1), 0, 255).astype(np.uint8)
-    if image.ndim == 2 or image.shape[2] == 1:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    return image
-
-
-def _decodes_fully(path: Path) -> bool:
-    """PIL decodes the whole file quietly (OpenCV's decoder prints to stderr on truncated JPEGs).
-
-    ultralytics patches Image.open to fetch a HEIF plugin on unknown files, which fails offline with an
-    ImportError: that too means "not an image we can read".
-    """
-    try:
-        with Image.open(path) as im:
-            im.load()
-        return True
-    except (OSError, SyntaxError, ValueError, ImportError, Image.DecompressionBombError):
-        return False
-
-
-def read_image(path: Path) -> np.ndarray | None:
-    if not _decodes_fully(path):
-        return None
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    return None if image is None or image.size == 0 else to_bgr8(image)
-
-
 class ImageSource:
     """Still images; unreadable ones are skipped (counted) unless the source is a single file."""
     is_video = False
 
     def __init__(self, files: list[Path], single: bool):
         self.files, self.single, self.skipped = files, single, []
-        if single and not _decodes_fully(files[0]):
+        if single and not decodes_fully(files[0]):
             raise SourceError(f"cannot read image {files[0]}: the file is truncated or not an image; "
                               f"pass a readable image")
 
@@ -82,7 +48,7 @@ class ImageSource:
 
     def __iter__(self):
         for path in self.files:
-            image = read_image(path)
+            image = load_image(path)
             if image is None:
                 if self.single:
                     raise SourceError(f"cannot read image {path}: the file is truncated or not an image; "

@@ -46,6 +46,7 @@ class CostMeter:
         self._hooks = [conv.register_forward_hook(self._count(name, id(conv) in analog))
                        for name, conv in snn.net.named_modules()
                        if isinstance(conv, nn.Conv2d) and id(conv) not in decoding]
+        self._clock = (snn.stateful() or [None])[0]  # every stateful layer carries the call's step count
         snn.record(True)
 
     def close(self) -> None:
@@ -56,7 +57,7 @@ class CostMeter:
     def _count(self, name: str, analog: bool):
         def hook(conv, inputs, output):
             x = inputs[0]
-            steps = 1 if analog else conv_timesteps(self.snn)
+            steps = 1 if analog or self._clock is None else self._clock.timesteps
             per_image_in = x[0].numel()
             macs = output[0].numel() * (conv.in_channels // conv.groups) * conv.kernel_size[0] * conv.kernel_size[1]
             layer = self.layers.setdefault(name, LayerCount(name, macs, per_image_in, analog=analog, pending=[]))
@@ -107,8 +108,3 @@ class CostMeter:
                 "parameters": params, "neuron_state_bytes_per_image": state,
                 "energy_model": model}
 
-
-def conv_timesteps(snn: SpikingDetector) -> int:
-    """The step count of the call in progress (every stateful layer carries it)."""
-    stateful = snn.stateful()
-    return stateful[0].timesteps if stateful else 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -43,10 +44,9 @@ def write_csv(report: dict, path: Path) -> None:
     for t, r in report["snn"].items():
         rows.append(["snn", t, r["map50"], r["map50_95"], r.get("sops", ""), r.get("energy_mj", ""),
                      r.get("firing_rate", "")])
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
-        csv.writer(f).writerows(rows)
-    tmp.replace(path)
+    text = io.StringIO()
+    csv.writer(text).writerows(rows)
+    _atomic_write(path, text.getvalue())
 
 
 def table(report: dict) -> str:

@@ -1,6 +1,7 @@
 """spikeyolo val through the CLI: report files and schema, one SNN run for every T, bad inputs."""
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -8,6 +9,7 @@ from spikeyolo.checkpoint import save_detector
 from spikeyolo.cli import main
 from spikeyolo.convert import convert
 from spikeyolo.eval.anytime import evaluate_anytime
+from spikeyolo.eval.evaluators import dataset_evaluator
 from spikeyolo.data import prepare_dataset
 from tests.conftest import make_voc
 
@@ -59,14 +61,20 @@ def test_val_writes_report(weights, voc_dataset, tmp_path, capsys):
 
 
 def test_one_run_gives_every_t(weights, voc_dataset):
-    """mAP at T read from one run to max(T) equals a separate run to T."""
+    """Detections at T read from one run to max(T) equal those of a separate run to T."""
     from spikeyolo.checkpoint import load_detector
 
     ann, _ = load_detector(weights)
     snn = convert(ann, "qcfs")
     data = prepare_dataset(voc_dataset)
-    together = evaluate_anytime(None, snn, data, [2, 4], imgsz=64, batch=4)
-    alone = evaluate_anytime(None, snn, data, [2], imgsz=64, batch=4)
+    evaluator = dataset_evaluator(data, "val")
+    together = evaluate_anytime(None, snn, data, [2, 4], imgsz=64, batch=4, evaluator=evaluator)
+    alone = evaluate_anytime(None, snn, data, [2], imgsz=64, batch=4, evaluator=evaluator)
+    first, second = together["detections"][2], alone["detections"][2]
+    assert first.keys() == second.keys() and sum(len(d.scores) for d in first.values()) > 0
+    for key in first:
+        np.testing.assert_allclose(first[key].boxes, second[key].boxes, atol=1e-3)
+        np.testing.assert_allclose(first[key].scores, second[key].scores, atol=1e-5)
     assert together["snn"][2].map50_95 == alone["snn"][2].map50_95
 
 
