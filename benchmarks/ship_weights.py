@@ -26,7 +26,7 @@ def main() -> None:
                 "conversion": first["mode"], "ann": {k: first["ann"][k] for k in ("map50", "map50_95")},
                 "snn": {f"burst{r.get('burst', 1)}": {t: {k: e[k] for k in ("map50", "map50_95")}
                                                       for t, e in r["snn"].items()} for r in reports}}
-    keep = {k: meta[k] for k in ("imgsz", "data", "epochs") if k in meta}
+    keep = {k: meta[k] for k in ("imgsz", "data", "epochs", "events") if k in meta}
     out = save_detector(model, args.out, **keep, training_metrics=meta.get("metrics"), measured=measured,
                         note=args.note)
     print(out)

@@ -92,7 +92,7 @@ def _run_convert(args) -> None:
     snn = convert(model, args.mode, calibration, args.percentile, args.initial_membrane, burst=args.burst)
     out = Path(args.out) if args.out else Path(args.weights).with_name(f"{Path(args.weights).stem}-snn-{args.mode}.safetensors")
     source = {"weights": str(args.weights), "imgsz": imgsz, "levels": meta["quantization"].get("levels"),
-              "metrics": meta.get("metrics"), "calib": args.calib}
+              "metrics": meta.get("metrics"), "calib": args.calib, **({"events": meta["events"]} if meta.get("events") else {})}
     save_snn(snn, out, source)
     print(f"snn: {out}  ({args.mode}, {len(snn.neurons())} spiking layers)")
 
@@ -163,8 +163,10 @@ def _run_val(args) -> None:
 def _add_detect(sub) -> None:
     p = sub.add_parser("detect", help="detect objects in images, folders, videos, cameras or streams",
                        description="Detect with the spiking network (or --ann); writes annotated output and JSON lines.")
-    p.add_argument("source", help="image, folder, glob, video file, camera index (0) or stream URL")
-    p.add_argument("--weights", help="spikeyolo .safetensors (default: the shipped BCCD QCFS model)")
+    p.add_argument("source", help="image, folder, glob, video file, camera index (0), stream URL, or an event "
+                   "recording (.aedat4, .h5, .npz)")
+    p.add_argument("--weights", help="spikeyolo .safetensors (default: the shipped BCCD QCFS model; for event "
+                   "recordings the shipped event model)")
     p.add_argument("--timesteps", type=int, default=4, help="SNN timesteps T (default 4)")
     p.add_argument("--ann", action="store_true", help="run the quantized ANN instead of the SNN")
     p.add_argument("--burst", type=int, help="spikes a neuron may emit per step: 1 is the binary IF neuron; "
@@ -189,8 +191,11 @@ def _run_detect(args) -> None:
     open_source(args.source)  # fail on a bad source before anything is loaded or created
     if args.burst is not None and args.burst < 1:
         raise UsageError(f"--burst must be >= 1, got {args.burst}")
+    from spikeyolo.events.io import EVENT_SUFFIXES
+
+    events = Path(args.source).suffix.lower() in EVENT_SUFFIXES
     detector = Detector(args.weights, args.timesteps, args.ann, args.conf, args.iou, args.imgsz, args.device,
-                        burst=args.burst)
+                        burst=args.burst, events=events)
     folder = new_run_dir(args.save_dir)
     try:
         summary = detect(args.source, folder, detector)
@@ -231,8 +236,43 @@ def _run_import(args) -> None:
     print(f"saved {out}")
 
 
+def _add_webcam(sub) -> None:
+    p = sub.add_parser("webcam", help="live demo: camera or video with boxes, FPS, T and spike activity",
+                       description="Live window with the SNN's detections and firing rate per layer. Keys: +/- "
+                                   "double/halve T, a toggles the ANN side by side, q quits.")
+    p.add_argument("--source", default="0", help="camera index, video file or stream URL (default 0)")
+    p.add_argument("--weights", help="spikeyolo .safetensors (default: the shipped model; with --events the "
+                   "shipped event model)")
+    p.add_argument("--timesteps", type=int, default=4)
+    p.add_argument("--events", action="store_true", help="simulate a DVS from the frames and run the event model")
+    p.add_argument("--side-by-side", action="store_true", help="start with the ANN beside the SNN")
+    p.add_argument("--headless", action="store_true", help="no window: write the rendered frames to --output")
+    p.add_argument("--output", help="video to write (.mp4); required with --headless")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--screenshot", help="also save the last rendered frame as an image")
+    p.add_argument("--conf", type=float, default=0.25)
+    p.add_argument("--device", default="cpu")
+
+
+def _run_webcam(args) -> None:
+    from spikeyolo.demo import LiveDemo
+
+    if args.timesteps < 1:
+        raise UsageError(f"--timesteps must be >= 1, got {args.timesteps}")
+    if args.headless and not args.output:
+        raise UsageError("--headless needs --output VIDEO.mp4 (there is no window to show the frames)")
+    if args.output and Path(args.output).suffix.lower() != ".mp4":
+        raise UsageError(f"--output {args.output}: write an .mp4 video")
+    demo = LiveDemo(args.source, args.weights, args.timesteps, args.events, args.side_by_side, args.conf,
+                    device=args.device)
+    summary = demo.run(args.headless, args.output, args.max_frames, args.screenshot)
+    saved = f", saved {summary.output}" if summary.output else ""
+    print(f"{summary.frames} frame(s) at {summary.fps:.1f} FPS, T={summary.timesteps}{saved}")
+
+
 COMMANDS = {"train": (_add_train, _run_train), "convert": (_add_convert, _run_convert), "val": (_add_val, _run_val),
-            "detect": (_add_detect, _run_detect), "import": (_add_import, _run_import)}
+            "detect": (_add_detect, _run_detect), "import": (_add_import, _run_import),
+            "webcam": (_add_webcam, _run_webcam)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -249,11 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     from spikeyolo.checkpoint import CheckpointError
     from spikeyolo.convert import ConversionError
     from spikeyolo.data import DatasetError
+    from spikeyolo.events import EventError
     from spikeyolo.detect.sources import SourceError
 
     try:
         COMMANDS[args.command][1](args)
-    except (UsageError, DatasetError, CheckpointError, ConversionError, SourceError) as err:
+    except (UsageError, DatasetError, CheckpointError, ConversionError, SourceError, EventError) as err:
         print(f"spikeyolo {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -111,3 +111,22 @@ def test_import_user_checkpoint_round_trip(trained, tmp_path):
     with torch.no_grad():
         assert torch.allclose(original.eval()(x)[0], imported(x)[0], atol=1e-5)
     assert main(["import", str(tmp_path / "missing.pt")]) == 2
+
+
+def test_thresholds_have_their_own_optimizer_group():
+    from spikeyolo.quantize.swap import quantize_model
+    from spikeyolo.quantize.trainer import THRESHOLD_LR_SCALE, QCFSTrainer
+    from spikeyolo.ultra import build_detection_model
+
+    model = build_detection_model(ROOT / "configs/models/yolov8n-relu.yaml", nc=3, verbose=False)
+    quantize_model(model, 4, 3.0)
+    trainer = object.__new__(QCFSTrainer)
+    trainer.threshold_lr_scale = THRESHOLD_LR_SCALE
+    optimizer = trainer.build_optimizer(model, "AdamW", lr=0.002, decay=0.0005)
+    groups = {g["param_group"]: g for g in optimizer.param_groups}
+    thresholds = {id(m.threshold) for m in model.modules() if isinstance(m, QCFS)}
+    assert {id(p) for p in groups["threshold"]["params"]} == thresholds
+    assert groups["threshold"]["weight_decay"] == 0.0 and groups["threshold"]["lr"] == 0.002 * THRESHOLD_LR_SCALE
+    others = [id(p) for g in optimizer.param_groups if g["param_group"] != "threshold" for p in g["params"]]
+    assert not thresholds & set(others) and len(others) + len(thresholds) == len(list(model.parameters()))
+

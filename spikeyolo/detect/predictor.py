@@ -12,7 +12,9 @@ from spikeyolo.convert.artifact import SNN_FORMAT, load_snn
 from spikeyolo.eval.detections import Detections
 from spikeyolo.ultra import letterbox_batch, non_max_suppression, scale_to_frame
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent.parent / "weights" / "bccd-yolov8n-qcfs.safetensors"
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent.parent / "weights"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "bccd-yolov8n-qcfs.safetensors"
+DEFAULT_EVENT_WEIGHTS = WEIGHTS_DIR / "bccd-events-yolov8n-qcfs.safetensors"
 
 
 def _check_weights(path: Path) -> None:
@@ -28,18 +30,20 @@ class Detector:
 
     def __init__(self, weights: str | Path | None = None, timesteps: int = 4, ann: bool = False, conf: float = 0.25,
                  iou: float = 0.7, imgsz: int | None = None, device: str = "cpu", backend: str = "torch",
-                 burst: int | None = None):
+                 burst: int | None = None, events: bool = False):
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
         for name, value in (("conf", conf), ("iou", iou)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
-        self.weights = Path(weights) if weights else DEFAULT_WEIGHTS
+        self.weights = Path(weights) if weights else DEFAULT_EVENT_WEIGHTS if events else DEFAULT_WEIGHTS
         _check_weights(self.weights)
         if burst is not None and burst < 1:
             raise ValueError(f"burst must be >= 1, got {burst}")
         self.timesteps, self.ann, self.conf, self.iou, self.burst = timesteps, ann, conf, iou, burst
         self.device = torch.device("cpu" if device == "cpu" else f"cuda:{device}" if str(device).isdigit() else device)
+        self.meta: dict = {}
+        self.record_spikes = False  # set True to read firing_rates() after each call
         self.model, self.names, self.imgsz = self._load(imgsz, backend)
 
     def _load(self, imgsz, backend):
@@ -51,9 +55,10 @@ class Detector:
             if self.ann:
                 raise CheckpointError(f"{self.weights} is a converted SNN: --ann needs the detector checkpoint")
             snn = load_snn(self.weights, self.device, backend)
-            self.burst = snn.meta["burst"]
+            self.burst, self.meta = snn.meta["burst"], meta.get("source", {})
             return snn, snn.names, imgsz or meta["source"].get("imgsz", 640)
         model, meta = load_detector(self.weights, self.device)
+        self.meta = meta
         imgsz = imgsz or meta.get("imgsz", 640)
         if self.ann:
             return model, model.names, imgsz
@@ -72,6 +77,15 @@ class Detector:
             return "ANN"
         return f"SNN T={self.timesteps}" + (f" burst≤{self.burst}" if self.burst and self.burst > 1 else "")
 
+    @property
+    def event_input(self) -> dict | None:
+        """How the weights' training data turned events into frames (window_us, clip), if event-trained."""
+        return self.meta.get("events")
+
+    def firing_rates(self) -> dict[str, float]:
+        """Firing rate per spiking layer over the last call (empty for the ANN)."""
+        return {} if self.ann else self.model.firing_rates()
+
     @torch.no_grad()
     def __call__(self, frames: list[np.ndarray]) -> list[Detections]:
         batch = letterbox_batch(frames, self.imgsz).to(self.device)
@@ -79,6 +93,7 @@ class Detector:
             out = self.model(batch)
             out = out[0] if isinstance(out, (tuple, list)) else out
         else:
+            self.model.record(self.record_spikes)
             out = self.model(batch, self.timesteps)[-1]
         results = []
         for rows, frame in zip(non_max_suppression(out, self.conf, self.iou), frames):

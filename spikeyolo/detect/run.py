@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from spikeyolo.detect.predictor import Detector
-from spikeyolo.detect.sources import VideoSource, open_source
+from spikeyolo.detect.sources import open_source
 from spikeyolo.detect.writers import DetectionWriter
 from spikeyolo.ultra import draw_detections
 
@@ -35,7 +35,7 @@ class DetectSummary:
 
 
 def _writer_for(source, folder: Path) -> DetectionWriter:
-    if isinstance(source, VideoSource):
+    if source.is_video:
         stem = Path(source.name).stem if not source.name.startswith("camera") else source.name.replace(" ", "")
         return DetectionWriter(folder, source.fps, f"{stem or 'stream'}.mp4")
     return DetectionWriter(folder)
@@ -43,7 +43,7 @@ def _writer_for(source, folder: Path) -> DetectionWriter:
 
 def detect(source: str, folder: Path, detector: Detector) -> DetectSummary:
     """Run ``detector`` over every frame of ``source``; outputs go to ``folder`` (which must exist)."""
-    frames = open_source(source)
+    frames = open_source(source, detector.event_input)
     writer = _writer_for(frames, folder)
     total, start = 0, time.perf_counter()
     timesteps = None if detector.ann else detector.timesteps

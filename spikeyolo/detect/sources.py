@@ -16,6 +16,9 @@ import cv2
 import numpy as np
 
 from spikeyolo.data.images import IMAGE_SUFFIXES, decodes_fully, load_image, to_bgr8
+from spikeyolo.events import EventError, event_frame, read_events
+from spikeyolo.events.io import EVENT_SUFFIXES
+from spikeyolo.events.live import DEFAULT_EVENT_INPUT
 
 LOGGER = logging.getLogger("spikeyolo.detect")
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpeg", ".mpg", ".wmv", ".webm"}
@@ -95,8 +98,36 @@ class VideoSource:
             raise SourceError(f"no frame could be read from {self.name}: the video is empty or corrupt")
 
 
-def open_source(source: str):
-    """The frame source for a command-line SOURCE."""
+class EventSource:
+    """An event recording, cut into overlapping time windows, each rendered as the event model's input frame."""
+    is_video = True
+
+    def __init__(self, path: Path, event_input: dict | None = None, frames_per_window: int = 4):
+        settings = {**DEFAULT_EVENT_INPUT, **(event_input or {})}
+        self.window_us, self.clip = int(settings["window_us"]), int(settings["clip"])
+        self.stride_us = max(self.window_us // frames_per_window, 1)
+        self.fps = 1e6 / self.stride_us
+        self.name = str(path)
+        try:
+            self.events = read_events(path)
+        except EventError as err:
+            raise SourceError(str(err)) from err
+        if len(self.events) == 0:
+            raise SourceError(f"{path} holds no events")
+
+    def __len__(self):
+        return int((self.events.t[-1] - self.events.t[0]) // self.stride_us) + 1
+
+    def __iter__(self):
+        """Window k ends at first event + (k+1)·stride, up to the first window ending after the last event."""
+        first = int(self.events.t[0])
+        for index in range(len(self)):
+            end = first + (index + 1) * self.stride_us
+            yield Frame(event_frame(self.events.between(end - self.window_us, end), self.clip), self.name, index)
+
+
+def open_source(source: str, event_input: dict | None = None):
+    """The frame source for a command-line SOURCE (event files use ``event_input``'s window and clip)."""
     if source.isdigit():
         return VideoSource(int(source), f"camera {source}")
     if source.lower().startswith(STREAM_PREFIXES):
@@ -119,5 +150,8 @@ def open_source(source: str):
         return ImageSource([path], single=True)
     if suffix in VIDEO_SUFFIXES:
         return VideoSource(str(path), str(path))
+    if suffix in EVENT_SUFFIXES:
+        return EventSource(path, event_input)
     raise SourceError(f"{path} has an unsupported extension {suffix!r}: use an image "
-                      f"({', '.join(sorted(IMAGE_SUFFIXES))}) or a video ({', '.join(sorted(VIDEO_SUFFIXES))})")
+                      f"({', '.join(sorted(IMAGE_SUFFIXES))}), a video ({', '.join(sorted(VIDEO_SUFFIXES))}) "
+                      f"or events ({', '.join(sorted(EVENT_SUFFIXES))})")

@@ -57,6 +57,16 @@ class SpikingDetector(nn.Module):
         for _, neuron in self.neurons():
             neuron.record = on
 
+    def firing_rates(self) -> dict[str, float]:
+        """Spikes per neuron per step of each spiking layer over the last run (needs ``record(True)``)."""
+        rates = {}
+        for name, neuron in self.neurons():
+            if neuron.spikes_per_step and neuron.v is not None:
+                steps = sum(len(counts) for counts in neuron.spikes_per_step)
+                spikes = float(sum(counts.sum() for counts in neuron.spikes_per_step))
+                rates[name] = spikes / max(neuron.v.numel() * steps, 1)
+        return rates
+
     @torch.no_grad()
     def forward(self, images: torch.Tensor, timesteps: int, chunk: int | None = None) -> torch.Tensor:
         if timesteps < 1:

@@ -1,6 +1,7 @@
 """Training: the ultralytics detection trainer, with QCFS activations swapped into every Conv block."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,12 +14,16 @@ from spikeyolo.quantize.swap import calibrate_thresholds, quantize_model
 from spikeyolo.ultra import DetectionTrainer, build_detection_model, load_checkpoint
 
 
+THRESHOLD_LR_SCALE = 20.0  # λ's learning rate as a multiple of the weights'
+
+
 class QCFSTrainer(DetectionTrainer):
     """DetectionTrainer whose model has one QCFS module per layer (``levels`` None: a plain ANN)."""
 
     def __init__(self, levels: int | None = None, threshold: float = 4.0, overrides: dict | None = None,
-                 _callbacks=None):
+                 _callbacks=None, threshold_lr_scale: float = THRESHOLD_LR_SCALE):
         self.levels, self.init_threshold = levels, threshold
+        self.threshold_lr_scale = threshold_lr_scale
         self.calibrate_lambda = False
         super().__init__(overrides=overrides, _callbacks=_callbacks)
 
@@ -33,6 +38,24 @@ class QCFSTrainer(DetectionTrainer):
             # a pretrained non-QCFS model (--from): start λ from its activations, not a constant
             self.calibrate_lambda = bool(levels) and _levels_of(weights) is None
         return model
+
+    def build_optimizer(self, model, name="auto", lr=0.001, momentum=0.9, decay=1e-5, iterations=1e5):
+        """ultralytics' optimizer, with the QCFS thresholds λ in their own group: no weight decay, a larger lr.
+
+        ultralytics would put λ with the conv weights (decayed towards 0, lr ~1e-3), where it barely moves.
+        """
+        optimizer = super().build_optimizer(model, name, lr, momentum, decay, iterations)
+        thresholds = {id(m.threshold) for m in model.modules() if isinstance(m, QCFS)}
+        if not thresholds:
+            return optimizer
+        found = []
+        for group in optimizer.param_groups:
+            found += [p for p in group["params"] if id(p) in thresholds]
+            group["params"] = [p for p in group["params"] if id(p) not in thresholds]
+        base = optimizer.param_groups[0]
+        optimizer.add_param_group({"params": found, "lr": base["lr"] * self.threshold_lr_scale,
+                                   "weight_decay": 0.0, "param_group": "threshold"})
+        return optimizer
 
     def _build_train_pipeline(self):
         super()._build_train_pipeline()
@@ -51,6 +74,16 @@ def _levels_of(model) -> int | None:
     return found.pop() if found else None
 
 
+def event_settings(data: str | Path) -> dict | None:
+    """How an event dataset (built by spikeyolo.events.saccades) made its frames; None for ordinary images."""
+    marker = Path(data) / "events.json"
+    if not marker.is_file():
+        return None
+    config = json.loads(marker.read_text())["config"]
+    return {"sensor": list(config["sensor"]), "window_us": config["saccade_us"], "clip": config["clip"],
+            "threshold": config["threshold"]}
+
+
 @dataclass
 class TrainResult:
     """Where training left its checkpoint, and the final validation metrics."""
@@ -67,8 +100,10 @@ def train(data: str | Path, model: str | Path, levels: int | None = 4, epochs: i
 
     ``model`` is a model yaml, or a user's ultralytics ``.pt`` (``--from``) to fine-tune with QCFS.
     """
+    events = event_settings(data)
+    colour = {"hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.0} if events else {}  # event counts are not colours
     args = {"data": str(prepare_dataset(data)), "model": str(model), "epochs": epochs, "imgsz": imgsz,
-            "device": device, "batch": batch, "plots": False, **overrides}
+            "device": device, "batch": batch, "plots": False, **colour, **overrides}
     if resume:
         args.update(resume=str(resume) if resume is not True else True)
     trainer = QCFSTrainer(levels=levels, threshold=threshold, overrides=args)
@@ -78,6 +113,7 @@ def train(data: str | Path, model: str | Path, levels: int | None = 4, epochs: i
     results = trainer.metrics or {}
     map50 = float(results.get("metrics/mAP50(B)", 0.0))
     map50_95 = float(results.get("metrics/mAP50-95(B)", 0.0))
+    extra = {"events": events} if events else {}
     out = save_detector(net, Path(trainer.wdir) / "best.safetensors", imgsz=imgsz, data=str(data),
-                        epochs=epochs, metrics={"map50": map50, "map50_95": map50_95})
+                        epochs=epochs, metrics={"map50": map50, "map50_95": map50_95}, **extra)
     return TrainResult(out, Path(trainer.save_dir), map50, map50_95)
