@@ -270,9 +270,54 @@ def _run_webcam(args) -> None:
     print(f"{summary.frames} frame(s) at {summary.fps:.1f} FPS, T={summary.timesteps}{saved}")
 
 
+def _add_benchmark(sub) -> None:
+    p = sub.add_parser("benchmark", help="speed of the ANN, our SNN engine, a naive loop and SpikingJelly",
+                       description="Times every engine side by side in one run: images/s, per-timestep cost as a "
+                                   "ratio to one ANN forward, peak memory.")
+    p.add_argument("--weights", help="a QCFS checkpoint (default: the shipped BCCD model)")
+    p.add_argument("--imgsz", type=_int_list, default=[320], help="e.g. 320,640")
+    p.add_argument("--timesteps", type=_int_list, default=[1, 4], help="e.g. 1,4,8,16")
+    p.add_argument("--batch", type=_int_list, default=[1], help="e.g. 1,16")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per configuration (median reported)")
+    p.add_argument("--engines", help="comma list of ann,snn,snn_triton,naive,spikingjelly (default: all)")
+    p.add_argument("--json", help="write the figures here")
+
+
+def _run_benchmark(args) -> None:
+    from spikeyolo.bench.speed import run_benchmark, summary
+    from spikeyolo.detect.predictor import DEFAULT_WEIGHTS, _check_weights
+
+    weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
+    _check_weights(weights)
+    if args.repeats < 1:
+        raise UsageError(f"--repeats must be >= 1, got {args.repeats}")
+    engines = tuple(args.engines.split(",")) if args.engines else None
+    known = {"ann", "snn", "snn_triton", "naive", "spikingjelly"}
+    if engines and not set(engines) <= known:
+        raise UsageError(f"--engines {args.engines}: choose from {', '.join(sorted(known))}")
+    print(f"device {args.device}, torch threads {torch_threads()}")
+    results = run_benchmark(weights, args.imgsz, args.timesteps, args.batch, args.device, args.repeats, engines)
+    report = summary(results)
+    for row in report["speedups"]:
+        print(f"our SNN vs {row['vs']}: {row['speedup']:.2f}x  (imgsz {row['imgsz']}, batch {row['batch']}, "
+              f"T {row['timesteps']})")
+    if args.json:
+        from spikeyolo.eval.report import write_json
+
+        write_json(report, Path(args.json))
+        print(f"saved {args.json}")
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 COMMANDS = {"train": (_add_train, _run_train), "convert": (_add_convert, _run_convert), "val": (_add_val, _run_val),
             "detect": (_add_detect, _run_detect), "import": (_add_import, _run_import),
-            "webcam": (_add_webcam, _run_webcam)}
+            "webcam": (_add_webcam, _run_webcam), "benchmark": (_add_benchmark, _run_benchmark)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,154 @@
+"""Images/s, per-timestep cost against one ANN forward, and peak memory, for every engine and configuration.
+
+Engines: ``ann`` (the same network as an ANN, batch-norm folded), ``snn`` (our engine: time folded
+into the batch, one neuron call per layer for all steps), ``snn_triton`` (the fused kernel, CUDA),
+``naive`` (the same SNN stepped one timestep at a time through the whole network) and
+``spikingjelly`` (our graph with SpikingJelly's multi-step IF neurons).
+"""
+from __future__ import annotations
+
+import copy
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+import torch
+
+from spikeyolo.checkpoint import load_detector
+from spikeyolo.convert import convert
+from spikeyolo.ultra import fold_batchnorm
+
+
+@dataclass
+class BenchResult:
+    engine: str
+    imgsz: int
+    batch: int
+    timesteps: int | None
+    seconds: float            # median time of one batch
+    images_per_s: float
+    per_timestep_ratio: float | None  # (seconds / T) / ANN seconds, same imgsz and batch
+    peak_memory_mb: float     # CUDA: peak allocated; CPU: peak resident-set growth during the runs
+
+
+class PeakMemory:
+    """Peak memory of the code inside ``with``: CUDA's allocator peak, or sampled RSS growth on the CPU."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.peak = device, 0
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+        else:
+            self.process, self.stop = psutil.Process(os.getpid()), threading.Event()
+            self.base = self.process.memory_info().rss
+            self.thread = threading.Thread(target=self._sample, daemon=True)
+            self.thread.start()
+        return self
+
+    def _sample(self):
+        while not self.stop.wait(0.002):
+            self.peak = max(self.peak, self.process.memory_info().rss - self.base)
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak = torch.cuda.max_memory_allocated(self.device) - self.base
+        else:
+            self.stop.set()
+            self.thread.join()
+            self.peak = max(self.peak, self.process.memory_info().rss - self.base)
+
+
+def time_batches(run, device: torch.device, repeats: int, warmup: int = 1) -> tuple[float, float]:
+    """(median seconds of ``run()``, peak memory MB) after ``warmup`` untimed calls."""
+    with torch.inference_mode():
+        for _ in range(warmup):
+            run()
+        times = []
+        with PeakMemory(device) as memory:
+            for _ in range(repeats):
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                start = time.perf_counter()
+                run()
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2], memory.peak / 2**20
+
+
+def build_engines(weights: str | Path, device: torch.device, with_spikingjelly: bool = True) -> dict:
+    """The ANN (BN folded) and the binary SNN engines of one checkpoint (a QCFS-trained one)."""
+    model, meta = load_detector(weights, device)
+    if not meta["quantization"].get("levels"):
+        raise ValueError(f"{weights} is not QCFS-trained: benchmark a QCFS checkpoint (the SNN needs its thresholds)")
+    ann = fold_batchnorm(copy.deepcopy(model)).eval()
+    snn = convert(model, "qcfs").to(device)
+    engines = {"ann": ann, "snn": snn}
+    if device.type == "cuda":
+        triton = copy.deepcopy(snn)
+        triton.set_backend("triton")
+        engines["snn_triton"] = triton
+    if with_spikingjelly:
+        from spikeyolo.bench.spikingjelly_neurons import with_spikingjelly_neurons
+
+        engines["spikingjelly"] = with_spikingjelly_neurons(snn)
+    return engines
+
+
+def _runner(name: str, engine, images: torch.Tensor, timesteps: int):
+    if name == "ann":
+        return lambda: engine(images)
+    if name == "naive":
+        return lambda: engine(images, timesteps, chunk=1)
+    return lambda: engine(images, timesteps)
+
+
+def run_benchmark(weights: str | Path, imgszs=(320,), timesteps=(1, 4), batches=(1,), device: str = "cpu",
+                  repeats: int = 5, engines: tuple[str, ...] | None = None, progress=print) -> list[BenchResult]:
+    """Every engine at every (imgsz, batch, T), measured in this one process, one after another."""
+    device = torch.device("cpu" if device == "cpu" else f"cuda:{device}" if str(device).isdigit() else device)
+    built = build_engines(weights, device, engines is None or "spikingjelly" in engines)
+    built["naive"] = built["snn"]
+    chosen = [e for e in ("ann", "snn", "snn_triton", "naive", "spikingjelly") if e in built
+              and (engines is None or e in engines)]
+    results = []
+    for imgsz in imgszs:
+        for batch in batches:
+            images = torch.rand(batch, 3, imgsz, imgsz, device=device)
+            ann_seconds, memory = time_batches(_runner("ann", built["ann"], images, 1), device, repeats)
+            results.append(BenchResult("ann", imgsz, batch, None, ann_seconds, batch / ann_seconds, None, memory))
+            progress(_line(results[-1]))
+            for steps in timesteps:
+                for name in chosen[1:]:
+                    seconds, memory = time_batches(_runner(name, built[name], images, steps), device, repeats)
+                    results.append(BenchResult(name, imgsz, batch, steps, seconds, batch / seconds,
+                                               seconds / steps / ann_seconds, memory))
+                    progress(_line(results[-1]))
+    return results
+
+
+def _line(r: BenchResult) -> str:
+    ratio = f"{r.per_timestep_ratio:6.2f}" if r.per_timestep_ratio is not None else "     -"
+    steps = f"{r.timesteps:4d}" if r.timesteps else "   -"
+    return (f"{r.engine:>13} imgsz {r.imgsz:4d} batch {r.batch:3d} T {steps}  {r.images_per_s:9.2f} img/s  "
+            f"per-step/ANN {ratio}  peak {r.peak_memory_mb:8.1f} MB")
+
+
+def summary(results: list[BenchResult]) -> dict:
+    """JSON-ready: every configuration, and our engine's speed-up over SpikingJelly and the naive loop."""
+    ours = {(r.imgsz, r.batch, r.timesteps): r for r in results if r.engine == "snn"}
+    speedups = []
+    for r in results:
+        key = (r.imgsz, r.batch, r.timesteps)
+        if r.engine in ("spikingjelly", "naive") and key in ours:
+            speedups.append({"vs": r.engine, "imgsz": r.imgsz, "batch": r.batch, "timesteps": r.timesteps,
+                             "speedup": r.seconds / ours[key].seconds})
+    return {"configs": [asdict(r) for r in results], "speedups": speedups}

@@ -1,0 +1,54 @@
+"""Our converted graph with its neurons run by SpikingJelly (IFNode, multi-step, reset by subtraction).
+
+SpikingJelly cannot trace an ultralytics detector, so the comparison keeps our layers and swaps only
+the neurons: every binary IFNeuron becomes a SpikingJelly ``IFNode(v_reset=None, step_mode='m')``
+started at the same initial membrane. Outputs are the same; only the neuron code differs.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from spikeyolo.engine.layers import IFNeuron, Stateful
+from spikeyolo.engine.runner import SpikingDetector
+
+
+class SpikingJellyIF(Stateful):
+    """A SpikingJelly IF node in our time-folded layer contract; spikes are scaled by θ like ours."""
+
+    def __init__(self, neuron: IFNeuron):
+        super().__init__()
+        from spikingjelly.activation_based import neuron as sj_neuron
+
+        if neuron.negative_slope > 0 or neuron.max_spikes != 1:
+            raise ValueError("SpikingJelly's IFNode has no signed (IBT) or burst variant: benchmark a binary "
+                             "unsigned SNN")
+        if neuron.threshold.numel() != 1:
+            raise ValueError("SpikingJelly's IFNode takes one threshold per layer; this layer has one per channel")
+        self.threshold = float(neuron.threshold.item())
+        self.initial_membrane = neuron.initial_membrane
+        self.node = sj_neuron.IFNode(v_threshold=self.threshold, v_reset=None, step_mode="m")
+        self.started = False
+
+    def reset(self) -> None:
+        self.node.reset()
+        self.started = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_seq = self.unfold(x)
+        if not self.started:
+            self.node.v = torch.full_like(x_seq[0], self.initial_membrane * self.threshold)
+            self.started = True
+        spikes = self.node(x_seq)
+        return (spikes * self.threshold).flatten(0, 1)
+
+
+def with_spikingjelly_neurons(snn: SpikingDetector) -> SpikingDetector:
+    """A copy of ``snn`` whose IF neurons are SpikingJelly IFNodes."""
+    twin = copy.deepcopy(snn)
+    for name, neuron in list(twin.neurons()):
+        parent_name, _, attr = name.rpartition(".")
+        parent = twin.net.get_submodule(parent_name) if parent_name else twin.net
+        setattr(parent, attr, SpikingJellyIF(neuron))
+    return twin

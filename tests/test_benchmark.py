@@ -1,0 +1,27 @@
+"""spikeyolo benchmark: every engine measured in one run, ratios and speed-ups written as JSON."""
+import json
+
+from spikeyolo.cli import main
+from tests.detect.test_detect_cli import weights  # noqa: F401  (fixture)
+
+
+def test_benchmark_json_has_every_engine_and_ratio(weights, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "bench.json"
+    assert main(["benchmark", "--weights", str(weights), "--imgsz", "64", "--timesteps", "1,3", "--batch", "2",
+                 "--repeats", "1", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    engines = {(c["engine"], c["timesteps"]) for c in report["configs"]}
+    assert engines == {("ann", None)} | {(e, t) for e in ("snn", "naive", "spikingjelly") for t in (1, 3)}
+    for config in report["configs"]:
+        assert config["images_per_s"] > 0 and config["seconds"] > 0
+        assert (config["per_timestep_ratio"] is None) == (config["engine"] == "ann")
+        if config["engine"] != "ann":
+            assert config["per_timestep_ratio"] > 0
+    assert {(s["vs"], s["timesteps"]) for s in report["speedups"]} == {(e, t) for e in ("naive", "spikingjelly")
+                                                                       for t in (1, 3)}
+    assert "our SNN vs spikingjelly" in capsys.readouterr().out
+
+
+def test_benchmark_refuses_unknown_engines(weights, capsys):  # noqa: F811
+    assert main(["benchmark", "--weights", str(weights), "--engines", "ann,fast"]) == 2
+    assert "--engines ann,fast: choose from" in capsys.readouterr().err
