@@ -297,7 +297,10 @@ def _run_benchmark(args) -> None:
     if engines and not set(engines) <= known:
         raise UsageError(f"--engines {args.engines}: choose from {', '.join(sorted(known))}")
     print(f"device {args.device}, torch threads {torch_threads()}")
-    results = run_benchmark(weights, args.imgsz, args.timesteps, args.batch, args.device, args.repeats, engines)
+    try:
+        results = run_benchmark(weights, args.imgsz, args.timesteps, args.batch, args.device, args.repeats, engines)
+    except (ImportError, ValueError) as err:
+        raise UsageError(str(err)) from err
     report = summary(results)
     for row in report["speedups"]:
         print(f"our SNN vs {row['vs']}: {row['speedup']:.2f}x  (imgsz {row['imgsz']}, batch {row['batch']}, "

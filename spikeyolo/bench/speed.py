@@ -8,6 +8,7 @@ into the batch, one neuron call per layer for all steps), ``snn_triton`` (the fu
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
 import threading
 import time
@@ -115,7 +116,13 @@ def run_benchmark(weights: str | Path, imgszs=(320,), timesteps=(1, 4), batches=
                   repeats: int = 5, engines: tuple[str, ...] | None = None, progress=print) -> list[BenchResult]:
     """Every engine at every (imgsz, batch, T), measured in this one process, one after another."""
     device = torch.device("cpu" if device == "cpu" else f"cuda:{device}" if str(device).isdigit() else device)
-    built = build_engines(weights, device, engines is None or "spikingjelly" in engines)
+    wants_sj = engines is None or "spikingjelly" in engines
+    if wants_sj and importlib.util.find_spec("spikingjelly") is None:
+        if engines is not None:
+            raise ImportError("the spikingjelly engine needs SpikingJelly: pip install 'spikeyolo[bench]'")
+        progress("SpikingJelly not installed (pip install 'spikeyolo[bench]'): its engine is left out")
+        wants_sj = False
+    built = build_engines(weights, device, wants_sj)
     built["naive"] = built["snn"]
     chosen = [e for e in ("ann", "snn", "snn_triton", "naive", "spikingjelly") if e in built
               and (engines is None or e in engines)]
