@@ -8,7 +8,8 @@ from spikeyolo.events.represent import event_frame
 from spikeyolo.events.simulate import EventSimulator
 from spikeyolo.events.stream import Events
 
-DEFAULT_EVENT_INPUT = {"sensor": [320, 240], "window_us": 100_000, "clip": 4, "threshold": 0.12}
+DEFAULT_EVENT_INPUT = {"sensor": [320, 240], "window_us": 100_000, "clip": 4, "threshold": 0.12,
+                       "threshold_sigma": 0.02, "refractory_us": 1_000}  # as the shipped event model's data
 
 
 class FrameToEvents:
@@ -20,7 +21,7 @@ class FrameToEvents:
         self.window_us, self.clip = int(settings["window_us"]), int(settings["clip"])
         self.frame_us = int(round(1e6 / (fps if fps > 0 else 30.0)))
         self.simulator = EventSimulator(self.width, self.height, settings["threshold"], settings["threshold"],
-                                        seed=seed)
+                                        settings["threshold_sigma"], settings["refractory_us"], seed)
         self.recent: list[Events] = []
         self.count = 0
 

@@ -81,7 +81,8 @@ def event_settings(data: str | Path) -> dict | None:
         return None
     config = json.loads(marker.read_text())["config"]
     return {"sensor": list(config["sensor"]), "window_us": config["saccade_us"], "clip": config["clip"],
-            "threshold": config["threshold"]}
+            "threshold": config["threshold"], "threshold_sigma": config["threshold_sigma"],
+            "refractory_us": config["refractory_us"]}
 
 
 @dataclass
