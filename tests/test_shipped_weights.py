@@ -28,3 +28,36 @@ def test_recorded_map_is_reproduced():
     assert report["ann"]["map50"] == pytest.approx(measured["ann"]["map50"], abs=1e-4)
     for t, expected in recorded.items():
         assert report["snn"][t]["map50"] == pytest.approx(expected["map50"], abs=1e-4)
+
+
+def test_event_model_detects_cells_in_the_demo_recording(tmp_path):
+    import json
+
+    from spikeyolo.cli import main
+    from spikeyolo.detect.predictor import DEFAULT_EVENT_WEIGHTS
+    from tests.conftest import ROOT
+
+    meta = read_metadata(DEFAULT_EVENT_WEIGHTS)
+    assert meta["events"]["window_us"] == 100_000 and meta["measured"]["ann"]["map50"] > 0.5
+    assert main(["detect", str(ROOT / "demo/bccd_events.aedat4"), "--save-dir", str(tmp_path)]) == 0
+    lines = [json.loads(line) for line in (tmp_path / "exp/predictions.jsonl").read_text().splitlines()]
+    assert len(lines) == 12  # 0.3 s of events, 100 ms windows every 25 ms
+    found = [d["name"] for line in lines[4:] for d in line["detections"]]  # windows full of events
+    assert found.count("RBC") >= 8 * 5 and "WBC" in found
+
+
+@pytest.mark.slow
+def test_event_model_recorded_map_is_reproduced(tmp_path):
+    """Rebuild the held-out event frames (seeded simulator) and recover the recorded mAP with bursts."""
+    from spikeyolo.detect.predictor import DEFAULT_EVENT_WEIGHTS
+    from spikeyolo.eval.val import validate
+    from spikeyolo.events.saccades import build_event_dataset
+
+    data = build_event_dataset(SHARED / "bccd", tmp_path / "events", splits=("trainval", "test"),
+                               keep_recordings=())
+    measured = read_metadata(DEFAULT_EVENT_WEIGHTS)["measured"]
+    recorded = measured["snn"]["burst4"]
+    report = validate(DEFAULT_EVENT_WEIGHTS, data, [int(t) for t in recorded], imgsz=320, burst=4, cost=False)
+    assert report["ann"]["map50"] == pytest.approx(measured["ann"]["map50"], abs=1e-4)
+    for t, expected in recorded.items():
+        assert report["snn"][t]["map50"] == pytest.approx(expected["map50"], abs=1e-4)
