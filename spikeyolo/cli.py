@@ -135,7 +135,8 @@ def _add_val(sub) -> None:
     p.add_argument("--imgsz", type=int)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--chunk", type=int, default=16, help="simulate this many steps at a time (memory ∝ batch × chunk)")
+    p.add_argument("--chunk", type=int, help="simulate this many steps at a time (memory ∝ batch × chunk; default: "
+                   "all on a GPU, 16 // batch on the CPU)")
     p.add_argument("--no-ann", action="store_true", help="evaluate the SNN only")
     p.add_argument("--json", help="also write the JSON report here")
     p.add_argument("--project", default="runs/val")

@@ -24,7 +24,8 @@ def test_recorded_map_is_reproduced():
     last-bit difference there can flip a spike, so the check uses the recorded timesteps)."""
     measured = read_metadata(DEFAULT_WEIGHTS)["measured"]
     recorded = measured["snn"]["burst4"]
-    report = validate(DEFAULT_WEIGHTS, SHARED / "bccd", [int(t) for t in recorded], imgsz=320, burst=4, cost=False)
+    report = validate(DEFAULT_WEIGHTS, SHARED / "bccd", [int(t) for t in recorded], imgsz=320, burst=4, cost=False,
+                      chunk=16)
     assert report["ann"]["map50"] == pytest.approx(measured["ann"]["map50"], abs=1e-4)
     for t, expected in recorded.items():
         assert report["snn"][t]["map50"] == pytest.approx(expected["map50"], abs=1e-4)
@@ -57,7 +58,8 @@ def test_event_model_recorded_map_is_reproduced(tmp_path):
                                keep_recordings=())
     measured = read_metadata(DEFAULT_EVENT_WEIGHTS)["measured"]
     recorded = measured["snn"]["burst4"]
-    report = validate(DEFAULT_EVENT_WEIGHTS, data, [int(t) for t in recorded], imgsz=320, burst=4, cost=False)
+    report = validate(DEFAULT_EVENT_WEIGHTS, data, [int(t) for t in recorded], imgsz=320, burst=4, cost=False,
+                      chunk=16)
     assert report["ann"]["map50"] == pytest.approx(measured["ann"]["map50"], abs=1e-4)
     for t, expected in recorded.items():
         assert report["snn"][t]["map50"] == pytest.approx(expected["map50"], abs=1e-4)

@@ -48,7 +48,7 @@ def _update(validator, out: torch.Tensor, batch: dict, evaluator, store: dict | 
 @torch.no_grad()
 def evaluate_anytime(ann: nn.Module | None, snn: SpikingDetector | None, data, timesteps: list[int],
                      imgsz: int = 640, batch: int = 16, device: str = "cpu", split: str = "val",
-                     on_batch=None, evaluator=None, chunk: int | None = 16, **overrides) -> dict:
+                     on_batch=None, evaluator=None, chunk: int | None = None, **overrides) -> dict:
     """mAP of the ANN and of the SNN at each T in ``timesteps`` from one SNN run to max(T).
 
     ``on_batch(images, snn)`` is called after each SNN batch (the cost meters read neuron records there).

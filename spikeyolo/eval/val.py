@@ -47,7 +47,7 @@ def load_pair(weights: str | Path, data_yaml: Path, mode: str | None, percentile
 def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS, split: str = "val",
              imgsz: int | None = None, batch: int = 16, device: str = "cpu", mode: str | None = None,
              percentile: float = 99.9, calib_images: int = 64, ann: bool = True, cost: bool = True,
-             burst: int = 1, chunk: int | None = 16) -> dict:
+             burst: int = 1, chunk: int | None = None) -> dict:
     """Evaluate ANN and SNN (simulated once to max T) and return the report dict."""
     timesteps = sorted(set(int(t) for t in timesteps))
     if not timesteps or timesteps[0] < 1:
