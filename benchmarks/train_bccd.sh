@@ -6,6 +6,7 @@ EPOCHS=${1:-30}; IMGSZ=${2:-320}; DEVICE=${3:-cpu}
 DATA=${BCCD:-../shared/datasets/bccd}
 common=(--data "$DATA" --epochs "$EPOCHS" --imgsz "$IMGSZ" --batch 16 --device "$DEVICE" --project runs/bccd)
 spikeyolo train "${common[@]}" --model yolov8n-relu --levels 4 --name qcfs
+# L = 8 (README: 0.730 mAP50): spikeyolo train "${common[@]}" --model yolov8n-relu --levels 8 --name qcfs-l8
 spikeyolo train "${common[@]}" --model yolov8n --levels 0 --name silu
 spikeyolo train "${common[@]}" --model yolov8n-relu --levels 0 --name relu
 # The Spiking-YOLO-style leaky-ReLU Tiny YOLO (ANN, for the channel / layer / IBT conversion table)
