@@ -83,8 +83,8 @@ class LiveDemo:
         panels = [self._panel(self.snn, image, "SNN")]
         if self.ann is not None:
             panels.append(self._panel(self.ann, image, "ANN"))
-        out = np.hstack(panels)
-        return heads_up(out, [""] * 2 + [KEY_HELP]) if self.events is None else heads_up(out, [""] * 2 + ["events"])
+        note = "input: events simulated from the frames" if self.events is not None else KEY_HELP
+        return heads_up(np.hstack(panels), ["", "", note])
 
     def handle_key(self, key: int) -> bool:
         """Apply a key press; False means quit."""

@@ -8,8 +8,10 @@ STRIP_HEIGHT = 56
 
 
 def heads_up(frame: np.ndarray, lines: list[str]) -> np.ndarray:
-    """Text lines in the top-left corner on a dark band."""
+    """Text lines in the top-left corner on a dark band (an empty string leaves its row free)."""
     for row, text in enumerate(lines):
+        if not text:
+            continue
         y = 18 + 20 * row
         (w, h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
         cv2.rectangle(frame, (4, y - h - 4), (10 + w, y + 5), (0, 0, 0), -1)

@@ -59,7 +59,7 @@ def _read_hdf5(path: Path) -> Events:
     except (OSError, KeyError) as err:
         raise EventError(f"cannot read HDF5 events {path} ({err}): expected datasets x, y, t, p under 'events' "
                          f"or at the root") from err
-    return _with_size(Events(t, x, y, p, width, height), path)
+    return _with_size(Events(t, x, y, p, width, height))
 
 
 def _read_numpy(path: Path) -> Events:
@@ -71,10 +71,10 @@ def _read_numpy(path: Path) -> Events:
         raise EventError(f"cannot read NumPy events {path} ({err}): expected a structured array with fields "
                          f"x, y, t, p") from err
     size = data["size"] if hasattr(data, "keys") and "size" in data.keys() else (0, 0)
-    return _with_size(Events(t, x, y, p, int(size[0]), int(size[1])), path)
+    return _with_size(Events(t, x, y, p, int(size[0]), int(size[1])))
 
 
-def _with_size(events: Events, path: Path) -> Events:
+def _with_size(events: Events) -> Events:
     """Fill in a missing sensor size from the largest coordinates."""
     if events.width <= 0 or events.height <= 0:
         events.width = int(events.x.max()) + 1 if len(events) else 1
