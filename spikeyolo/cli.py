@@ -281,7 +281,7 @@ def _add_benchmark(sub) -> None:
     p.add_argument("--batch", type=_int_list, default=[1], help="e.g. 1,16")
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per configuration (median reported)")
-    p.add_argument("--engines", help="comma list of ann,snn,snn_triton,naive,spikingjelly (default: all)")
+    p.add_argument("--engines", help="comma list of ann,snn,snn_folded,snn_triton,naive,spikingjelly (default: all)")
     p.add_argument("--json", help="write the figures here")
 
 
@@ -294,7 +294,9 @@ def _run_benchmark(args) -> None:
     if args.repeats < 1:
         raise UsageError(f"--repeats must be >= 1, got {args.repeats}")
     engines = tuple(args.engines.split(",")) if args.engines else None
-    known = {"ann", "snn", "snn_triton", "naive", "spikingjelly"}
+    from spikeyolo.bench.speed import ENGINES
+
+    known = set(ENGINES)
     if engines and not set(engines) <= known:
         raise UsageError(f"--engines {args.engines}: choose from {', '.join(sorted(known))}")
     print(f"device {args.device}, torch threads {torch_threads()}")

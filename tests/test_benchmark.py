@@ -11,14 +11,15 @@ def test_benchmark_json_has_every_engine_and_ratio(weights, tmp_path, capsys):  
                  "--repeats", "1", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     engines = {(c["engine"], c["timesteps"]) for c in report["configs"]}
-    assert engines == {("ann", None)} | {(e, t) for e in ("snn", "naive", "spikingjelly") for t in (1, 3)}
+    assert engines == {("ann", None)} | {(e, t) for e in ("snn", "snn_folded", "naive", "spikingjelly")
+                                          for t in (1, 3)}
     for config in report["configs"]:
         assert config["images_per_s"] > 0 and config["seconds"] > 0
         assert (config["per_timestep_ratio"] is None) == (config["engine"] == "ann")
         if config["engine"] != "ann":
             assert config["per_timestep_ratio"] > 0
-    assert {(s["vs"], s["timesteps"]) for s in report["speedups"]} == {(e, t) for e in ("naive", "spikingjelly")
-                                                                       for t in (1, 3)}
+    assert {(s["vs"], s["timesteps"]) for s in report["speedups"]} == {
+        (e, t) for e in ("naive", "snn_folded", "spikingjelly") for t in (1, 3)}
     assert "our SNN vs spikingjelly" in capsys.readouterr().out
 
 

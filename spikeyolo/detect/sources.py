@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from spikeyolo.data.images import IMAGE_SUFFIXES, decodes_fully, load_image, to_bgr8
-from spikeyolo.events import EventError, event_frame, read_events
+from spikeyolo.events import EventError, event_frame, read_events, time_windows
 from spikeyolo.events.io import EVENT_SUFFIXES
 from spikeyolo.events.live import DEFAULT_EVENT_INPUT
 
@@ -120,10 +120,10 @@ class EventSource:
 
     def __iter__(self):
         """Window k ends at first event + (k+1)·stride, up to the first window ending after the last event."""
-        first = int(self.events.t[0])
-        for index in range(len(self)):
-            end = first + (index + 1) * self.stride_us
-            yield Frame(event_frame(self.events.between(end - self.window_us, end), self.clip), self.name, index)
+        start = int(self.events.t[0]) + self.stride_us - self.window_us
+        windows = time_windows(self.events, self.window_us, self.stride_us, start)
+        for index, (_, window) in enumerate(windows):
+            yield Frame(event_frame(window, self.clip), self.name, index)
 
 
 def open_source(source: str, event_input: dict | None = None):

@@ -46,11 +46,14 @@ def event_frame(events: Events, clip: int = 4) -> np.ndarray:
 
 def time_windows(events: Events, window_us: int, stride_us: int | None = None,
                  start_us: int | None = None) -> Iterator[tuple[int, Events]]:
-    """(window end in µs, events of [end - window, end)) for consecutive windows over the recording."""
+    """(end, events of [end - window, end)) for windows every ``stride`` µs, the first ending at
+    ``start_us`` + window (default: the first event) and the last being the first to end after the last event."""
     if len(events) == 0:
         return
     stride = stride_us or window_us
-    end = (events.t[0] if start_us is None else start_us) + window_us
-    while end - window_us <= events.t[-1]:
+    end = (int(events.t[0]) if start_us is None else start_us) + window_us
+    while True:
         yield int(end), events.between(end - window_us, end)
+        if end > events.t[-1]:
+            return
         end += stride

@@ -29,5 +29,5 @@ def test_event_frame_clips_and_scales():
 
 def test_windows_cover_the_recording():
     windows = list(time_windows(_events(), window_us=20, stride_us=10))
-    assert [end for end, _ in windows] == [20, 30, 40, 50, 60]
-    assert [len(w) for _, w in windows] == [2, 2, 2, 2, 1]
+    assert [end for end, _ in windows] == [20, 30, 40, 50]  # the last is the first to end after t = 40
+    assert [len(w) for _, w in windows] == [2, 2, 2, 2]
