@@ -69,6 +69,8 @@ def _add_convert(sub) -> None:
     p.add_argument("--imgsz", type=int, help="calibration image size (default: the checkpoint's)")
     p.add_argument("--burst", type=int, default=1, help="spikes a neuron may emit per step (1: binary IF; "
                    "qcfs with burst = L equals the QCFS network from T = 1)")
+    p.add_argument("--snm", action="store_true", help="signed neurons with memory (Wang et al. 2022): negative spikes take back earlier ones, "
+                   "cutting the error at few steps (ReLU layers)")
     p.add_argument("--out", help="output path (default: <weights>-snn-<mode>.safetensors)")
 
 
@@ -89,7 +91,8 @@ def _run_convert(args) -> None:
     if args.calib:
         files = split_images(prepare_dataset(args.calib), "train")[: args.calib_images]
         calibration = list(image_batches(files, imgsz))
-    snn = convert(model, args.mode, calibration, args.percentile, args.initial_membrane, burst=args.burst)
+    snn = convert(model, args.mode, calibration, args.percentile, args.initial_membrane, burst=args.burst,
+                  snm=args.snm)
     out = Path(args.out) if args.out else Path(args.weights).with_name(f"{Path(args.weights).stem}-snn-{args.mode}.safetensors")
     source = {"weights": str(args.weights), "imgsz": imgsz, "levels": meta["quantization"].get("levels"),
               "metrics": meta.get("metrics"), "calib": args.calib, **({"events": meta["events"]} if meta.get("events") else {})}
@@ -132,6 +135,8 @@ def _add_val(sub) -> None:
                    "for QCFS models, else channel with calibration on the train split)")
     p.add_argument("--percentile", type=float, default=99.9)
     p.add_argument("--burst", type=int, default=1, help="spikes per neuron and step when converting (1: binary)")
+    p.add_argument("--snm", action="store_true", help="signed neurons with memory (Wang et al. 2022): negative spikes take back earlier ones, "
+                   "cutting the error at few steps (ReLU layers)")
     p.add_argument("--imgsz", type=int)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--device", default="cpu")
@@ -148,7 +153,7 @@ def _run_val(args) -> None:
     from spikeyolo.eval.val import validate
 
     report = validate(args.weights, args.data, args.timesteps, args.split, args.imgsz, args.batch, args.device,
-                      args.mode, args.percentile, ann=not args.no_ann, burst=args.burst, chunk=args.chunk)
+                      args.mode, args.percentile, ann=not args.no_ann, burst=args.burst, chunk=args.chunk, snm=args.snm)
     folder = new_run_dir(args.project, args.name)
     for key, results in report.pop("coco_results", {}).items():
         write_json(results, folder / f"coco_results_{'ann' if key == 'ann' else 'T' + key}.json")

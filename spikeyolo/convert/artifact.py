@@ -40,11 +40,12 @@ def load_snn(path: str | Path, device: str | torch.device = "cpu", backend: str 
     thresholds = {name: torch.ones(spec["channels"]) if spec["per_channel"] else torch.tensor(1.0)
                   for name, spec in meta["neurons"].items()}
     slopes = {name: spec["negative_slope"] for name, spec in meta["neurons"].items()}
-    spikify(net, thresholds, slopes, meta["initial_membrane"], backend, meta.get("burst", 1))
+    spikify(net, thresholds, slopes, meta["initial_membrane"], backend, meta.get("burst", 1), meta.get("snm", False))
     try:
         net.load_state_dict(read_tensors(path), strict=True)
     except RuntimeError as err:
         raise CheckpointError(f"{path} does not match its own network description: {str(err)[:200]}") from err
     net.names = dict(enumerate(meta["names"]))
-    keep = ("mode", "percentile", "initial_membrane", "burst", "neurons", "source")
-    return SpikingDetector(net.to(device).eval(), {k: meta.get(k, 1 if k == "burst" else None) for k in keep})
+    keep = ("mode", "percentile", "initial_membrane", "burst", "snm", "neurons", "source")
+    defaults = {"burst": 1, "snm": False}
+    return SpikingDetector(net.to(device).eval(), {k: meta.get(k, defaults.get(k)) for k in keep})

@@ -93,11 +93,15 @@ def _replace(parent: nn.Module, key: str, new: nn.Module) -> None:
 
 
 def spikify(model: nn.Module, thresholds: dict, slopes: dict, initial_membrane: float,
-            backend: str = "torch", burst: int = 1) -> nn.Module:
-    """Swap activations for IF/IBT neurons, max-pools for cumulative max-pools, head convs for accumulators."""
+            backend: str = "torch", burst: int = 1, snm: bool = False) -> nn.Module:
+    """Swap activations for IF/IBT neurons, max-pools for cumulative max-pools, head convs for accumulators.
+
+    ``snm`` makes the unsigned (ReLU) neurons signed neurons with memory; IBT layers stay IBT.
+    """
     for name, block in conv_blocks(model):
         if name in thresholds:
-            block.act = IFNeuron(thresholds[name], initial_membrane, slopes.get(name, 0.0), backend, burst)
+            slope = slopes.get(name, 0.0)
+            block.act = IFNeuron(thresholds[name], initial_membrane, slope, backend, burst, snm and slope == 0)
     pools = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.MaxPool2d)]
     for name, pool in pools:
         parent_name, _, key = name.rpartition(".")
@@ -110,8 +114,9 @@ def spikify(model: nn.Module, thresholds: dict, slopes: dict, initial_membrane: 
 
 
 def convert(model: nn.Module, mode: str = "qcfs", calibration=None, percentile: float = 99.9,
-            initial_membrane: float | None = None, backend: str = "torch", burst: int = 1) -> SpikingDetector:
-    """Convert a trained ANN detector (left untouched) into a SpikingDetector."""
+            initial_membrane: float | None = None, backend: str = "torch", burst: int = 1,
+            snm: bool = False) -> SpikingDetector:
+    """Convert a trained ANN detector (left untouched) into a SpikingDetector (``snm``: signed neurons)."""
     if burst < 1:
         raise ConversionError(f"burst must be >= 1, got {burst}")
     net = copy.deepcopy(model).float().eval()
@@ -125,7 +130,8 @@ def convert(model: nn.Module, mode: str = "qcfs", calibration=None, percentile: 
     thresholds = {name: theta / burst for name, theta in neuron_thresholds(net, mode, stats).items()}
     slopes = {name: _negative_slope(block.act) for name, block in conv_blocks(net)}
     v0 = DEFAULT_INITIAL_MEMBRANE[mode] if initial_membrane is None else initial_membrane
-    spikify(net, thresholds, slopes, v0, backend, burst)
+    spikify(net, thresholds, slopes, v0, backend, burst, snm)
     meta = {"mode": mode, "percentile": percentile if stats else None, "initial_membrane": v0, "burst": burst,
+            "snm": snm,
             "neurons": {n: {"channels": int(t.numel()), "negative_slope": slopes[n]} for n, t in thresholds.items()}}
     return SpikingDetector(net, meta)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spikeyolo.engine.neuron import if_multistep
+from spikeyolo.engine.neuron import if_multistep, snm_multistep
 
 
 class Stateful(nn.Module):
@@ -31,12 +31,15 @@ class IFNeuron(Stateful):
 
     ``threshold`` is θ per layer (scalar) or per output channel; the membrane starts at
     ``initial_membrane``·θ (½ for QCFS conversion); ``max_spikes`` > 1 allows bursts of up to that
-    many spikes per step. Records spike counts per step when ``record``.
+    many spikes per step; ``snm`` makes it a signed neuron with memory (negative spikes take back
+    earlier ones; unsigned layers only). Records spike counts per step when ``record``.
     """
 
     def __init__(self, threshold: torch.Tensor, initial_membrane: float = 0.5, negative_slope: float = 0.0,
-                 backend: str = "torch", max_spikes: int = 1):
+                 backend: str = "torch", max_spikes: int = 1, snm: bool = False):
         super().__init__()
+        if snm and negative_slope > 0:
+            raise ValueError("snm applies to unsigned (ReLU) neurons; leaky-ReLU layers use IBT neurons")
         threshold = torch.as_tensor(threshold)
         threshold = threshold if threshold.is_floating_point() else threshold.float()
         self.register_buffer("threshold", threshold.detach().clone())
@@ -44,12 +47,14 @@ class IFNeuron(Stateful):
         self.negative_slope = float(negative_slope)
         self.max_spikes = int(max_spikes)
         self.backend = backend
+        self.snm = bool(snm)
         self.record = False
         self.v: torch.Tensor | None = None
+        self.emitted: torch.Tensor | None = None  # net spikes so far (snm only)
         self.spikes_per_step: list[torch.Tensor] = []
 
     def reset(self) -> None:
-        self.v = None
+        self.v = self.emitted = None
         self.spikes_per_step = []
 
     def _initial_v(self, step: torch.Tensor) -> torch.Tensor:
@@ -62,8 +67,14 @@ class IFNeuron(Stateful):
         if self.v is None:
             self.v = self._initial_v(x_seq[0])
         theta = self.threshold.to(x.dtype)
-        negative = theta / self.negative_slope if self.negative_slope > 0 else None
-        out, self.v = if_multistep(x_seq, self.v, theta, negative, self.backend, self.max_spikes)
+        if self.snm:
+            if self.emitted is None:
+                self.emitted = torch.zeros_like(self.v)
+            out, self.v, self.emitted = snm_multistep(x_seq, self.v, self.emitted, theta, self.backend,
+                                                      self.max_spikes)
+        else:
+            negative = theta / self.negative_slope if self.negative_slope > 0 else None
+            out, self.v = if_multistep(x_seq, self.v, theta, negative, self.backend, self.max_spikes)
         if self.record:
             self.spikes_per_step.append(self._spike_counts(out, theta))
         return out.flatten(0, 1)
@@ -76,7 +87,7 @@ class IFNeuron(Stateful):
         return (out.abs() / theta).round().flatten(2).sum((1, 2))
 
     def extra_repr(self) -> str:
-        kind = f"IBT α={self.negative_slope}" if self.negative_slope > 0 else "IF"
+        kind = f"IBT α={self.negative_slope}" if self.negative_slope > 0 else ("SNM" if self.snm else "IF")
         burst = f", burst≤{self.max_spikes}" if self.max_spikes > 1 else ""
         return f"{kind}, channels={self.threshold.numel()}, v0={self.initial_membrane}θ{burst}, backend={self.backend}"
 

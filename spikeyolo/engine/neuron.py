@@ -6,6 +6,11 @@ imbalanced threshold (IBT) also emits a negative spike when v ≤ −θ/α (v +=
 the spike times its amplitude θ, so the rate code reproduces ReLU (and α·x below zero with IBT).
 With ``max_spikes`` D > 1 (burst spikes) a step emits n = min(D, floor(v/θ)) spikes at once.
 
+The signed neuron with memory (SNM, Wang et al., IJCAI 2022) also remembers how many spikes it has
+emitted, m, and takes earlier spikes back with negative ones: k = clamp(floor(v/θ), −min(m, D), D)
+spikes per step, v −= kθ, m += k. Its running output then stays the floor of its running input
+(≥ 0), which removes most of the unevenness error of deep networks at few timesteps.
+
 Two backends compute the same thing: ``torch`` (the reference, any device) and ``triton``
 (one fused kernel launch for all T, CUDA; see spikeyolo.engine.triton_if).
 """
@@ -85,11 +90,67 @@ def if_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Te
     return out, v
 
 
+def snm_step(x: torch.Tensor, v: torch.Tensor, emitted: torch.Tensor, threshold: torch.Tensor,
+             max_spikes: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of the signed neuron with memory. Returns (output, new v, new emitted)."""
+    theta = _per_channel(threshold, x)
+    v = v + x
+    count = torch.floor(v / theta).clamp(max=max_spikes)
+    count = torch.maximum(count, -emitted.clamp(max=max_spikes))
+    out = count * theta
+    return out, v - out, emitted + count
+
+
+def snm_multistep_reference(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Tensor, threshold: torch.Tensor,
+                            max_spikes: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``snm_step`` looped over time: the definition the SNM backends are tested against."""
+    out = torch.empty_like(x_seq)
+    for t in range(x_seq.shape[0]):
+        out[t], v, emitted = snm_step(x_seq[t], v, emitted, threshold, max_spikes)
+    return out, v, emitted
+
+
+def snm_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Tensor, threshold: torch.Tensor,
+                        max_spikes: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Torch backend of the SNM: ``snm_step``'s float operations in place into preallocated buffers."""
+    theta = _per_channel(threshold, x_seq[0])
+    v, emitted = v.clone(), emitted.clone()
+    out = torch.empty_like(x_seq)
+    floor = torch.empty_like(v)
+    for t in range(x_seq.shape[0]):
+        v.add_(x_seq[t])
+        step = out[t]
+        torch.div(v, theta, out=step).floor_().clamp_(max=max_spikes)
+        torch.clamp(emitted, max=max_spikes, out=floor).neg_()
+        torch.maximum(step, floor, out=step)
+        emitted.add_(step)
+        step.mul_(theta)
+        v.sub_(step)
+    return out, v, emitted
+
+
+def _check_max_spikes(max_spikes: int) -> None:
+    if max_spikes < 1:
+        raise ValueError(f"max_spikes must be >= 1, got {max_spikes}")
+
+
+def snm_multistep(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Tensor, threshold: torch.Tensor,
+                  backend: str = "torch", max_spikes: int = 1):
+    """Run the signed neuron with memory over time → (outputs, final v, final emitted)."""
+    _check_max_spikes(max_spikes)
+    if backend == "torch":
+        return snm_multistep_torch(x_seq, v, emitted, threshold, max_spikes)
+    if backend == "triton":
+        from spikeyolo.engine.triton_if import snm_multistep_triton
+
+        return snm_multistep_triton(x_seq, v, emitted, threshold, max_spikes)
+    raise ValueError(f"unknown neuron backend {backend!r}: use 'torch' or 'triton'")
+
+
 def if_multistep(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor,
                  negative_threshold: torch.Tensor | None = None, backend: str = "torch", max_spikes: int = 1):
     """Run the IF neuron over time with the chosen backend ('torch' or 'triton')."""
-    if max_spikes < 1:
-        raise ValueError(f"max_spikes must be >= 1, got {max_spikes}")
+    _check_max_spikes(max_spikes)
     if backend == "torch":
         return if_multistep_torch(x_seq, v, threshold, negative_threshold, max_spikes)
     if backend == "triton":

@@ -12,8 +12,8 @@ import triton.language as tl
 
 
 @triton.jit
-def _if_kernel(x_ptr, v_ptr, out_ptr, theta_ptr, neg_ptr, numel, channels, spatial, timesteps,
-               SIGNED: tl.constexpr, MAX_SPIKES: tl.constexpr, BLOCK: tl.constexpr):
+def _if_kernel(x_ptr, v_ptr, out_ptr, theta_ptr, neg_ptr, emitted_ptr, numel, channels, spatial, timesteps,
+               SIGNED: tl.constexpr, MEMORY: tl.constexpr, MAX_SPIKES: tl.constexpr, BLOCK: tl.constexpr):
     offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offsets < numel
     channel = (offsets // spatial) % channels
@@ -21,10 +21,17 @@ def _if_kernel(x_ptr, v_ptr, out_ptr, theta_ptr, neg_ptr, numel, channels, spati
     v = tl.load(v_ptr + offsets, mask=mask, other=0.0)
     if SIGNED:
         neg_theta = tl.load(neg_ptr + channel, mask=mask, other=1.0)
+    if MEMORY:
+        emitted = tl.load(emitted_ptr + offsets, mask=mask, other=0.0)
     for t in range(timesteps):
         x = tl.load(x_ptr + t * numel + offsets, mask=mask, other=0.0)
         v = v + x
-        if MAX_SPIKES == 1:
+        if MEMORY:  # signed neuron with memory: take back at most the spikes emitted so far
+            count = tl.minimum(tl.floor(tl.math.div_rn(v, theta)), MAX_SPIKES)
+            count = tl.maximum(count, -tl.minimum(emitted, MAX_SPIKES))
+            out = count * theta
+            emitted = emitted + count
+        elif MAX_SPIKES == 1:
             out = tl.where(v >= theta, theta, 0.0)
         else:
             count = tl.minimum(tl.maximum(tl.floor(tl.math.div_rn(v, theta)), 0.0), MAX_SPIKES)
@@ -39,24 +46,43 @@ def _if_kernel(x_ptr, v_ptr, out_ptr, theta_ptr, neg_ptr, numel, channels, spati
             v = v + neg_count * neg_theta
         tl.store(out_ptr + t * numel + offsets, out, mask=mask)
     tl.store(v_ptr + offsets, v, mask=mask)
+    if MEMORY:
+        tl.store(emitted_ptr + offsets, emitted, mask=mask)
 
 
 def _channel_vector(value: torch.Tensor, channels: int, like: torch.Tensor) -> torch.Tensor:
     return value.to(like).expand(channels).contiguous() if value.dim() == 0 else value.to(like).contiguous()
 
 
-def if_multistep_triton(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor,
-                        negative_threshold: torch.Tensor | None = None, max_spikes: int = 1, block: int = 1024):
-    """Fused backend: same contract as if_multistep_torch; float32 [T, N, C, ...] inputs."""
+def _state(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return value.expand_as(like).contiguous().clone() if value.dim() == 0 else value.contiguous().clone()
+
+
+def _launch(x_seq, v, threshold, negative_threshold, emitted, max_spikes, block):
     x_seq = x_seq.contiguous()
     timesteps, channels = x_seq.shape[0], x_seq.shape[2]
     numel = x_seq[0].numel()
     spatial = numel // (x_seq.shape[1] * channels)
-    v = v.expand_as(x_seq[0]).contiguous().clone() if v.dim() == 0 else v.contiguous().clone()
+    v = _state(v, x_seq[0])
+    emitted = _state(emitted, x_seq[0]) if emitted is not None else None
     out = torch.empty_like(x_seq)
     theta = _channel_vector(threshold, channels, x_seq)
     neg = _channel_vector(negative_threshold, channels, x_seq) if negative_threshold is not None else theta
     grid = (triton.cdiv(numel, block),)
-    _if_kernel[grid](x_seq, v, out, theta, neg, numel, channels, spatial, timesteps,
-                     SIGNED=negative_threshold is not None, MAX_SPIKES=max_spikes, BLOCK=block)
+    _if_kernel[grid](x_seq, v, out, theta, neg, emitted if emitted is not None else v, numel, channels, spatial,
+                     timesteps, SIGNED=negative_threshold is not None, MEMORY=emitted is not None,
+                     MAX_SPIKES=max_spikes, BLOCK=block)
+    return out, v, emitted
+
+
+def if_multistep_triton(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor,
+                        negative_threshold: torch.Tensor | None = None, max_spikes: int = 1, block: int = 1024):
+    """Fused backend: same contract as if_multistep_torch; float32 [T, N, C, ...] inputs."""
+    out, v, _ = _launch(x_seq, v, threshold, negative_threshold, None, max_spikes, block)
     return out, v
+
+
+def snm_multistep_triton(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Tensor, threshold: torch.Tensor,
+                         max_spikes: int = 1, block: int = 1024):
+    """Fused signed neuron with memory: same contract as snm_multistep_torch."""
+    return _launch(x_seq, v, threshold, None, emitted, max_spikes, block)

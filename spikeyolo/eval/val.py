@@ -24,14 +24,14 @@ def _file_format(path: Path) -> str:
 
 
 def load_pair(weights: str | Path, data_yaml: Path, mode: str | None, percentile: float, calib_images: int,
-              imgsz: int | None, device: str, burst: int = 1):
+              imgsz: int | None, device: str, burst: int = 1, snm: bool = False):
     """(ANN or None, SNN, metadata) from a detector checkpoint (converted here) or an SNN artifact."""
     weights = Path(weights)
     if _file_format(weights) == SNN_FORMAT:
         snn = load_snn(weights, device)
         source = Path(snn.meta["source"].get("weights") or "")
         ann = load_detector(source, device)[0] if source.is_file() else None
-        return ann, snn, {"mode": snn.meta["mode"], "burst": snn.meta["burst"],
+        return ann, snn, {"mode": snn.meta["mode"], "burst": snn.meta["burst"], "snm": snn.meta["snm"],
                           "imgsz": imgsz or snn.meta["source"].get("imgsz", 640)}
     ann, meta = load_detector(weights, device)
     imgsz = imgsz or meta.get("imgsz", 640)
@@ -40,20 +40,21 @@ def load_pair(weights: str | Path, data_yaml: Path, mode: str | None, percentile
     if mode != "qcfs":
         files = split_images(data_yaml, "train")[:calib_images]
         calibration = [b.to(device) for b in image_batches(files, imgsz)]
-    snn = convert(ann, mode, calibration, percentile, burst=burst)
-    return ann, snn, {"mode": mode, "burst": burst, "imgsz": imgsz, "levels": meta["quantization"].get("levels")}
+    snn = convert(ann, mode, calibration, percentile, burst=burst, snm=snm)
+    return ann, snn, {"mode": mode, "burst": burst, "snm": snm, "imgsz": imgsz,
+                      "levels": meta["quantization"].get("levels")}
 
 
 def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS, split: str = "val",
              imgsz: int | None = None, batch: int = 16, device: str = "cpu", mode: str | None = None,
              percentile: float = 99.9, calib_images: int = 64, ann: bool = True, cost: bool = True,
-             burst: int = 1, chunk: int | None = None) -> dict:
+             burst: int = 1, chunk: int | None = None, snm: bool = False) -> dict:
     """Evaluate ANN and SNN (simulated once to max T) and return the report dict."""
     timesteps = sorted(set(int(t) for t in timesteps))
     if not timesteps or timesteps[0] < 1:
         raise ValueError(f"timesteps must be positive integers, got {timesteps}")
     data_yaml = prepare_dataset(data)
-    ann_model, snn, meta = load_pair(weights, data_yaml, mode, percentile, calib_images, imgsz, device, burst)
+    ann_model, snn, meta = load_pair(weights, data_yaml, mode, percentile, calib_images, imgsz, device, burst, snm)
     meter = CostMeter(snn) if cost else None
     evaluator = dataset_evaluator(data_yaml, split)
     try:

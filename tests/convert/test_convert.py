@@ -112,3 +112,15 @@ def test_cli_convert(tmp_path, voc_dataset, capsys):
     assert load_snn(out).meta["source"]["calib"] == str(voc_dataset)
     assert main(["convert", str(weights), "--mode", "layer"]) == 2
     assert "--mode layer needs --calib" in capsys.readouterr().err
+
+
+def test_snm_conversion_is_closer_to_the_ann_at_few_steps(tmp_path):
+    """Signed neurons with memory: fewer unevenness errors than IF at T = L; the artifact keeps them."""
+    ann = live_model("yolov8n-relu", 4)
+    snn = convert(ann, "qcfs", snm=True)
+    assert all(n.snm for _, n in snn.neurons())
+    assert relative_error(ann, snn, 4) < relative_error(ann, convert(ann, "qcfs"), 4)
+    again = load_snn(save_snn(snn, tmp_path / "snm.safetensors", {"weights": "test"}))
+    assert again.meta["snm"] and torch.equal(snn(IMAGES, 5), again(IMAGES, 5))
+    leaky = convert(live_model("tiny-yolo-leaky"), "channel", calibration=[IMAGES], snm=True)
+    assert not any(n.snm for _, n in leaky.neurons())  # IBT layers keep their own negative spikes
