@@ -12,6 +12,11 @@ from pathlib import Path
 from spikeyolo.checkpoint import load_detector, save_detector
 
 
+def _neurons(report: dict) -> str:
+    """A report's neuron kind: burst1 (binary IF), burst4, ..., with -snm for signed neurons with memory."""
+    return f"burst{report.get('burst', 1)}" + ("-snm" if report.get("snm") else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
@@ -24,8 +29,8 @@ def main() -> None:
     first = reports[0]
     measured = {"dataset": first["dataset"], "split": first["split"], "imgsz": first["imgsz"],
                 "conversion": first["mode"], "ann": {k: first["ann"][k] for k in ("map50", "map50_95")},
-                "snn": {f"burst{r.get('burst', 1)}": {t: {k: e[k] for k in ("map50", "map50_95")}
-                                                      for t, e in r["snn"].items()} for r in reports}}
+                "snn": {_neurons(r): {t: {k: e[k] for k in ("map50", "map50_95")} for t, e in r["snn"].items()}
+                        for r in reports}}
     keep = {k: meta[k] for k in ("imgsz", "data", "epochs", "events") if k in meta}
     out = save_detector(model, args.out, **keep, training_metrics=meta.get("metrics"), measured=measured,
                         note=args.note)

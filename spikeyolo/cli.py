@@ -40,11 +40,17 @@ def _add_train(sub) -> None:
     p.add_argument("--project", default="runs/train")
     p.add_argument("--name", default="exp")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("settings", nargs="*", metavar="KEY=VALUE",
+                   help="other ultralytics train settings, e.g. warmup_epochs=0 optimizer=AdamW lr0=5e-4")
 
 
 def _run_train(args) -> None:
-    from spikeyolo.quantize.trainer import train
+    from spikeyolo.quantize.trainer import train, train_settings
 
+    try:
+        settings = train_settings(args.settings)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     if args.levels < 0:
         raise UsageError(f"--levels must be >= 0, got {args.levels}")
     if args.from_pt and not Path(args.from_pt).is_file():
@@ -52,7 +58,7 @@ def _run_train(args) -> None:
     model = Path(args.from_pt) if args.from_pt else resolve_model(args.model)
     result = train(args.data, model, levels=args.levels or None, epochs=args.epochs, imgsz=args.imgsz,
                    device=args.device, batch=args.batch, resume=args.resume, threshold=args.threshold,
-                   project=str(Path(args.project).resolve()), name=args.name, seed=args.seed)
+                   project=str(Path(args.project).resolve()), name=args.name, seed=args.seed, **settings)
     print(f"checkpoint: {result.checkpoint}\nmAP50 {result.map50:.4f}  mAP50-95 {result.map50_95:.4f}")
 
 

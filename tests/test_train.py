@@ -87,7 +87,9 @@ def test_cli_from_user_silu_checkpoint(voc_dataset, tmp_path):
     assert meta["quantization"]["levels"] is None
     assert all(type(b.act).__name__ == "SiLU" for _, b in conv_blocks(silu))
     assert main(["train", "--from", str(tmp_path / "silu/weights/last.pt"), "--levels", "4", "--name", "q",
-                 *common]) == 0
+                 *common, "warmup_epochs=0", "close_mosaic=0"]) == 0
+    args = (tmp_path / "q/args.yaml").read_text()
+    assert "warmup_epochs: 0" in args and "close_mosaic: 0" in args  # ultralytics settings pass through
     model, meta = load_detector(tmp_path / "q/weights/best.safetensors")
     assert meta["quantization"]["levels"] == 4
     thresholds = [b.act.threshold.item() for _, b in conv_blocks(model)]
@@ -130,3 +132,15 @@ def test_thresholds_have_their_own_optimizer_group():
     others = [id(p) for g in optimizer.param_groups if g["param_group"] != "threshold" for p in g["params"]]
     assert not thresholds & set(others) and len(others) + len(thresholds) == len(list(model.parameters()))
 
+
+
+def test_train_settings_are_checked(voc_dataset, capsys):
+    from spikeyolo.cli import main
+    from spikeyolo.quantize.trainer import train_settings
+
+    assert train_settings(["lr0=5e-4", "optimizer=AdamW", "cos_lr=true", "warmup_epochs=0"]) == {
+        "lr0": 5e-4, "optimizer": "AdamW", "cos_lr": True, "warmup_epochs": 0}
+    for bad, message in (("lr_zero=1", "not an ultralytics train setting"), ("epochs=3", "use --epochs"),
+                         ("warmup", "not KEY=VALUE")):
+        assert main(["train", "--data", str(voc_dataset), bad]) == 2
+        assert message in capsys.readouterr().err

@@ -11,7 +11,7 @@ from spikeyolo.checkpoint import save_detector
 from spikeyolo.data import prepare_dataset
 from spikeyolo.quantize.qcfs import QCFS
 from spikeyolo.quantize.swap import calibrate_thresholds, quantize_model
-from spikeyolo.ultra import DetectionTrainer, build_detection_model, load_checkpoint
+from spikeyolo.ultra import DEFAULT_CFG, DetectionTrainer, build_detection_model, load_checkpoint
 
 
 THRESHOLD_LR_SCALE = 20.0  # λ's learning rate as a multiple of the weights'
@@ -83,6 +83,41 @@ def event_settings(data: str | Path) -> dict | None:
     return {"sensor": list(config["sensor"]), "window_us": config["saccade_us"], "clip": config["clip"],
             "threshold": config["threshold"], "threshold_sigma": config["threshold_sigma"],
             "refractory_us": config["refractory_us"]}
+
+
+# Settings spikeyolo's own train options own (``--epochs`` ...); every other ultralytics setting passes through.
+OWN_SETTINGS = {"data", "model", "epochs", "imgsz", "device", "batch", "resume", "project", "name", "seed", "mode",
+                "task"}
+
+
+def _setting_value(text: str):
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def train_settings(items: list[str]) -> dict:
+    """``["warmup_epochs=0", "lr0=2e-3"]`` → ultralytics train overrides, checked against its settings."""
+    known = set(vars(DEFAULT_CFG))
+    settings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"setting {item!r} is not KEY=VALUE: write e.g. warmup_epochs=0")
+        if key in OWN_SETTINGS:
+            raise ValueError(f"setting {key} has its own option: use --{key.replace('_', '-')}")
+        if key not in known:
+            raise ValueError(f"{key} is not an ultralytics train setting (see 'yolo cfg'): check the spelling")
+        settings[key] = _setting_value(value)
+    return settings
 
 
 @dataclass
