@@ -41,7 +41,7 @@ if not ultralytics.__version__.startswith(SUPPORTED_SERIES):
 __all__ = ["CONVERTIBLE", "Conv", "DFL", "Detect", "DetectionModel", "DetectionPredictor", "DetectionTrainer",
            "DetectionValidator", "DEFAULT_CFG", "boxes_to_original", "build_detection_model", "conv_blocks",
            "cpu_threads", "detection_validators", "draw_detections", "first_conv_block", "fold_batchnorm",
-           "get_cfg", "head_output_convs", "letterbox_batch", "load_checkpoint", "non_max_suppression",
+           "get_cfg", "head_output_convs", "letterbox_batch", "load_checkpoint", "max_pool_uses", "non_max_suppression",
            "predict_ann", "scale_to_frame", "validate_ann", "yaml_model"]
 
 
@@ -137,6 +137,15 @@ def head_output_convs(model: DetectionModel) -> list[tuple[nn.Sequential, int]]:
     if not isinstance(head, Detect) or getattr(head, "one2one_cv2", None) is not None:
         raise ValueError("spiking conversion supports the anchor-free ultralytics Detect head without one2one branches")
     return [(branch, len(branch) - 1) for branch in (*head.cv2, *head.cv3)]
+
+
+def max_pool_uses(model: nn.Module) -> dict[str, int]:
+    """Every nn.MaxPool2d by name, with how many times one forward applies it (SPPF chains its pool n times)."""
+    uses = {name: 1 for name, m in model.named_modules() if isinstance(m, nn.MaxPool2d)}
+    for name, m in model.named_modules():
+        if isinstance(m, SPPF):
+            uses[f"{name}.m"] = getattr(m, "n", 3)
+    return uses
 
 
 def first_conv_block(model: DetectionModel) -> Conv:

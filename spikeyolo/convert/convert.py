@@ -20,10 +20,11 @@ import torch
 from torch import nn
 
 from spikeyolo.convert.calibrate import activation_percentiles
-from spikeyolo.engine.layers import Accumulate, CumulativeMaxPool, IFNeuron
+from spikeyolo.engine.layers import Accumulate, CumulativeMaxPool, IFNeuron, ReusedMaxPool
 from spikeyolo.engine.runner import ConstantInput, SpikingDetector
 from spikeyolo.quantize.qcfs import QCFS
-from spikeyolo.ultra import CONVERTIBLE, conv_blocks, first_conv_block, fold_batchnorm, head_output_convs
+from spikeyolo.ultra import (CONVERTIBLE, conv_blocks, first_conv_block, fold_batchnorm, head_output_convs,
+                             max_pool_uses)
 
 MODES = ("qcfs", "channel", "layer")
 SPIKING_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, QCFS, nn.Identity)
@@ -102,10 +103,11 @@ def spikify(model: nn.Module, thresholds: dict, slopes: dict, initial_membrane: 
         if name in thresholds:
             slope = slopes.get(name, 0.0)
             block.act = IFNeuron(thresholds[name], initial_membrane, slope, backend, burst, snm and slope == 0)
-    pools = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.MaxPool2d)]
-    for name, pool in pools:
+    for name, uses in max_pool_uses(model).items():
+        pool = model.get_submodule(name)
         parent_name, _, key = name.rpartition(".")
-        _replace(model.get_submodule(parent_name), key, CumulativeMaxPool(pool))
+        spiking = CumulativeMaxPool(pool) if uses == 1 else ReusedMaxPool(pool, uses)
+        _replace(model.get_submodule(parent_name), key, spiking)
     for branch, index in head_output_convs(model):
         branch[index] = Accumulate(branch[index])
     first = first_conv_block(model)

@@ -120,6 +120,30 @@ class CumulativeMaxPool(Stateful):
         return out.flatten(0, 1)
 
 
+class ReusedMaxPool(Stateful):
+    """A max-pool applied ``uses`` times per forward (SPPF chains one pool module 3 times).
+
+    Each application carries its own cumulative state, so each gets its own CumulativeMaxPool,
+    taken in turn; sharing one would mix the state of the three pools.
+    """
+
+    def __init__(self, pool: nn.MaxPool2d, uses: int):
+        super().__init__()
+        self.pools = nn.ModuleList(CumulativeMaxPool(pool) for _ in range(uses))
+        self.calls = 0
+
+    def reset(self) -> None:
+        self.calls = 0
+        for pool in self.pools:
+            pool.reset()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pool = self.pools[self.calls % len(self.pools)]
+        self.calls += 1
+        pool.timesteps = self.timesteps
+        return pool(x)
+
+
 class Accumulate(Stateful):
     """Wraps the head's last convolution: outputs the running mean of its input over steps so far."""
 

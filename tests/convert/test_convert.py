@@ -1,4 +1,6 @@
 """Whole-detector conversion: structure, accuracy against the ANN as T grows, artifacts, refusals."""
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -9,7 +11,7 @@ from spikeyolo.convert import ConversionError, convert
 from spikeyolo.convert.artifact import load_snn, save_snn
 from spikeyolo.engine import Accumulate, CumulativeMaxPool, IFNeuron
 from spikeyolo.quantize import calibrate_thresholds, quantize_model
-from spikeyolo.ultra import build_detection_model
+from spikeyolo.ultra import build_detection_model, fold_batchnorm
 from tests.conftest import ROOT
 
 
@@ -57,6 +59,25 @@ def test_qcfs_with_bursts_matches_the_ann_from_the_first_step():
     binary = relative_error(ann, convert(ann, "qcfs"), 1)
     burst = relative_error(ann, convert(ann, "qcfs", burst=4), 1)
     assert burst < 1e-3 < binary
+
+
+def test_qcfs_bursts_reproduce_every_layer_in_one_step():
+    """burst = L, T = 1: every layer equals the BN-folded QCFS network's, SPPF's chained pools included
+    (256 px: an 8x8 map at SPPF, so that its 5x5 pools are not all global maxima)."""
+    images = torch.rand(1, 3, 256, 256)
+    ann = live_model("yolov8n-relu", 4)
+    folded = fold_batchnorm(copy.deepcopy(ann))
+    snn = convert(ann, "qcfs", burst=4)
+    expected, got = {}, {}
+    for layers, store in ((folded.model, expected), (snn.net.model, got)):
+        for i, layer in enumerate(layers):
+            layer.register_forward_hook(lambda m, inp, out, i=i, store=store: store.__setitem__(i, out))
+    with torch.no_grad():
+        folded(images)
+        snn(images, 1)
+    assert expected[8].ne(0).float().mean() > 0.2  # SPPF gets a live input
+    for i in range(len(folded.model) - 1):  # the Detect head's output is compared by the test above
+        assert (got[i] - expected[i]).abs().max() < 1e-4, f"layer {i} {type(folded.model[i]).__name__}"
 
 
 def test_structure_after_conversion():

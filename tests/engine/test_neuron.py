@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from spikeyolo.engine import IFNeuron, if_multistep
-from spikeyolo.engine.layers import CumulativeMaxPool
+from spikeyolo.engine.layers import CumulativeMaxPool, ReusedMaxPool
 from spikeyolo.quantize import QCFS
 from tests.conftest import ROOT
 
@@ -86,6 +86,27 @@ def test_cumulative_max_pool_rate_is_max_of_rates():
     assert torch.equal(out.cumsum(0), expected)  # at every step, not only the last
     naive = F.max_pool2d(spikes.flatten(0, 1), 2, 2).view(16, 1, 2, 3, 3).mean(0)
     assert (naive - expected[-1] / 16).abs().max() > 0.1  # what max-pooling raw spikes would get wrong
+
+
+
+def test_pool_chained_in_one_forward_keeps_separate_state():
+    """SPPF applies one pool module 3 times per forward: each application needs its own cumulative state."""
+    torch.manual_seed(0)
+    x = torch.randn(6, 2, 3, 7, 7)  # analog input, as SPPF's cv1 (no activation) gives
+    pool = ReusedMaxPool(torch.nn.MaxPool2d(5, 1, 2), uses=3)
+    pool.reset()
+    outputs = []
+    for chunk in (x[:4], x[4:]):  # two calls of the network, state carried
+        pool.timesteps = len(chunk)
+        y = chunk.flatten(0, 1)
+        for _ in range(3):
+            y = pool(y)
+            outputs.append(y)
+    pooled = x.cumsum(0).flatten(0, 1)
+    for _ in range(3):
+        pooled = F.max_pool2d(pooled, 5, 1, 2)
+    got = torch.cat([outputs[2].view(4, 2, 3, 7, 7), outputs[5].view(2, 2, 3, 7, 7)]).cumsum(0)
+    assert torch.allclose(got, pooled.view(6, 2, 3, 7, 7), atol=1e-5)
 
 
 TRITON_CHECK = """
