@@ -129,32 +129,26 @@ def snm_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Ten
     return out, v, emitted
 
 
-def _check_max_spikes(max_spikes: int) -> None:
+def _backend(name: str, kind: str, max_spikes: int):
+    """The ``kind`` ('if' or 'snm') multi-step function of backend ``name``."""
     if max_spikes < 1:
         raise ValueError(f"max_spikes must be >= 1, got {max_spikes}")
+    if name == "torch":
+        return {"if": if_multistep_torch, "snm": snm_multistep_torch}[kind]
+    if name == "triton":
+        from spikeyolo.engine import triton_if
+
+        return getattr(triton_if, f"{kind}_multistep_triton")
+    raise ValueError(f"unknown neuron backend {name!r}: use 'torch' or 'triton'")
 
 
 def snm_multistep(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Tensor, threshold: torch.Tensor,
                   backend: str = "torch", max_spikes: int = 1):
     """Run the signed neuron with memory over time → (outputs, final v, final emitted)."""
-    _check_max_spikes(max_spikes)
-    if backend == "torch":
-        return snm_multistep_torch(x_seq, v, emitted, threshold, max_spikes)
-    if backend == "triton":
-        from spikeyolo.engine.triton_if import snm_multistep_triton
-
-        return snm_multistep_triton(x_seq, v, emitted, threshold, max_spikes)
-    raise ValueError(f"unknown neuron backend {backend!r}: use 'torch' or 'triton'")
+    return _backend(backend, "snm", max_spikes)(x_seq, v, emitted, threshold, max_spikes)
 
 
 def if_multistep(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor,
                  negative_threshold: torch.Tensor | None = None, backend: str = "torch", max_spikes: int = 1):
     """Run the IF neuron over time with the chosen backend ('torch' or 'triton')."""
-    _check_max_spikes(max_spikes)
-    if backend == "torch":
-        return if_multistep_torch(x_seq, v, threshold, negative_threshold, max_spikes)
-    if backend == "triton":
-        from spikeyolo.engine.triton_if import if_multistep_triton
-
-        return if_multistep_triton(x_seq, v, threshold, negative_threshold, max_spikes)
-    raise ValueError(f"unknown neuron backend {backend!r}: use 'torch' or 'triton'")
+    return _backend(backend, "if", max_spikes)(x_seq, v, threshold, negative_threshold, max_spikes)

@@ -1,7 +1,4 @@
 """IF / IBT neuron maths: exact against QCFS and leaky-ReLU, backends equal, state handled."""
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -10,7 +7,7 @@ import torch.nn.functional as F
 from spikeyolo.engine import IFNeuron, if_multistep
 from spikeyolo.engine.layers import CumulativeMaxPool, ReusedMaxPool
 from spikeyolo.quantize import QCFS
-from tests.conftest import ROOT
+from tests.conftest import assert_runs_in_triton_interpreter
 
 
 def run_neuron(neuron: IFNeuron, z: torch.Tensor, timesteps: int) -> torch.Tensor:
@@ -128,11 +125,7 @@ print("ok")
 
 def test_triton_kernel_equals_torch_in_interpreter():
     """The Triton kernel itself, run by Triton's CPU interpreter, equals the torch reference exactly."""
-    pytest.importorskip("triton")
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    done = subprocess.run([sys.executable, "-c", TRITON_CHECK], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+    assert_runs_in_triton_interpreter(TRITON_CHECK)
 
 
 @pytest.mark.gpu
