@@ -183,6 +183,8 @@ def _add_detect(sub) -> None:
     p.add_argument("--ann", action="store_true", help="run the quantized ANN instead of the SNN")
     p.add_argument("--burst", type=int, help="spikes a neuron may emit per step: 1 is the binary IF neuron; "
                    "default L of a QCFS model (integer spikes, equal to the QCFS net from T = 1)")
+    p.add_argument("--snm", action="store_true", help="signed neurons with memory (ReLU layers; with --burst 1 "
+                   "the best binary-spike accuracy at few steps)")
     p.add_argument("--conf", type=float, default=0.25)
     p.add_argument("--iou", type=float, default=0.7)
     p.add_argument("--imgsz", type=int, help="input size (default: the weights')")
@@ -207,7 +209,7 @@ def _run_detect(args) -> None:
 
     events = Path(args.source).suffix.lower() in EVENT_SUFFIXES
     detector = Detector(args.weights, args.timesteps, args.ann, args.conf, args.iou, args.imgsz, args.device,
-                        burst=args.burst, events=events)
+                        burst=args.burst, events=events, snm=args.snm)
     folder = new_run_dir(args.save_dir)
     try:
         summary = detect(args.source, folder, detector)

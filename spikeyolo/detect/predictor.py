@@ -30,7 +30,7 @@ class Detector:
 
     def __init__(self, weights: str | Path | None = None, timesteps: int = 4, ann: bool = False, conf: float = 0.25,
                  iou: float = 0.7, imgsz: int | None = None, device: str = "cpu", backend: str = "torch",
-                 burst: int | None = None, events: bool = False):
+                 burst: int | None = None, events: bool = False, snm: bool = False):
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
         for name, value in (("conf", conf), ("iou", iou)):
@@ -41,6 +41,7 @@ class Detector:
         if burst is not None and burst < 1:
             raise ValueError(f"burst must be >= 1, got {burst}")
         self.timesteps, self.ann, self.conf, self.iou, self.burst = timesteps, ann, conf, iou, burst
+        self.snm = snm
         self.device = torch.device("cpu" if device == "cpu" else f"cuda:{device}" if str(device).isdigit() else device)
         self.meta: dict = {}
         self.record_spikes = False  # set True to read firing_rates() after each call
@@ -55,7 +56,7 @@ class Detector:
             if self.ann:
                 raise CheckpointError(f"{self.weights} is a converted SNN: --ann needs the detector checkpoint")
             snn = load_snn(self.weights, self.device, backend)
-            self.burst, self.meta = snn.meta["burst"], meta.get("source", {})
+            self.burst, self.snm, self.meta = snn.meta["burst"], snn.meta["snm"], meta.get("source", {})
             return snn, snn.names, imgsz or meta["source"].get("imgsz", 640)
         model, meta = load_detector(self.weights, self.device)
         self.meta = meta
@@ -67,7 +68,7 @@ class Detector:
             raise CheckpointError(f"{self.weights} is not QCFS-trained: run 'spikeyolo convert --mode channel --calib "
                                   f"DATA' first, or detect with --ann")
         self.burst = self.burst or levels  # bursts of up to L spikes: the SNN equals the QCFS net from T = 1
-        snn = convert(model, "qcfs", burst=self.burst)
+        snn = convert(model, "qcfs", burst=self.burst, snm=self.snm)
         snn.set_backend(backend)
         return snn.to(self.device), model.names, imgsz
 
@@ -75,7 +76,8 @@ class Detector:
     def mode(self) -> str:
         if self.ann:
             return "ANN"
-        return f"SNN T={self.timesteps}" + (f" burst≤{self.burst}" if self.burst and self.burst > 1 else "")
+        burst = f" burst≤{self.burst}" if self.burst and self.burst > 1 else ""
+        return f"SNN T={self.timesteps}" + burst + (" SNM" if self.snm else "")
 
     @property
     def event_input(self) -> dict | None:
