@@ -13,6 +13,7 @@ spikeyolo train "${common[@]}" --model yolov8n-relu --levels 4 --name qcfs
 spikeyolo train "${common[@]}" --model yolov8n --levels 0 --name silu
 spikeyolo train "${common[@]}" --model yolov8n-relu --levels 0 --name relu
 spikeyolo train "${finetune[@]}" --from runs/bccd/relu/weights/best.pt --levels 4 --name qcfs-ft
+# README also has L = 8 and L = 16: the same line with --levels 8 --name qcfs-ft-l8 / --levels 16 --name qcfs-ft-l16
 spikeyolo train "${finetune[@]}" --from runs/bccd/silu/weights/best.pt --levels 0 --name silu-ft
 # The Spiking-YOLO-style leaky-ReLU Tiny YOLO (ANN, for the channel / layer / IBT conversion table)
 if [ "${WITH_LEAKY:-0}" = 1 ]; then
