@@ -51,7 +51,11 @@ def write_csv(report: dict, path: Path) -> None:
 
 def table(report: dict) -> str:
     """The terminal table: ANN first, then the SNN at each T."""
-    lines = [f"{'model':>6} {'T':>5} {'mAP50':>8} {'mAP50-95':>9} {'SOPs/img':>11} {'energy mJ':>10} {'rate':>7}"
+    burst = report.get("burst") or 1
+    neurons = ("signed neurons with memory" if report.get("snm") else "IF neurons") + (
+        f", bursts of up to {burst} spikes" if burst > 1 else ", binary spikes")
+    lines = [f"SNN: {report.get('mode', '?')} conversion, {neurons}",
+             f"{'model':>6} {'T':>5} {'mAP50':>8} {'mAP50-95':>9} {'SOPs/img':>11} {'energy mJ':>10} {'rate':>7}"
              f" {'dataset metric':>15}"]
     cost = report.get("cost", {})
     if report["ann"]:

@@ -54,10 +54,13 @@ def test_val_writes_report(weights, voc_dataset, tmp_path, capsys):
     assert cost["ann_macs"] > cost["first_layer_macs"] > 0 and cost["ann_energy_mj"] > 0
     assert len(cost["layers"]) == 57 and all(0 <= layer["firing_rate"] <= 1 for layer in cost["layers"])
     assert "estimate" in cost["energy_model"]
-    assert "VOC07" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "VOC07" in out and "SNN: qcfs conversion, IF neurons, binary spikes" in out
     assert main(["val", "--weights", str(weights), "--data", str(voc_dataset), "--timesteps", "1", "--imgsz", "64",
-                 "--project", str(tmp_path)]) == 0
+                 "--project", str(tmp_path), "--snm", "--no-ann"]) == 0
     assert (tmp_path / "exp2" / "report.json").is_file()  # a new run folder, the first kept
+    assert json.loads((tmp_path / "exp2" / "report.json").read_text())["snm"] is True
+    assert "signed neurons with memory" in capsys.readouterr().out
 
 
 def test_one_run_gives_every_t(weights, voc_dataset):
