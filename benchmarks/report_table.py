@@ -2,6 +2,8 @@
 
 Usage: python benchmarks/report_table.py LABEL=REPORT_JSON [LABEL=REPORT_JSON ...] [--ann-from REPORT_JSON]
 Each report gives one row per T; the ANN row comes from the first report that has one (or --ann-from).
+       python benchmarks/report_table.py --versus CHANNEL_JSON LAYER_JSON --ann-map50 0.769
+prints the channel-wise vs layer-wise table (one row per T) instead.
 """
 from __future__ import annotations
 
@@ -30,11 +32,27 @@ def rows(labelled: list[tuple[str, dict]], ann: dict | None) -> list[str]:
     return lines
 
 
+def versus(channel: dict, layer: dict, ann_map50: float) -> list[str]:
+    lines = ["| T | channel-wise mAP50 (% of ANN) | layer-wise mAP50 (% of ANN) | channel mAP50-95 | layer mAP50-95 |",
+             "| --- | --- | --- | --- | --- |"]
+    for t in sorted(set(channel["snn"]) & set(layer["snn"]), key=int):
+        c, w = channel["snn"][t], layer["snn"][t]
+        lines.append(f"| {t} | {c['map50']:.3f} ({100 * c['map50'] / ann_map50:.0f} %) | "
+                     f"{w['map50']:.3f} ({100 * w['map50'] / ann_map50:.0f} %) | {c['map50_95']:.3f} | {w['map50_95']:.3f} |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("reports", nargs="+", help="LABEL=path/to/report.json")
+    parser.add_argument("reports", nargs="*", help="LABEL=path/to/report.json")
     parser.add_argument("--ann-from", help="report.json whose ANN row to use")
+    parser.add_argument("--versus", nargs=2, metavar=("CHANNEL", "LAYER"), help="channel vs layer report.json")
+    parser.add_argument("--ann-map50", type=float, help="the ANN's mAP50 for --versus percentages")
     args = parser.parse_args()
+    if args.versus:
+        channel, layer = (json.loads(Path(p).read_text()) for p in args.versus)
+        print("\n".join(versus(channel, layer, args.ann_map50)))
+        return
     labelled = []
     for item in args.reports:
         label, _, path = item.partition("=")
