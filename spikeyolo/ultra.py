@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 import ultralytics
-from ultralytics.cfg import get_cfg
+from ultralytics.cfg import get_cfg, smart_value
 from ultralytics.data.augment import LetterBox
 from ultralytics.data.utils import check_det_dataset
 from ultralytics.engine import trainer as _trainer
@@ -42,7 +42,7 @@ __all__ = ["CONVERTIBLE", "Conv", "DFL", "Detect", "DetectionModel", "DetectionP
            "DetectionValidator", "DEFAULT_CFG", "boxes_to_original", "build_detection_model", "conv_blocks",
            "cpu_threads", "detection_validators", "draw_detections", "first_conv_block", "fold_batchnorm",
            "get_cfg", "head_output_convs", "letterbox_batch", "load_checkpoint", "max_pool_uses", "non_max_suppression",
-           "predict_ann", "scale_to_frame", "validate_ann", "yaml_model"]
+           "predict_ann", "scale_to_frame", "smart_value", "validate_ann", "yaml_model"]
 
 
 def cpu_threads() -> int:

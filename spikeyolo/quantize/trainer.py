@@ -11,7 +11,7 @@ from spikeyolo.checkpoint import save_detector
 from spikeyolo.data import prepare_dataset
 from spikeyolo.quantize.qcfs import QCFS
 from spikeyolo.quantize.swap import calibrate_thresholds, quantize_model
-from spikeyolo.ultra import DEFAULT_CFG, DetectionTrainer, build_detection_model, load_checkpoint
+from spikeyolo.ultra import DEFAULT_CFG, DetectionTrainer, build_detection_model, load_checkpoint, smart_value
 
 
 THRESHOLD_LR_SCALE = 20.0  # λ's learning rate as a multiple of the weights'
@@ -90,20 +90,6 @@ OWN_SETTINGS = {"data", "model", "epochs", "imgsz", "device", "batch", "resume",
                 "task"}
 
 
-def _setting_value(text: str):
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered == "none":
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def train_settings(items: list[str]) -> dict:
     """``["warmup_epochs=0", "lr0=2e-3"]`` → ultralytics train overrides, checked against its settings."""
     known = set(vars(DEFAULT_CFG))
@@ -116,7 +102,7 @@ def train_settings(items: list[str]) -> dict:
             raise ValueError(f"setting {key} has its own option: use --{key.replace('_', '-')}")
         if key not in known:
             raise ValueError(f"{key} is not an ultralytics train setting (see 'yolo cfg'): check the spelling")
-        settings[key] = _setting_value(value)
+        settings[key] = smart_value(value)  # as `yolo train key=value` reads it
     return settings
 
 
