@@ -71,6 +71,7 @@ def if_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Te
     v = v.clone()
     out = torch.empty_like(x_seq)
     fired = torch.empty_like(v) if neg_theta is not None else None
+    neg_limit = -neg_theta if neg_theta is not None else None  # once, not once per step
     for t in range(x_seq.shape[0]):
         v.add_(x_seq[t])
         step = out[t]
@@ -82,7 +83,7 @@ def if_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Te
         v.sub_(step)
         if neg_theta is not None:
             if max_spikes == 1:
-                torch.le(v, -neg_theta, out=fired)
+                torch.le(v, neg_limit, out=fired)
             else:
                 torch.div(v, neg_theta, out=fired).neg_().floor_().clamp_(0, max_spikes)
             step.addcmul_(fired, theta, value=-1.0)
