@@ -60,7 +60,7 @@ class IFNeuron(Stateful):
     def _initial_v(self, step: torch.Tensor) -> torch.Tensor:
         theta = self.threshold.to(step.dtype)
         theta = theta.view(1, -1, *([1] * (step.dim() - 2))) if theta.dim() else theta
-        return (self.initial_membrane * theta).expand_as(step).contiguous()
+        return torch.empty_like(step).copy_((self.initial_membrane * theta).expand_as(step))  # step's layout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_seq = self.unfold(x)
@@ -81,10 +81,11 @@ class IFNeuron(Stateful):
 
     def _spike_counts(self, out: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         """Spikes emitted per step (a burst of n counts n)."""
+        per_step = tuple(range(1, out.dim()))  # sum over all but time, in any memory layout
         if self.max_spikes == 1:
-            return out.ne(0).flatten(2).sum((1, 2))
+            return out.ne(0).sum(per_step)
         theta = theta.view(1, 1, -1, *([1] * (out.dim() - 3))) if theta.dim() else theta
-        return (out.abs() / theta).round().flatten(2).sum((1, 2))
+        return (out.abs() / theta).round().sum(per_step)
 
     def extra_repr(self) -> str:
         kind = f"IBT α={self.negative_slope}" if self.negative_slope > 0 else ("SNM" if self.snm else "IF")

@@ -19,7 +19,7 @@ class ConstantInput(Stateful):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.layer(x)
-        return y.unsqueeze(0).expand(self.timesteps, *y.shape).flatten(0, 1)
+        return torch.cat([y] * self.timesteps) if self.timesteps > 1 else y  # keeps y's memory layout
 
 
 CPU_FOLDED_BATCH = 16  # images × steps per layer call on the CPU: larger folded batches fall out of cache
@@ -42,12 +42,19 @@ class SpikingDetector(nn.Module):
     Returns ``[T, N, 4 + nc, anchors]``: row t is the head's running output after t+1 steps,
     decoded by the ultralytics Detect head (boxes in input pixels, class probabilities).
     ``chunk`` runs the steps in slices of that many, carrying state (default: ``default_chunk``).
+    Convolutions run channels-last (NHWC) unless ``channels_last=False``: oneDNN's and cuDNN's fast layout.
     """
 
-    def __init__(self, net: nn.Module, meta: dict | None = None):
+    def __init__(self, net: nn.Module, meta: dict | None = None, channels_last: bool = True):
         super().__init__()
         self.net = net
         self.meta = meta or {}
+        self.use_channels_last(channels_last)
+
+    def use_channels_last(self, on: bool = True) -> None:
+        """Store the convolution weights, and feed the images, channels-last (on) or NCHW (off)."""
+        self.channels_last = bool(on)
+        self.net.to(memory_format=torch.channels_last if on else torch.contiguous_format)
 
     @property
     def names(self) -> dict:
@@ -86,6 +93,8 @@ class SpikingDetector(nn.Module):
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
         self.reset()
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         chunk = chunk or default_chunk(images, timesteps)
         outputs = []
         done = 0

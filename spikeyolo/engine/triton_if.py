@@ -12,11 +12,11 @@ import triton.language as tl
 
 
 @triton.jit
-def _if_kernel(x_ptr, v_ptr, out_ptr, theta_ptr, neg_ptr, emitted_ptr, numel, channels, spatial, timesteps,
+def _if_kernel(x_ptr, v_ptr, out_ptr, theta_ptr, neg_ptr, emitted_ptr, numel, channels, channel_stride, timesteps,
                SIGNED: tl.constexpr, MEMORY: tl.constexpr, MAX_SPIKES: tl.constexpr, BLOCK: tl.constexpr):
     offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offsets < numel
-    channel = (offsets // spatial) % channels
+    channel = (offsets // channel_stride) % channels
     theta = tl.load(theta_ptr + channel, mask=mask, other=1.0)
     v = tl.load(v_ptr + offsets, mask=mask, other=0.0)
     if SIGNED:
@@ -55,21 +55,35 @@ def _channel_vector(value: torch.Tensor, channels: int, like: torch.Tensor) -> t
 
 
 def _state(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return value.expand_as(like).contiguous().clone() if value.dim() == 0 else value.contiguous().clone()
+    """A fresh copy of ``value`` (a scalar, or one step's state) in the memory layout of ``like``."""
+    return torch.empty_like(like).copy_(value)
+
+
+def _walkable(x_seq: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(``x_seq`` with dense steps, time outermost; the distance in elements between channels of one pixel).
+
+    NCHW steps keep a channel's pixels together (stride H·W); channels-last steps interleave channels (stride 1).
+    """
+    step = x_seq[0]
+    dense_steps = x_seq.stride(0) == step.numel()
+    if dense_steps and step.dim() == 4 and not step.is_contiguous() \
+            and step.is_contiguous(memory_format=torch.channels_last):
+        return x_seq, 1
+    x_seq = x_seq.contiguous()
+    return x_seq, x_seq[0].numel() // (x_seq.shape[1] * x_seq.shape[2])
 
 
 def _launch(x_seq, v, threshold, negative_threshold, emitted, max_spikes, block):
-    x_seq = x_seq.contiguous()
+    x_seq, channel_stride = _walkable(x_seq)
     timesteps, channels = x_seq.shape[0], x_seq.shape[2]
     numel = x_seq[0].numel()
-    spatial = numel // (x_seq.shape[1] * channels)
     v = _state(v, x_seq[0])
     emitted = _state(emitted, x_seq[0]) if emitted is not None else None
     out = torch.empty_like(x_seq)
     theta = _channel_vector(threshold, channels, x_seq)
     neg = _channel_vector(negative_threshold, channels, x_seq) if negative_threshold is not None else theta
     grid = (triton.cdiv(numel, block),)
-    _if_kernel[grid](x_seq, v, out, theta, neg, emitted if emitted is not None else v, numel, channels, spatial,
+    _if_kernel[grid](x_seq, v, out, theta, neg, emitted if emitted is not None else v, numel, channels, channel_stride,
                      timesteps, SIGNED=negative_threshold is not None, MEMORY=emitted is not None,
                      MAX_SPIKES=max_spikes, BLOCK=block)
     return out, v, emitted

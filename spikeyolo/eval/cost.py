@@ -62,7 +62,7 @@ class CostMeter:
             macs = output[0].numel() * (conv.in_channels // conv.groups) * conv.kernel_size[0] * conv.kernel_size[1]
             layer = self.layers.setdefault(name, LayerCount(name, macs, per_image_in, analog=analog, pending=[]))
             if not analog:
-                layer.pending.append(x.ne(0).view(steps, -1).sum(1).double().cpu())
+                layer.pending.append(x.ne(0).sum((1, 2, 3)).view(steps, -1).sum(1).double().cpu())  # any layout
         return hook
 
     def after_batch(self, images: torch.Tensor, snn: SpikingDetector | None = None) -> None:

@@ -64,9 +64,10 @@ def test_qcfs_with_bursts_matches_the_ann_from_the_first_step():
 def test_qcfs_bursts_reproduce_every_layer_in_one_step():
     """burst = L, T = 1: every layer equals the BN-folded QCFS network's, SPPF's chained pools included
     (256 px: an 8x8 map at SPPF, so that its 5x5 pools are not all global maxima)."""
-    images = torch.rand(1, 3, 256, 256)
+    images = torch.rand(1, 3, 256, 256).contiguous(memory_format=torch.channels_last)
     ann = live_model("yolov8n-relu", 4)
-    folded = fold_batchnorm(copy.deepcopy(ann))
+    # the ANN in the SNN's layout: the same convolution kernels, so the same float sums
+    folded = fold_batchnorm(copy.deepcopy(ann)).to(memory_format=torch.channels_last)
     snn = convert(ann, "qcfs", burst=4)
     expected, got = {}, {}
     for layers, store in ((folded.model, expected), (snn.net.model, got)):
@@ -145,3 +146,15 @@ def test_snm_conversion_is_closer_to_the_ann_at_few_steps(tmp_path):
     assert again.meta["snm"] and torch.equal(snn(IMAGES, 5), again(IMAGES, 5))
     leaky = convert(live_model("tiny-yolo-leaky"), "channel", calibration=[IMAGES], snm=True)
     assert not any(n.snm for _, n in leaky.neurons())  # IBT layers keep their own negative spikes
+
+
+def test_channels_last_runs_the_same_network():
+    """Weights and activations channels-last by default (the fast layout); NCHW on request, same detections."""
+    snn = convert(live_model("yolov8n-relu", 4), "qcfs", burst=4)
+    conv = next(m for m in snn.net.modules() if isinstance(m, nn.Conv2d))
+    assert snn.channels_last and conv.weight.is_contiguous(memory_format=torch.channels_last)
+    last = snn(IMAGES, 3)
+    snn.use_channels_last(False)
+    assert conv.weight.is_contiguous()
+    plain = snn(IMAGES, 3)
+    assert ((last - plain).abs().mean() / plain.abs().mean()).item() < 1e-3

@@ -72,6 +72,23 @@ def test_reset_gives_identical_runs_and_chunks_carry_state():
     assert torch.equal(torch.cat([part1, part2]), first)
 
 
+@pytest.mark.parametrize("snm", [False, True])
+def test_channels_last_input_gives_the_same_spikes_in_its_own_layout(snm):
+    """The runner feeds channels-last tensors: same spikes, bit for bit, and the state keeps that layout."""
+    torch.manual_seed(0)
+    x = torch.randn(6 * 2, 4, 5, 5) * 2
+    x_last = x.contiguous(memory_format=torch.channels_last)
+    theta = torch.rand(4) + 0.3
+    outputs = []
+    for inputs in (x, x_last):
+        neuron = IFNeuron(theta, max_spikes=2, snm=snm)
+        neuron.timesteps = 6
+        outputs.append(neuron(inputs))
+        assert neuron.v.is_contiguous(memory_format=torch.channels_last) == (inputs is x_last)
+    assert torch.equal(outputs[0], outputs[1])
+    assert outputs[1].is_contiguous(memory_format=torch.channels_last)
+
+
 def test_cumulative_max_pool_rate_is_max_of_rates():
     torch.manual_seed(0)
     spikes = (torch.rand(16, 1, 2, 6, 6) < 0.3).float()
@@ -110,14 +127,19 @@ TRITON_CHECK = """
 import torch
 from spikeyolo.engine.neuron import if_multistep
 torch.manual_seed(0)
-for signed, burst in ((False, 1), (True, 1), (False, 4), (True, 3)):
-    x = torch.randn(9, 2, 5, 7, 3) * 2
+for signed, burst, layout in ((False, 1, "nchw"), (True, 1, "nchw"), (False, 4, "nchw"), (True, 3, "nchw"),
+                              (False, 1, "nhwc"), (True, 3, "nhwc")):
+    x = torch.randn(9 * 2, 5, 7, 3) * 2
+    if layout == "nhwc":  # time-folded channels-last, as the runner feeds it: the kernel walks it in place
+        x = x.contiguous(memory_format=torch.channels_last)
+    x = x.view(9, 2, 5, 7, 3)
     theta = torch.rand(5) + 0.2
     v = 0.5 * theta.view(1, 5, 1, 1).expand(2, 5, 7, 3).contiguous()
     neg = theta / 0.1 if signed else None
     a, va = if_multistep(x, v.clone(), theta, neg, "torch", max_spikes=burst)
     b, vb = if_multistep(x, v.clone(), theta, neg, "triton", max_spikes=burst)
-    assert torch.equal(a, b) and torch.equal(va, vb), (signed, burst, (a - b).abs().max())
+    assert torch.equal(a, b) and torch.equal(va, vb), (signed, burst, layout, (a - b).abs().max())
+    assert b.stride() == x.stride(), (layout, b.stride(), x.stride())  # no hidden layout change
     assert a.ne(0).any()
 print("ok")
 """
