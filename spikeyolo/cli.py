@@ -319,8 +319,10 @@ def _run_benchmark(args) -> None:
         raise UsageError(str(err)) from err
     report = summary(results)
     for row in report["speedups"]:
+        neurons = (f"; neurons alone {row['neuron_speedup']:.1f}x, at most {row['bound']:.2f}x with free neurons"
+                   if "bound" in row else "")
         print(f"our SNN vs {row['vs']}: {row['speedup']:.2f}x  (imgsz {row['imgsz']}, batch {row['batch']}, "
-              f"T {row['timesteps']})")
+              f"T {row['timesteps']}{neurons})")
     if args.json:
         from spikeyolo.eval.report import write_json
 

@@ -15,11 +15,19 @@ def test_benchmark_json_has_every_engine_and_ratio(weights, tmp_path, capsys):  
                                           for t in (1, 3)}
     for config in report["configs"]:
         assert config["images_per_s"] > 0 and config["seconds"] > 0
+        timed = config["engine"] in ("snn", "spikingjelly")  # their neuron layers are timed alone too
+        assert (config["neuron_seconds"] is not None) == timed
+        if timed:
+            assert 0 < config["neuron_seconds"] < config["seconds"] * 1.5  # a share of the run (hooks add a little)
         assert (config["per_timestep_ratio"] is None) == (config["engine"] == "ann")
         if config["engine"] != "ann":
             assert config["per_timestep_ratio"] > 0
     assert {(s["vs"], s["timesteps"]) for s in report["speedups"]} == {
         (e, t) for e in ("naive", "snn_folded", "spikingjelly") for t in (1, 3)}
+    for row in report["speedups"]:
+        assert ("bound" in row) == (row["vs"] == "spikingjelly")
+        if "bound" in row:  # SpikingJelly's time over ours without our neurons: above the measured speed-up
+            assert row["neuron_speedup"] > 0 and row["bound"] > row["speedup"]
     assert "our SNN vs spikingjelly" in capsys.readouterr().out
 
 

@@ -4,6 +4,11 @@ Engines: ``ann`` (the same network as an ANN, batch-norm folded), ``snn`` (our e
 into the batch, one neuron call per layer for all steps), ``snn_triton`` (the fused kernel, CUDA),
 ``snn_folded`` (all T folded into one batch per layer call, the default on a GPU), ``naive`` (the same SNN stepped one timestep at a time through the whole network) and
 ``spikingjelly`` (our graph with SpikingJelly's multi-step IF neurons).
+
+For the spiking engines the neuron layers are also timed on their own (``neuron_seconds``): the
+convolutions are the same in ours and in SpikingJelly's, so the neuron time says where the two differ
+and bounds the end-to-end speed-up (``bound``: SpikingJelly's time over ours without our neurons).
+Everything runs channels-last (the ANN too), the faster layout for oneDNN and cuDNN.
 """
 from __future__ import annotations
 
@@ -18,12 +23,17 @@ from pathlib import Path
 import psutil
 import torch
 
+from spikeyolo.bench.spikingjelly_neurons import SpikingJellyIF
 from spikeyolo.checkpoint import load_detector
 from spikeyolo.convert import convert
+from spikeyolo.engine.layers import IFNeuron
+from spikeyolo.engine.runner import SpikingDetector
 from spikeyolo.ultra import fold_batchnorm
 
 
+NEURON_TYPES = (IFNeuron, SpikingJellyIF)
 ENGINES = ("ann", "snn", "snn_folded", "snn_triton", "naive", "spikingjelly")
+TIMED_NEURONS = ("snn", "snn_triton", "spikingjelly")  # engines whose neuron layers are also timed alone
 
 
 @dataclass
@@ -36,6 +46,7 @@ class BenchResult:
     images_per_s: float
     per_timestep_ratio: float | None  # (seconds / T) / ANN seconds, same imgsz and batch
     peak_memory_mb: float     # CUDA: peak allocated; CPU: peak resident-set growth during the runs
+    neuron_seconds: float | None = None  # median time of the neuron layers alone within one batch
 
 
 class PeakMemory:
@@ -88,12 +99,52 @@ def time_batches(run, device: torch.device, repeats: int, warmup: int = 1) -> tu
     return sorted(times)[len(times) // 2], memory.peak / 2**20
 
 
+class NeuronClock:
+    """Sums the wall time spent inside the neuron layers of a spiking engine (CUDA synchronized)."""
+
+    def __init__(self, engine: SpikingDetector, device: torch.device):
+        self.device, self.seconds, self.start = device, 0.0, 0.0
+        neurons = [m for m in engine.stateful() if isinstance(m, NEURON_TYPES)]
+        self.hooks = [h for m in neurons for h in (m.register_forward_pre_hook(self._enter),
+                                                     m.register_forward_hook(self._leave))]
+
+    def _sync(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _enter(self, *_):
+        self._sync()
+        self.start = time.perf_counter()
+
+    def _leave(self, *_):
+        self._sync()
+        self.seconds += time.perf_counter() - self.start
+
+    def remove(self):
+        for h in self.hooks:
+            h.remove()
+
+
+def time_neurons(run, engine: SpikingDetector, device: torch.device, repeats: int) -> float:
+    """Median seconds spent in the neuron layers during one ``run()`` (a separate, instrumented pass)."""
+    clock, totals = NeuronClock(engine, device), []
+    try:
+        with torch.inference_mode():
+            for _ in range(repeats):
+                clock.seconds = 0.0
+                run()
+                totals.append(clock.seconds)
+    finally:
+        clock.remove()
+    return sorted(totals)[len(totals) // 2]
+
+
 def build_engines(weights: str | Path, device: torch.device, with_spikingjelly: bool = True) -> dict:
     """The ANN (BN folded) and the binary SNN engines of one checkpoint (a QCFS-trained one)."""
     model, meta = load_detector(weights, device)
     if not meta["quantization"].get("levels"):
         raise ValueError(f"{weights} is not QCFS-trained: benchmark a QCFS checkpoint (the SNN needs its thresholds)")
-    ann = fold_batchnorm(copy.deepcopy(model)).eval()
+    ann = fold_batchnorm(copy.deepcopy(model)).eval().to(memory_format=torch.channels_last)
     snn = convert(model, "qcfs").to(device)
     engines = {"ann": ann, "snn": snn}
     if device.type == "cuda":
@@ -134,15 +185,17 @@ def run_benchmark(weights: str | Path, imgszs=(320,), timesteps=(1, 4), batches=
     results = []
     for imgsz in imgszs:
         for batch in batches:
-            images = torch.rand(batch, 3, imgsz, imgsz, device=device)
+            images = torch.rand(batch, 3, imgsz, imgsz, device=device).contiguous(memory_format=torch.channels_last)
             ann_seconds, memory = time_batches(_runner("ann", built["ann"], images, 1), device, repeats)
             results.append(BenchResult("ann", imgsz, batch, None, ann_seconds, batch / ann_seconds, None, memory))
             progress(_line(results[-1]))
             for steps in timesteps:
                 for name in chosen[1:]:
-                    seconds, memory = time_batches(_runner(name, built[name], images, steps), device, repeats)
+                    run = _runner(name, built[name], images, steps)
+                    seconds, memory = time_batches(run, device, repeats)
+                    neurons = time_neurons(run, built[name], device, repeats) if name in TIMED_NEURONS else None
                     results.append(BenchResult(name, imgsz, batch, steps, seconds, batch / seconds,
-                                               seconds / steps / ann_seconds, memory))
+                                               seconds / steps / ann_seconds, memory, neurons))
                     progress(_line(results[-1]))
     return results
 
@@ -150,17 +203,26 @@ def run_benchmark(weights: str | Path, imgszs=(320,), timesteps=(1, 4), batches=
 def _line(r: BenchResult) -> str:
     ratio = f"{r.per_timestep_ratio:6.2f}" if r.per_timestep_ratio is not None else "     -"
     steps = f"{r.timesteps:4d}" if r.timesteps else "   -"
+    neurons = f"  neurons {r.neuron_seconds / r.seconds:4.0%}" if r.neuron_seconds is not None else ""
     return (f"{r.engine:>13} imgsz {r.imgsz:4d} batch {r.batch:3d} T {steps}  {r.images_per_s:9.2f} img/s  "
-            f"per-step/ANN {ratio}  peak {r.peak_memory_mb:8.1f} MB")
+            f"per-step/ANN {ratio}  peak {r.peak_memory_mb:8.1f} MB{neurons}")
 
 
 def summary(results: list[BenchResult]) -> dict:
-    """JSON-ready: every configuration, and our engine's speed-up over SpikingJelly and the naive loop."""
+    """JSON-ready: every configuration, and our engine's speed-up over SpikingJelly and the naive loop.
+
+    Against SpikingJelly also the neurons' own speed-up and the end-to-end bound (our neurons at zero cost).
+    """
     ours = {(r.imgsz, r.batch, r.timesteps): r for r in results if r.engine == "snn"}
     speedups = []
     for r in results:
         key = (r.imgsz, r.batch, r.timesteps)
         if r.engine in ("spikingjelly", "naive", "snn_folded") and key in ours:
-            speedups.append({"vs": r.engine, "imgsz": r.imgsz, "batch": r.batch, "timesteps": r.timesteps,
-                             "speedup": r.seconds / ours[key].seconds})
+            mine = ours[key]
+            row = {"vs": r.engine, "imgsz": r.imgsz, "batch": r.batch, "timesteps": r.timesteps,
+                   "speedup": r.seconds / mine.seconds}
+            if r.neuron_seconds is not None and mine.neuron_seconds is not None:
+                row["neuron_speedup"] = r.neuron_seconds / max(mine.neuron_seconds, 1e-9)
+                row["bound"] = r.seconds / max(mine.seconds - mine.neuron_seconds, 1e-9)
+            speedups.append(row)
     return {"configs": [asdict(r) for r in results], "speedups": speedups}

@@ -58,9 +58,9 @@ class IFNeuron(Stateful):
         self.spikes_per_step = []
 
     def _initial_v(self, step: torch.Tensor) -> torch.Tensor:
+        """v0 = initial_membrane·θ, broadcastable against a step (the backends make the full state)."""
         theta = self.threshold.to(step.dtype)
-        theta = theta.view(1, -1, *([1] * (step.dim() - 2))) if theta.dim() else theta
-        return torch.empty_like(step).copy_((self.initial_membrane * theta).expand_as(step))  # step's layout
+        return self.initial_membrane * (theta.view(1, -1, *([1] * (step.dim() - 2))) if theta.dim() else theta)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_seq = self.unfold(x)

@@ -58,6 +58,11 @@ def if_multistep_reference(x_seq: torch.Tensor, v: torch.Tensor, threshold: torc
     return out, v
 
 
+def _integrate_first(x_seq: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """A new membrane ``v + x[0]`` in x's layout, in one pass (``v`` may broadcast: the initial membrane)."""
+    return torch.add(x_seq[0], v, out=torch.empty_like(x_seq[0]))
+
+
 def if_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor,
                        negative_threshold: torch.Tensor | None = None,
                        max_spikes: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,12 +73,13 @@ def if_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Te
     """
     theta = _per_channel(threshold, x_seq[0])
     neg_theta = None if negative_threshold is None else _per_channel(negative_threshold, x_seq[0])
-    v = v.clone()
+    v = _integrate_first(x_seq, v)
     out = torch.empty_like(x_seq)
     fired = torch.empty_like(v) if neg_theta is not None else None
     neg_limit = -neg_theta if neg_theta is not None else None  # once, not once per step
     for t in range(x_seq.shape[0]):
-        v.add_(x_seq[t])
+        if t:
+            v.add_(x_seq[t])
         step = out[t]
         if max_spikes == 1:
             torch.ge(v, theta, out=step)  # 1.0 where it fires, else 0.0
@@ -115,11 +121,12 @@ def snm_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Ten
                         max_spikes: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Torch backend of the SNM: ``snm_step``'s float operations in place into preallocated buffers."""
     theta = _per_channel(threshold, x_seq[0])
-    v, emitted = v.clone(), emitted.clone()
+    v, emitted = _integrate_first(x_seq, v), torch.empty_like(x_seq[0]).copy_(emitted)
     out = torch.empty_like(x_seq)
     floor = torch.empty_like(v)
     for t in range(x_seq.shape[0]):
-        v.add_(x_seq[t])
+        if t:
+            v.add_(x_seq[t])
         step = out[t]
         torch.div(v, theta, out=step).floor_().clamp_(max=max_spikes)
         torch.clamp(emitted, max=max_spikes, out=floor).neg_()
