@@ -81,22 +81,32 @@ class PeakMemory:
             self.peak = max(self.peak, self.process.memory_info().rss - self.base)
 
 
-def time_batches(run, device: torch.device, repeats: int, warmup: int = 1) -> tuple[float, float]:
-    """(median seconds of ``run()``, peak memory MB) after ``warmup`` untimed calls."""
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_side_by_side(runs: dict, device: torch.device, repeats: int, warmup: int = 1) -> dict:
+    """{key: (median seconds, peak memory MB)} of every ``run()``, timed in turn, round after round.
+
+    Interleaving the runs makes slow drifts of the machine (other tenants, clocks) hit every engine
+    alike, so that the ratios between them hold even when the absolute figures wander.
+    """
+    times, peaks = {key: [] for key in runs}, dict.fromkeys(runs, 0.0)
     with torch.inference_mode():
-        for _ in range(warmup):
-            run()
-        times = []
-        with PeakMemory(device) as memory:
-            for _ in range(repeats):
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                start = time.perf_counter()
+        for run in runs.values():
+            for _ in range(warmup):
                 run()
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2], memory.peak / 2**20
+        for _ in range(repeats):
+            for key, run in runs.items():
+                with PeakMemory(device) as memory:
+                    _sync(device)
+                    start = time.perf_counter()
+                    run()
+                    _sync(device)
+                    times[key].append(time.perf_counter() - start)
+                peaks[key] = max(peaks[key], memory.peak)
+    return {key: (sorted(times[key])[repeats // 2], peaks[key] / 2**20) for key in runs}
 
 
 class NeuronClock:
@@ -170,7 +180,7 @@ def _runner(name: str, engine, images: torch.Tensor, timesteps: int):
 
 def run_benchmark(weights: str | Path, imgszs=(320,), timesteps=(1, 4), batches=(1,), device: str = "cpu",
                   repeats: int = 5, engines: tuple[str, ...] | None = None, progress=print) -> list[BenchResult]:
-    """Every engine at every (imgsz, batch, T), measured in this one process, one after another."""
+    """Every engine at every (imgsz, batch, T), measured in this one process, side by side."""
     device = torch.device("cpu" if device == "cpu" else f"cuda:{device}" if str(device).isdigit() else device)
     wants_sj = engines is None or "spikingjelly" in engines
     if wants_sj and importlib.util.find_spec("spikingjelly") is None:
@@ -180,23 +190,25 @@ def run_benchmark(weights: str | Path, imgszs=(320,), timesteps=(1, 4), batches=
         wants_sj = False
     built = build_engines(weights, device, wants_sj)
     built["naive"] = built["snn_folded"] = built["snn"]
-    chosen = [e for e in ENGINES if e in built
-              and (engines is None or e in engines)]
+    spiking = [e for e in ENGINES[1:] if e in built and (engines is None or e in engines)]
     results = []
     for imgsz in imgszs:
         for batch in batches:
             images = torch.rand(batch, 3, imgsz, imgsz, device=device).contiguous(memory_format=torch.channels_last)
-            ann_seconds, memory = time_batches(_runner("ann", built["ann"], images, 1), device, repeats)
-            results.append(BenchResult("ann", imgsz, batch, None, ann_seconds, batch / ann_seconds, None, memory))
-            progress(_line(results[-1]))
-            for steps in timesteps:
-                for name in chosen[1:]:
-                    run = _runner(name, built[name], images, steps)
-                    seconds, memory = time_batches(run, device, repeats)
-                    neurons = time_neurons(run, built[name], device, repeats) if name in TIMED_NEURONS else None
-                    results.append(BenchResult(name, imgsz, batch, steps, seconds, batch / seconds,
-                                               seconds / steps / ann_seconds, memory, neurons))
-                    progress(_line(results[-1]))
+            runs = {("ann", None): _runner("ann", built["ann"], images, 1)}  # always: the ratios' reference
+            runs.update({(name, steps): _runner(name, built[name], images, steps)
+                         for steps in timesteps for name in spiking})
+            progress(f"imgsz {imgsz} batch {batch}: timing {len(runs)} runs side by side, {repeats} rounds")
+            timed = time_side_by_side(runs, device, repeats)
+            ann_seconds = timed[("ann", None)][0]
+            for (name, steps), (seconds, memory) in timed.items():
+                neurons = None
+                if name in TIMED_NEURONS:
+                    neurons = time_neurons(runs[(name, steps)], built[name], device, repeats)
+                ratio = None if steps is None else seconds / steps / ann_seconds
+                results.append(BenchResult(name, imgsz, batch, steps, seconds, batch / seconds, ratio, memory,
+                                           neurons))
+                progress(_line(results[-1]))
     return results
 
 

@@ -1,0 +1,46 @@
+"""Print the README speed table from a `spikeyolo benchmark --json` file (no figure is typed by hand).
+
+Usage: python benchmarks/bench_table.py runs/bench/cpu-320.json
+One row per (imgsz, batch, T): images/s of every engine, our per-step cost over one ANN forward, and
+against SpikingJelly's neurons the end-to-end speed-up, the neurons' own speed-up and the bound
+(SpikingJelly's time over ours with our neurons at zero cost).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _cell(configs: dict, engine: str, key: tuple) -> str:
+    found = configs.get((engine, *key))
+    return f"{found['images_per_s']:.2f}" if found else "–"
+
+
+def table(report: dict) -> list[str]:
+    configs = {(c["engine"], c["imgsz"], c["batch"], c["timesteps"]): c for c in report["configs"]}
+    versus = {(s["imgsz"], s["batch"], s["timesteps"]): s for s in report["speedups"] if s["vs"] == "spikingjelly"}
+    lines = ["| imgsz | batch | T | ANN img/s | our SNN img/s (per step ÷ ANN) | naive loop | SpikingJelly neurons "
+             "| ours vs SpikingJelly | neurons alone | bound |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for (engine, imgsz, batch, steps), ours in configs.items():
+        if engine != "snn":
+            continue
+        key = (imgsz, batch, steps)
+        sj = versus.get(key, {})
+        speedups = (f"{sj['speedup']:.2f}× | {sj['neuron_speedup']:.1f}× | {sj['bound']:.2f}×" if "bound" in sj
+                    else "– | – | –")
+        lines.append(f"| {imgsz} | {batch} | {steps} | {_cell(configs, 'ann', (imgsz, batch, None))} | "
+                     f"{ours['images_per_s']:.2f} ({ours['per_timestep_ratio']:.2f}) | "
+                     f"{_cell(configs, 'naive', key)} | {_cell(configs, 'spikingjelly', key)} | {speedups} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("report", type=Path, help="a spikeyolo benchmark --json file")
+    print("\n".join(table(json.loads(parser.parse_args().report.read_text()))))
+
+
+if __name__ == "__main__":
+    main()
