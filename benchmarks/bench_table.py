@@ -12,6 +12,9 @@ import json
 from pathlib import Path
 
 
+OPTIONAL = {"snn_triton": "fused (Triton)", "snn_nchw": "NCHW", "snn_folded": "all T folded", "naive": "naive loop"}
+
+
 def _cell(configs: dict, engine: str, key: tuple) -> str:
     found = configs.get((engine, *key))
     return f"{found['images_per_s']:.2f}" if found else "–"
@@ -20,9 +23,10 @@ def _cell(configs: dict, engine: str, key: tuple) -> str:
 def table(report: dict) -> list[str]:
     configs = {(c["engine"], c["imgsz"], c["batch"], c["timesteps"]): c for c in report["configs"]}
     versus = {(s["imgsz"], s["batch"], s["timesteps"]): s for s in report["speedups"] if s["vs"] == "spikingjelly"}
-    lines = ["| imgsz | batch | T | ANN img/s | our SNN img/s (per step ÷ ANN) | naive loop | SpikingJelly neurons "
-             "| ours vs SpikingJelly | neurons alone | bound |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    extra = [e for e in OPTIONAL if any(c["engine"] == e for c in report["configs"])]
+    lines = ["| imgsz | batch | T | ANN img/s | our SNN img/s (per step ÷ ANN) | " + " | ".join(
+                 OPTIONAL[e] for e in extra) + " | SpikingJelly neurons | ours vs SpikingJelly | neurons alone | bound |",
+             "| --- " * (9 + len(extra)) + "|"]
     for (engine, imgsz, batch, steps), ours in configs.items():
         if engine != "snn":
             continue
@@ -32,7 +36,8 @@ def table(report: dict) -> list[str]:
                     else "– | – | –")
         lines.append(f"| {imgsz} | {batch} | {steps} | {_cell(configs, 'ann', (imgsz, batch, None))} | "
                      f"{ours['images_per_s']:.2f} ({ours['per_timestep_ratio']:.2f}) | "
-                     f"{_cell(configs, 'naive', key)} | {_cell(configs, 'spikingjelly', key)} | {speedups} |")
+                     + "".join(f"{_cell(configs, e, key)} | " for e in extra)
+                     + f"{_cell(configs, 'spikingjelly', key)} | {speedups} |")
     return lines
 
 

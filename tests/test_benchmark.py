@@ -11,7 +11,7 @@ def test_benchmark_json_has_every_engine_and_ratio(weights, tmp_path, capsys):  
                  "--repeats", "1", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     engines = {(c["engine"], c["timesteps"]) for c in report["configs"]}
-    assert engines == {("ann", None)} | {(e, t) for e in ("snn", "snn_folded", "naive", "spikingjelly")
+    assert engines == {("ann", None)} | {(e, t) for e in ("snn", "snn_folded", "snn_nchw", "naive", "spikingjelly")
                                           for t in (1, 3)}
     for config in report["configs"]:
         assert config["images_per_s"] > 0 and config["seconds"] > 0
@@ -23,7 +23,7 @@ def test_benchmark_json_has_every_engine_and_ratio(weights, tmp_path, capsys):  
         if config["engine"] != "ann":
             assert config["per_timestep_ratio"] > 0
     assert {(s["vs"], s["timesteps"]) for s in report["speedups"]} == {
-        (e, t) for e in ("naive", "snn_folded", "spikingjelly") for t in (1, 3)}
+        (e, t) for e in ("naive", "snn_folded", "snn_nchw", "spikingjelly") for t in (1, 3)}
     for row in report["speedups"]:
         assert ("bound" in row) == (row["vs"] == "spikingjelly")
         if "bound" in row:  # SpikingJelly's time over ours without our neurons: above the measured speed-up

@@ -2,7 +2,8 @@
 
 Engines: ``ann`` (the same network as an ANN, batch-norm folded), ``snn`` (our engine: time folded
 into the batch, one neuron call per layer for all steps), ``snn_triton`` (the fused kernel, CUDA),
-``snn_folded`` (all T folded into one batch per layer call, the default on a GPU), ``naive`` (the same SNN stepped one timestep at a time through the whole network) and
+``snn_folded`` (all T folded into one batch per layer call, the default on a GPU), ``snn_nchw`` (our
+engine with NCHW tensors instead of channels-last), ``naive`` (the same SNN stepped one timestep at a time through the whole network) and
 ``spikingjelly`` (our graph with SpikingJelly's multi-step IF neurons).
 
 For the spiking engines the neuron layers are also timed on their own (``neuron_seconds``): the
@@ -32,7 +33,7 @@ from spikeyolo.ultra import fold_batchnorm
 
 
 NEURON_TYPES = (IFNeuron, SpikingJellyIF)
-ENGINES = ("ann", "snn", "snn_folded", "snn_triton", "naive", "spikingjelly")
+ENGINES = ("ann", "snn", "snn_folded", "snn_nchw", "snn_triton", "naive", "spikingjelly")
 TIMED_NEURONS = ("snn", "snn_triton", "spikingjelly")  # engines whose neuron layers are also timed alone
 
 
@@ -156,7 +157,9 @@ def build_engines(weights: str | Path, device: torch.device, with_spikingjelly: 
         raise ValueError(f"{weights} is not QCFS-trained: benchmark a QCFS checkpoint (the SNN needs its thresholds)")
     ann = fold_batchnorm(copy.deepcopy(model)).eval().to(memory_format=torch.channels_last)
     snn = convert(model, "qcfs").to(device)
-    engines = {"ann": ann, "snn": snn}
+    nchw = copy.deepcopy(snn)
+    nchw.use_channels_last(False)
+    engines = {"ann": ann, "snn": snn, "snn_nchw": nchw}
     if device.type == "cuda":
         triton = copy.deepcopy(snn)
         triton.set_backend("triton")
@@ -229,7 +232,7 @@ def summary(results: list[BenchResult]) -> dict:
     speedups = []
     for r in results:
         key = (r.imgsz, r.batch, r.timesteps)
-        if r.engine in ("spikingjelly", "naive", "snn_folded") and key in ours:
+        if r.engine in ("spikingjelly", "naive", "snn_folded", "snn_nchw") and key in ours:
             mine = ours[key]
             row = {"vs": r.engine, "imgsz": r.imgsz, "batch": r.batch, "timesteps": r.timesteps,
                    "speedup": r.seconds / mine.seconds}

@@ -61,8 +61,8 @@ class Detector:
         model, meta = load_detector(self.weights, self.device)
         self.meta = meta
         imgsz = imgsz or meta.get("imgsz", 640)
-        if self.ann:
-            return model, model.names, imgsz
+        if self.ann:  # channels-last, as the SNN runs: the faster layout for oneDNN and cuDNN
+            return model.to(memory_format=torch.channels_last), model.names, imgsz
         levels = meta["quantization"].get("levels")
         if not levels:
             raise CheckpointError(f"{self.weights} is not QCFS-trained: run 'spikeyolo convert --mode channel --calib "
@@ -92,7 +92,7 @@ class Detector:
     def __call__(self, frames: list[np.ndarray]) -> list[Detections]:
         batch = letterbox_batch(frames, self.imgsz).to(self.device)
         if self.ann:
-            out = self.model(batch)
+            out = self.model(batch.contiguous(memory_format=torch.channels_last))
             out = out[0] if isinstance(out, (tuple, list)) else out
         else:
             self.model.record(self.record_spikes)

@@ -93,8 +93,7 @@ class SpikingDetector(nn.Module):
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
         self.reset()
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         chunk = chunk or default_chunk(images, timesteps)
         outputs = []
         done = 0
