@@ -9,6 +9,7 @@ import torch
 from spikeyolo.checkpoint import CheckpointError, load_detector, read_metadata
 from spikeyolo.convert import convert
 from spikeyolo.convert.artifact import SNN_FORMAT, load_snn
+from spikeyolo.engine import default_backend
 from spikeyolo.eval.detections import Detections
 from spikeyolo.ultra import letterbox_batch, non_max_suppression, scale_to_frame
 
@@ -29,7 +30,7 @@ class Detector:
     """Runs the ANN (``ann=True``) or the SNN for ``timesteps`` steps on batches of BGR frames."""
 
     def __init__(self, weights: str | Path | None = None, timesteps: int = 4, ann: bool = False, conf: float = 0.25,
-                 iou: float = 0.7, imgsz: int | None = None, device: str = "cpu", backend: str = "torch",
+                 iou: float = 0.7, imgsz: int | None = None, device: str = "cpu", backend: str | None = None,
                  burst: int | None = None, events: bool = False, snm: bool = False):
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
@@ -45,7 +46,7 @@ class Detector:
         self.device = torch.device("cpu" if device == "cpu" else f"cuda:{device}" if str(device).isdigit() else device)
         self.meta: dict = {}
         self.record_spikes = False  # set True to read firing_rates() after each call
-        self.model, self.names, self.imgsz = self._load(imgsz, backend)
+        self.model, self.names, self.imgsz = self._load(imgsz, backend or default_backend(self.device))
 
     def _load(self, imgsz, backend):
         try:

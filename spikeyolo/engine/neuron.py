@@ -16,6 +16,8 @@ Two backends compute the same thing: ``torch`` (the reference, any device) and `
 """
 from __future__ import annotations
 
+import importlib.util
+
 import torch
 
 
@@ -135,6 +137,13 @@ def snm_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Ten
         step.mul_(theta)
         v.sub_(step)
     return out, v, emitted
+
+
+def default_backend(device: torch.device | str | int) -> str:
+    """The backend a device runs unless told otherwise: 'triton' (the fused kernel) on CUDA, else 'torch'."""
+    name = str(device)
+    cuda = name.isdigit() or name.startswith("cuda")
+    return "triton" if cuda and importlib.util.find_spec("triton") is not None else "torch"
 
 
 def _backend(name: str, kind: str, max_spikes: int):

@@ -8,6 +8,7 @@ from spikeyolo.convert import convert
 from spikeyolo.convert.artifact import SNN_FORMAT, load_snn
 from spikeyolo.data import prepare_dataset
 from spikeyolo.data.images import image_batches, split_images
+from spikeyolo.engine import default_backend
 from spikeyolo.eval.anytime import evaluate_anytime
 from spikeyolo.eval.cost import CostMeter
 from spikeyolo.eval.evaluators import COCOEvaluator, dataset_evaluator
@@ -28,7 +29,7 @@ def load_pair(weights: str | Path, data_yaml: Path, mode: str | None, percentile
     """(ANN or None, SNN, metadata) from a detector checkpoint (converted here) or an SNN artifact."""
     weights = Path(weights)
     if _file_format(weights) == SNN_FORMAT:
-        snn = load_snn(weights, device)
+        snn = load_snn(weights, device, default_backend(device))
         source = Path(snn.meta["source"].get("weights") or "")
         ann = load_detector(source, device)[0] if source.is_file() else None
         return ann, snn, {"mode": snn.meta["mode"], "burst": snn.meta["burst"], "snm": snn.meta["snm"],
@@ -41,6 +42,7 @@ def load_pair(weights: str | Path, data_yaml: Path, mode: str | None, percentile
         files = split_images(data_yaml, "train")[:calib_images]
         calibration = [b.to(device) for b in image_batches(files, imgsz)]
     snn = convert(ann, mode, calibration, percentile, burst=burst, snm=snm)
+    snn.set_backend(default_backend(device))
     return ann, snn, {"mode": mode, "burst": burst, "snm": snm, "imgsz": imgsz,
                       "levels": meta["quantization"].get("levels")}
 

@@ -184,3 +184,13 @@ def test_torch_backend_equals_reference(signed, burst):
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="unknown neuron backend"):
         if_multistep(torch.zeros(1, 1, 1), torch.zeros(1, 1), torch.tensor(1.0), backend="cuda-magic")
+
+
+def test_default_backend_is_the_fused_kernel_on_cuda_only():
+    import importlib.util
+
+    from spikeyolo.engine import default_backend
+
+    assert default_backend("cpu") == default_backend(torch.device("cpu")) == "torch"
+    fused = "triton" if importlib.util.find_spec("triton") else "torch"
+    assert default_backend("0") == default_backend("cuda:1") == default_backend(torch.device("cuda", 0)) == fused
