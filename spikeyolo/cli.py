@@ -130,6 +130,12 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _add_precision(p) -> None:
+    p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
+                   help="SNN convolutions in this precision (autocast; membranes stay float32). fp16/bf16 pay on "
+                        "GPUs; on CPUs without native support they are much slower")
+
+
 def _add_val(sub) -> None:
     p = sub.add_parser("val", help="mAP of the ANN and its SNN at every T, with the SNN cost",
                        description="Evaluate the ANN and the SNN (simulated once to the largest T) side by side.")
@@ -146,6 +152,7 @@ def _add_val(sub) -> None:
     p.add_argument("--imgsz", type=int)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--device", default="cpu")
+    _add_precision(p)
     p.add_argument("--chunk", type=int, help="simulate this many steps at a time (memory ∝ batch × chunk; default: "
                    "all on a GPU, 16 // batch on the CPU)")
     p.add_argument("--no-ann", action="store_true", help="evaluate the SNN only")
@@ -159,7 +166,8 @@ def _run_val(args) -> None:
     from spikeyolo.eval.val import validate
 
     report = validate(args.weights, args.data, args.timesteps, args.split, args.imgsz, args.batch, args.device,
-                      args.mode, args.percentile, ann=not args.no_ann, burst=args.burst, chunk=args.chunk, snm=args.snm)
+                      args.mode, args.percentile, ann=not args.no_ann, burst=args.burst, chunk=args.chunk, snm=args.snm,
+                      precision=args.precision)
     folder = new_run_dir(args.project, args.name)
     for key, results in report.pop("coco_results", {}).items():
         write_json(results, folder / f"coco_results_{'ann' if key == 'ann' else 'T' + key}.json")
@@ -189,6 +197,7 @@ def _add_detect(sub) -> None:
     p.add_argument("--iou", type=float, default=0.7)
     p.add_argument("--imgsz", type=int, help="input size (default: the weights')")
     p.add_argument("--device", default="cpu")
+    _add_precision(p)
     p.add_argument("--save-dir", default="runs/detect", help="runs go to new folders exp, exp2, ... in here")
 
 
@@ -209,7 +218,7 @@ def _run_detect(args) -> None:
 
     events = Path(args.source).suffix.lower() in EVENT_SUFFIXES
     detector = Detector(args.weights, args.timesteps, args.ann, args.conf, args.iou, args.imgsz, args.device,
-                        burst=args.burst, events=events, snm=args.snm)
+                        burst=args.burst, events=events, snm=args.snm, precision=args.precision)
     folder = new_run_dir(args.save_dir)
     try:
         summary = detect(args.source, folder, detector)
@@ -293,6 +302,7 @@ def _add_benchmark(sub) -> None:
     p.add_argument("--timesteps", type=_int_list, default=[1, 4], help="e.g. 1,4,8,16")
     p.add_argument("--batch", type=_int_list, default=[1], help="e.g. 1,16")
     p.add_argument("--device", default="cpu")
+    _add_precision(p)
     p.add_argument("--repeats", type=int, default=5, help="timed runs per configuration (median reported)")
     p.add_argument("--engines", help="comma list of ann,snn,snn_folded,snn_nchw,snn_triton,naive,spikingjelly "
                                      "(default: all)")
@@ -313,9 +323,10 @@ def _run_benchmark(args) -> None:
     known = set(ENGINES)
     if engines and not set(engines) <= known:
         raise UsageError(f"--engines {args.engines}: choose from {', '.join(sorted(known))}")
-    print(f"device {args.device}, torch threads {torch_threads()}")
+    print(f"device {args.device}, torch threads {torch_threads()}, {args.precision} convolutions")
     try:
-        results = run_benchmark(weights, args.imgsz, args.timesteps, args.batch, args.device, args.repeats, engines)
+        results = run_benchmark(weights, args.imgsz, args.timesteps, args.batch, args.device, args.repeats, engines,
+                                precision=args.precision)
     except (ImportError, ValueError) as err:
         raise UsageError(str(err)) from err
     report = summary(results)

@@ -28,7 +28,7 @@ from spikeyolo.bench.spikingjelly_neurons import SpikingJellyIF
 from spikeyolo.checkpoint import load_detector
 from spikeyolo.convert import convert
 from spikeyolo.engine.layers import IFNeuron
-from spikeyolo.engine.runner import SpikingDetector
+from spikeyolo.engine.runner import SpikingDetector, reduced_precision
 from spikeyolo.ultra import fold_batchnorm
 
 
@@ -150,13 +150,15 @@ def time_neurons(run, engine: SpikingDetector, device: torch.device, repeats: in
     return sorted(totals)[len(totals) // 2]
 
 
-def build_engines(weights: str | Path, device: torch.device, with_spikingjelly: bool = True) -> dict:
+def build_engines(weights: str | Path, device: torch.device, with_spikingjelly: bool = True,
+                  precision: str = "fp32") -> dict:
     """The ANN (BN folded) and the binary SNN engines of one checkpoint (a QCFS-trained one)."""
     model, meta = load_detector(weights, device)
     if not meta["quantization"].get("levels"):
         raise ValueError(f"{weights} is not QCFS-trained: benchmark a QCFS checkpoint (the SNN needs its thresholds)")
     ann = fold_batchnorm(copy.deepcopy(model)).eval().to(memory_format=torch.channels_last)
     snn = convert(model, "qcfs").to(device)
+    snn.set_precision(precision)  # the copies below inherit it
     nchw = copy.deepcopy(snn)
     nchw.use_channels_last(False)
     engines = {"ann": ann, "snn": snn, "snn_nchw": nchw}
@@ -171,9 +173,12 @@ def build_engines(weights: str | Path, device: torch.device, with_spikingjelly: 
     return engines
 
 
-def _runner(name: str, engine, images: torch.Tensor, timesteps: int):
+def _runner(name: str, engine, images: torch.Tensor, timesteps: int, precision: str = "fp32"):
     if name == "ann":
-        return lambda: engine(images)
+        def run_ann():
+            with reduced_precision(images.device, precision):
+                return engine(images)
+        return run_ann
     if name == "naive":
         return lambda: engine(images, timesteps, chunk=1)
     if name == "snn_folded":
@@ -182,7 +187,8 @@ def _runner(name: str, engine, images: torch.Tensor, timesteps: int):
 
 
 def run_benchmark(weights: str | Path, imgszs=(320,), timesteps=(1, 4), batches=(1,), device: str = "cpu",
-                  repeats: int = 5, engines: tuple[str, ...] | None = None, progress=print) -> list[BenchResult]:
+                  repeats: int = 5, engines: tuple[str, ...] | None = None, progress=print,
+                  precision: str = "fp32") -> list[BenchResult]:
     """Every engine at every (imgsz, batch, T), measured in this one process, side by side."""
     device = torch.device("cpu" if device == "cpu" else f"cuda:{device}" if str(device).isdigit() else device)
     wants_sj = engines is None or "spikingjelly" in engines
@@ -191,14 +197,14 @@ def run_benchmark(weights: str | Path, imgszs=(320,), timesteps=(1, 4), batches=
             raise ImportError("the spikingjelly engine needs SpikingJelly: pip install 'spikeyolo[bench]'")
         progress("SpikingJelly not installed (pip install 'spikeyolo[bench]'): its engine is left out")
         wants_sj = False
-    built = build_engines(weights, device, wants_sj)
+    built = build_engines(weights, device, wants_sj, precision)
     built["naive"] = built["snn_folded"] = built["snn"]
     spiking = [e for e in ENGINES[1:] if e in built and (engines is None or e in engines)]
     results = []
     for imgsz in imgszs:
         for batch in batches:
             images = torch.rand(batch, 3, imgsz, imgsz, device=device).contiguous(memory_format=torch.channels_last)
-            runs = {("ann", None): _runner("ann", built["ann"], images, 1)}  # always: the ratios' reference
+            runs = {("ann", None): _runner("ann", built["ann"], images, 1, precision)}  # always: the ratios' reference
             runs.update({(name, steps): _runner(name, built[name], images, steps)
                          for steps in timesteps for name in spiking})
             progress(f"imgsz {imgsz} batch {batch}: timing {len(runs)} runs side by side, {repeats} rounds")

@@ -31,7 +31,7 @@ class Detector:
 
     def __init__(self, weights: str | Path | None = None, timesteps: int = 4, ann: bool = False, conf: float = 0.25,
                  iou: float = 0.7, imgsz: int | None = None, device: str = "cpu", backend: str | None = None,
-                 burst: int | None = None, events: bool = False, snm: bool = False):
+                 burst: int | None = None, events: bool = False, snm: bool = False, precision: str = "fp32"):
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
         for name, value in (("conf", conf), ("iou", iou)):
@@ -47,6 +47,8 @@ class Detector:
         self.meta: dict = {}
         self.record_spikes = False  # set True to read firing_rates() after each call
         self.model, self.names, self.imgsz = self._load(imgsz, backend or default_backend(self.device))
+        if not self.ann:
+            self.model.set_precision(precision)
 
     def _load(self, imgsz, backend):
         try:

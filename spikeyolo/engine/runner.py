@@ -22,6 +22,15 @@ class ConstantInput(Stateful):
         return torch.cat([y] * self.timesteps) if self.timesteps > 1 else y  # keeps y's memory layout
 
 
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def reduced_precision(device: torch.device, precision: str):
+    """Autocast context for ``precision`` ('fp32' disables it): convolutions in fp16/bf16, sums in float32."""
+    dtype = PRECISIONS[precision]
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
 CPU_FOLDED_BATCH = 16  # images × steps per layer call on the CPU: larger folded batches fall out of cache
 
 
@@ -42,14 +51,22 @@ class SpikingDetector(nn.Module):
     Returns ``[T, N, 4 + nc, anchors]``: row t is the head's running output after t+1 steps,
     decoded by the ultralytics Detect head (boxes in input pixels, class probabilities).
     ``chunk`` runs the steps in slices of that many, carrying state (default: ``default_chunk``).
-    Convolutions run channels-last (NHWC) unless ``channels_last=False``: oneDNN's and cuDNN's fast layout.
+    Convolutions run channels-last (NHWC) unless ``channels_last=False``: oneDNN's and cuDNN's fast layout;
+    in float32 unless ``set_precision('fp16' | 'bf16')`` (autocast; membranes stay float32).
     """
 
     def __init__(self, net: nn.Module, meta: dict | None = None, channels_last: bool = True):
         super().__init__()
         self.net = net
         self.meta = meta or {}
+        self.precision = "fp32"
         self.use_channels_last(channels_last)
+
+    def set_precision(self, precision: str) -> None:
+        """Convolutions in 'fp32' (default), 'fp16' or 'bf16'; neurons and the head's sums stay float32."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+        self.precision = precision
 
     def use_channels_last(self, on: bool = True) -> None:
         """Store the convolution weights, and feed the images, channels-last (on) or NCHW (off)."""
@@ -101,7 +118,8 @@ class SpikingDetector(nn.Module):
             steps = min(chunk, timesteps - done)
             for m in self.stateful():
                 m.timesteps = steps
-            out = self.net(images)
+            with reduced_precision(images.device, self.precision):
+                out = self.net(images)
             out = out[0] if isinstance(out, (tuple, list)) else out
             outputs.append(out.view(steps, images.shape[0], *out.shape[1:]))
             done += steps

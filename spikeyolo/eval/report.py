@@ -54,7 +54,9 @@ def table(report: dict) -> str:
     burst = report.get("burst") or 1
     neurons = ("signed neurons with memory" if report.get("snm") else "IF neurons") + (
         f", bursts of up to {burst} spikes" if burst > 1 else ", binary spikes")
-    lines = [f"SNN: {report.get('mode', '?')} conversion, {neurons}",
+    precision = report.get("precision", "fp32")
+    convs = f", {precision} convolutions" if precision != "fp32" else ""
+    lines = [f"SNN: {report.get('mode', '?')} conversion, {neurons}{convs}",
              f"{'model':>6} {'T':>5} {'mAP50':>8} {'mAP50-95':>9} {'SOPs/img':>11} {'energy mJ':>10} {'rate':>7}"
              f" {'dataset metric':>15}"]
     cost = report.get("cost", {})

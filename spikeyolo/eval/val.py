@@ -50,13 +50,15 @@ def load_pair(weights: str | Path, data_yaml: Path, mode: str | None, percentile
 def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS, split: str = "val",
              imgsz: int | None = None, batch: int = 16, device: str = "cpu", mode: str | None = None,
              percentile: float = 99.9, calib_images: int = 64, ann: bool = True, cost: bool = True,
-             burst: int = 1, chunk: int | None = None, snm: bool = False) -> dict:
+             burst: int = 1, chunk: int | None = None, snm: bool = False, precision: str = "fp32") -> dict:
     """Evaluate ANN and SNN (simulated once to max T) and return the report dict."""
     timesteps = sorted(set(int(t) for t in timesteps))
     if not timesteps or timesteps[0] < 1:
         raise ValueError(f"timesteps must be positive integers, got {timesteps}")
     data_yaml = prepare_dataset(data)
     ann_model, snn, meta = load_pair(weights, data_yaml, mode, percentile, calib_images, imgsz, device, burst, snm)
+    snn.set_precision(precision)  # the ANN row stays the float32 reference
+    meta["precision"] = precision
     meter = CostMeter(snn) if cost else None
     evaluator = dataset_evaluator(data_yaml, split)
     try:

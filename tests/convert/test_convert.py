@@ -158,3 +158,22 @@ def test_channels_last_runs_the_same_network():
     assert conv.weight.is_contiguous()
     plain = snn(IMAGES, 3)
     assert ((last - plain).abs().mean() / plain.abs().mean()).item() < 1e-3
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_convolutions_keep_float32_neurons(precision):
+    """Convolutions under autocast; membranes, spikes (multiples of the float32 θ) and the head's sums stay float32."""
+    snn = convert(live_model("yolov8n-relu", 4), "qcfs", burst=4)
+    exact = snn(IMAGES, 2)
+    snn.set_precision(precision)
+    first = snn.neurons()[0][1]
+    seen = []
+    first.register_forward_hook(lambda m, inp, out: seen.append((inp[0].dtype, out)))
+    low = snn(IMAGES, 2)
+    assert seen[0][0] != torch.float32  # the convolution did run in reduced precision
+    counts = seen[0][1] / first.threshold
+    assert seen[0][1].dtype == torch.float32 and torch.equal(counts, counts.round())
+    assert low.dtype == torch.float32 and all(n.v.dtype == torch.float32 for _, n in snn.neurons())
+    assert 0 < ((low - exact).abs().mean() / exact.abs().mean()).item() < 0.1
+    with pytest.raises(ValueError, match="unknown precision 'int4'"):
+        snn.set_precision("int4")
