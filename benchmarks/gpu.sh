@@ -15,4 +15,7 @@ for precision in fp32 fp16; do
   spikeyolo val --weights $W --data "$DATA" --imgsz 320 --device "$DEVICE" --precision $precision --burst 4 \
     --timesteps 1,2,4,8 --project runs/bccd-val --name gpu-burst4-$precision
 done
-spikeyolo webcam --source demo/bccd_pan.mp4 --headless --output runs/bench/live-gpu.mp4 --device "$DEVICE"
+for precision in fp32 fp16; do
+  spikeyolo webcam --source demo/bccd_pan.mp4 --headless --output runs/bench/live-gpu-$precision.mp4 \
+    --device "$DEVICE" --precision $precision
+done

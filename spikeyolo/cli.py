@@ -275,6 +275,7 @@ def _add_webcam(sub) -> None:
     p.add_argument("--screenshot", help="also save the last rendered frame as an image")
     p.add_argument("--conf", type=float, default=0.25)
     p.add_argument("--device", default="cpu")
+    _add_precision(p)
 
 
 def _run_webcam(args) -> None:
@@ -287,7 +288,7 @@ def _run_webcam(args) -> None:
     if args.output and Path(args.output).suffix.lower() != ".mp4":
         raise UsageError(f"--output {args.output}: write an .mp4 video")
     demo = LiveDemo(args.source, args.weights, args.timesteps, args.events, args.side_by_side, args.conf,
-                    device=args.device)
+                    device=args.device, precision=args.precision)
     summary = demo.run(args.headless, args.output, args.max_frames, args.screenshot)
     saved = f", saved {summary.output}" if summary.output else ""
     print(f"{summary.frames} frame(s) at {summary.fps:.1f} FPS, T={summary.timesteps}{saved}")

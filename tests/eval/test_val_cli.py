@@ -57,10 +57,11 @@ def test_val_writes_report(weights, voc_dataset, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "VOC07" in out and "SNN: qcfs conversion, IF neurons, binary spikes" in out
     assert main(["val", "--weights", str(weights), "--data", str(voc_dataset), "--timesteps", "1", "--imgsz", "64",
-                 "--project", str(tmp_path), "--snm", "--no-ann"]) == 0
+                 "--project", str(tmp_path), "--snm", "--no-ann", "--precision", "bf16"]) == 0
     assert (tmp_path / "exp2" / "report.json").is_file()  # a new run folder, the first kept
-    assert json.loads((tmp_path / "exp2" / "report.json").read_text())["snm"] is True
-    assert "signed neurons with memory" in capsys.readouterr().out
+    second = json.loads((tmp_path / "exp2" / "report.json").read_text())
+    assert second["snm"] is True and second["precision"] == "bf16" and report["precision"] == "fp32"
+    assert "signed neurons with memory, binary spikes, bf16 convolutions" in capsys.readouterr().out
 
 
 def test_one_run_gives_every_t(weights, voc_dataset):
