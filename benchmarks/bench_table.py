@@ -24,8 +24,9 @@ def table(report: dict) -> list[str]:
     configs = {(c["engine"], c["imgsz"], c["batch"], c["timesteps"]): c for c in report["configs"]}
     versus = {(s["imgsz"], s["batch"], s["timesteps"]): s for s in report["speedups"] if s["vs"] == "spikingjelly"}
     extra = [e for e in OPTIONAL if any(c["engine"] == e for c in report["configs"])]
-    lines = ["| imgsz | batch | T | ANN img/s | our SNN img/s (per step ÷ ANN) | " + " | ".join(
-                 OPTIONAL[e] for e in extra) + " | SpikingJelly neurons | ours vs SpikingJelly | neurons alone | bound |",
+    header = ["imgsz", "batch", "T", "ANN img/s", "our SNN img/s (per step ÷ ANN)", *(OPTIONAL[e] for e in extra),
+              "SpikingJelly neurons", "ours vs SpikingJelly", "neurons alone", "bound"]
+    lines = ["| " + " | ".join(header) + " |",
              "| --- " * (9 + len(extra)) + "|"]
     for (engine, imgsz, batch, steps), ours in configs.items():
         if engine != "snn":

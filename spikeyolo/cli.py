@@ -166,8 +166,8 @@ def _run_val(args) -> None:
     from spikeyolo.eval.val import validate
 
     report = validate(args.weights, args.data, args.timesteps, args.split, args.imgsz, args.batch, args.device,
-                      args.mode, args.percentile, ann=not args.no_ann, burst=args.burst, chunk=args.chunk, snm=args.snm,
-                      precision=args.precision)
+                      args.mode, args.percentile, ann=not args.no_ann, burst=args.burst, chunk=args.chunk,
+                      snm=args.snm, precision=args.precision)
     folder = new_run_dir(args.project, args.name)
     for key, results in report.pop("coco_results", {}).items():
         write_json(results, folder / f"coco_results_{'ann' if key == 'ann' else 'T' + key}.json")

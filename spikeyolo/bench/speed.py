@@ -3,8 +3,8 @@
 Engines: ``ann`` (the same network as an ANN, batch-norm folded), ``snn`` (our engine: time folded
 into the batch, one neuron call per layer for all steps), ``snn_triton`` (the fused kernel, CUDA),
 ``snn_folded`` (all T folded into one batch per layer call, the default on a GPU), ``snn_nchw`` (our
-engine with NCHW tensors instead of channels-last), ``naive`` (the same SNN stepped one timestep at a time through the whole network) and
-``spikingjelly`` (our graph with SpikingJelly's multi-step IF neurons).
+engine with NCHW tensors instead of channels-last), ``naive`` (the same SNN stepped one timestep at a
+time through the whole network) and ``spikingjelly`` (our graph with SpikingJelly's multi-step IF neurons).
 
 For the spiking engines the neuron layers are also timed on their own (``neuron_seconds``): the
 convolutions are the same in ours and in SpikingJelly's, so the neuron time says where the two differ
@@ -119,16 +119,12 @@ class NeuronClock:
         self.hooks = [h for m in neurons for h in (m.register_forward_pre_hook(self._enter),
                                                      m.register_forward_hook(self._leave))]
 
-    def _sync(self):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
     def _enter(self, *_):
-        self._sync()
+        _sync(self.device)
         self.start = time.perf_counter()
 
     def _leave(self, *_):
-        self._sync()
+        _sync(self.device)
         self.seconds += time.perf_counter() - self.start
 
     def remove(self):

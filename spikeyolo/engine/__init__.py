@@ -3,5 +3,5 @@ from spikeyolo.engine.layers import Accumulate, CumulativeMaxPool, IFNeuron, Sta
 from spikeyolo.engine.neuron import default_backend, if_multistep, if_step
 from spikeyolo.engine.runner import SpikingDetector
 
-__all__ = ["Accumulate", "CumulativeMaxPool", "IFNeuron", "Stateful", "SpikingDetector", "default_backend", "if_multistep",
-           "if_step"]
+__all__ = ["Accumulate", "CumulativeMaxPool", "IFNeuron", "Stateful", "SpikingDetector", "default_backend",
+           "if_multistep", "if_step"]
