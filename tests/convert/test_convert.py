@@ -177,3 +177,18 @@ def test_reduced_precision_convolutions_keep_float32_neurons(precision):
     assert 0 < ((low - exact).abs().mean() / exact.abs().mean()).item() < 0.1
     with pytest.raises(ValueError, match="unknown precision 'int4'"):
         snn.set_precision("int4")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fused_backend_runs_the_detector_on_gpu():
+    """The whole converted detector on CUDA: the Triton neurons give the torch backend's outputs, fp16 too."""
+    snn = convert(live_model("yolov8n-relu", 4), "qcfs", burst=4).to("cuda")
+    images = IMAGES.cuda()
+    reference = snn(images, 3)
+    snn.set_backend("triton")
+    fused = snn(images, 3)
+    assert ((fused - reference).abs().mean() / reference.abs().mean()).item() < 1e-3
+    snn.set_precision("fp16")
+    half = snn(images, 3)
+    assert half.dtype == torch.float32 and ((half - reference).abs().mean() / reference.abs().mean()).item() < 0.1

@@ -152,16 +152,21 @@ def test_triton_kernel_equals_torch_in_interpreter():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("signed,burst", [(False, 1), (True, 1), (False, 4)])
-def test_triton_equals_torch_on_gpu(signed, burst):
+@pytest.mark.parametrize("signed,burst,channels_last", [(False, 1, False), (True, 1, False), (False, 4, False),
+                                                        (False, 1, True), (True, 4, True)])
+def test_triton_equals_torch_on_gpu(signed, burst, channels_last):
     torch.manual_seed(0)
-    x = torch.randn(16, 4, 32, 20, 20, device="cuda")
+    x = torch.randn(16 * 4, 32, 20, 20, device="cuda")
+    if channels_last:  # as the runner feeds it
+        x = x.contiguous(memory_format=torch.channels_last)
+    x = x.view(16, 4, 32, 20, 20)
     theta = torch.rand(32, device="cuda") + 0.2
     v = 0.5 * theta.view(1, 32, 1, 1).expand(4, 32, 20, 20).contiguous()
     neg = theta / 0.1 if signed else None
     a, va = if_multistep(x, v.clone(), theta, neg, "torch", max_spikes=burst)
     b, vb = if_multistep(x, v.clone(), theta, neg, "triton", max_spikes=burst)
     assert (a - b).abs().max().item() <= 1e-5 and (va - vb).abs().max().item() <= 1e-5
+    assert b.stride() == x.stride()
 
 
 @pytest.mark.parametrize("signed,burst", [(False, 1), (True, 1), (False, 4), (True, 3)])
