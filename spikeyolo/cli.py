@@ -132,8 +132,8 @@ def _int_list(text: str) -> list[int]:
 
 def _add_precision(p) -> None:
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
-                   help="SNN convolutions in this precision (autocast; membranes stay float32). fp16/bf16 pay on "
-                        "GPUs; on CPUs without native support they are much slower")
+                   help="convolutions in this precision (autocast; membranes stay float32; val keeps its ANN row "
+                        "float32). fp16/bf16 pay on GPUs; on CPUs without native support they are much slower")
 
 
 def _add_val(sub) -> None:

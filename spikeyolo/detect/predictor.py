@@ -10,6 +10,7 @@ from spikeyolo.checkpoint import CheckpointError, load_detector, read_metadata
 from spikeyolo.convert import convert
 from spikeyolo.convert.artifact import SNN_FORMAT, load_snn
 from spikeyolo.engine import default_backend
+from spikeyolo.engine.runner import PRECISIONS, reduced_precision
 from spikeyolo.eval.detections import Detections
 from spikeyolo.ultra import letterbox_batch, non_max_suppression, scale_to_frame
 
@@ -46,6 +47,9 @@ class Detector:
         self.device = torch.device("cpu" if device == "cpu" else f"cuda:{device}" if str(device).isdigit() else device)
         self.meta: dict = {}
         self.record_spikes = False  # set True to read firing_rates() after each call
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+        self.precision = precision  # convolutions of the SNN, or of the ANN with ann=True
         self.model, self.names, self.imgsz = self._load(imgsz, backend or default_backend(self.device))
         if not self.ann:
             self.model.set_precision(precision)
@@ -77,10 +81,11 @@ class Detector:
 
     @property
     def mode(self) -> str:
+        precision = f" {self.precision}" if self.precision != "fp32" else ""
         if self.ann:
-            return "ANN"
+            return "ANN" + precision
         burst = f" burst≤{self.burst}" if self.burst and self.burst > 1 else ""
-        return f"SNN T={self.timesteps}" + burst + (" SNM" if self.snm else "")
+        return f"SNN T={self.timesteps}" + burst + (" SNM" if self.snm else "") + precision
 
     @property
     def event_input(self) -> dict | None:
@@ -95,8 +100,9 @@ class Detector:
     def __call__(self, frames: list[np.ndarray]) -> list[Detections]:
         batch = letterbox_batch(frames, self.imgsz).to(self.device)
         if self.ann:
-            out = self.model(batch.contiguous(memory_format=torch.channels_last))
-            out = out[0] if isinstance(out, (tuple, list)) else out
+            with reduced_precision(self.device, self.precision):
+                out = self.model(batch.contiguous(memory_format=torch.channels_last))
+            out = (out[0] if isinstance(out, (tuple, list)) else out).float()
         else:
             self.model.record(self.record_spikes)
             out = self.model(batch, self.timesteps)[-1]

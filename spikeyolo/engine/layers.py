@@ -166,6 +166,6 @@ class Accumulate(Stateful):
         running = self.unfold(full_precision(self.layer(x))).cumsum(0)
         if self.total is not None:
             running = running + self.total
-        counts = torch.arange(self.steps + 1, self.steps + self.timesteps + 1, device=x.device, dtype=x.dtype)
+        counts = torch.arange(self.steps + 1, self.steps + self.timesteps + 1, device=x.device, dtype=running.dtype)
         self.total, self.steps = running[-1], self.steps + self.timesteps
         return (running / counts.view(-1, *([1] * (running.dim() - 1)))).flatten(0, 1)

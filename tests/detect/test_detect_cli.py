@@ -47,11 +47,12 @@ def test_images_of_every_kind(weights, tmp_path):
     assert sorted(p.name for p in out.glob("*.jpg")) == ["deep.jpg", "gray.jpg", "plain.jpg", "rgba.jpg"]
     lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(lines) == 4 and all(line["timesteps"] == 2 and line["mode"] == "SNN T=2 burst≤4" for line in lines)
-    assert run([folder / "*.png", "--ann"], weights, tmp_path / "out") == 0  # a glob; a new run folder
-    assert (tmp_path / "out" / "exp2" / "predictions.jsonl").is_file() and (out / "predictions.jsonl").is_file()
-    assert run([folder / "plain.jpg", "--burst", "1", "--snm"], weights, tmp_path / "out") == 0
+    assert run([folder / "*.png", "--ann", "--precision", "bf16"], weights, tmp_path / "out") == 0  # a glob
+    ann_lines = (tmp_path / "out" / "exp2" / "predictions.jsonl").read_text().splitlines()  # a new run folder
+    assert (out / "predictions.jsonl").is_file() and json.loads(ann_lines[0])["mode"] == "ANN bf16"
+    assert run([folder / "plain.jpg", "--burst", "1", "--snm", "--precision", "bf16"], weights, tmp_path / "out") == 0
     line = json.loads((tmp_path / "out" / "exp3" / "predictions.jsonl").read_text())
-    assert line["mode"] == "SNN T=4 SNM"
+    assert line["mode"] == "SNN T=4 SNM bf16"
 
 
 def test_video_in_video_out(weights, tmp_path):
