@@ -10,7 +10,7 @@ import copy
 
 import torch
 
-from spikeyolo.engine.layers import IFNeuron, Stateful, full_precision
+from spikeyolo.engine.layers import IFNeuron, Stateful
 from spikeyolo.engine.runner import SpikingDetector
 
 
@@ -36,7 +36,7 @@ class SpikingJellyIF(Stateful):
         self.started = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x_seq = self.unfold(full_precision(x))  # as ours: membranes in float32 under reduced-precision convs
+        x_seq = self.unfold(x)
         if not self.started:
             self.node.v = torch.full_like(x_seq[0], self.initial_membrane * self.threshold)
             self.started = True

@@ -12,11 +12,6 @@ from torch import nn
 from spikeyolo.engine.neuron import if_multistep, snm_multistep
 
 
-def full_precision(x: torch.Tensor) -> torch.Tensor:
-    """float16/bfloat16 (a reduced-precision convolution's output) → float32; other tensors unchanged."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-
-
 class Stateful(nn.Module):
     """Base of the layers that carry state over time."""
 
@@ -26,8 +21,12 @@ class Stateful(nn.Module):
         raise NotImplementedError
 
     def unfold(self, x: torch.Tensor) -> torch.Tensor:
+        """``[T·N, ...]`` → ``[T, N, ...]``; a float16/bfloat16 input (a reduced-precision convolution's
+        output) comes back float32, so that every state (membranes, running sums, maxima) is float32."""
         if x.shape[0] % self.timesteps:
             raise ValueError(f"batch {x.shape[0]} is not a multiple of timesteps {self.timesteps}")
+        if x.dtype in (torch.float16, torch.bfloat16):
+            x = x.float()
         return x.view(self.timesteps, x.shape[0] // self.timesteps, *x.shape[1:])
 
 
@@ -68,7 +67,7 @@ class IFNeuron(Stateful):
         return self.initial_membrane * (theta.view(1, -1, *([1] * (step.dim() - 2))) if theta.dim() else theta)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x_seq = self.unfold(full_precision(x))  # membranes integrate in float32 under reduced-precision convs
+        x_seq = self.unfold(x)
         if self.v is None:
             self.v = self._initial_v(x_seq[0])
         theta = self.threshold.to(x_seq.dtype)
@@ -115,7 +114,7 @@ class CumulativeMaxPool(Stateful):
         self.total = self.last_max = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        cumulative = self.unfold(full_precision(x)).cumsum(0)
+        cumulative = self.unfold(x).cumsum(0)
         if self.total is not None:
             cumulative = cumulative + self.total
         pooled = self.pool(cumulative.flatten(0, 1))
@@ -163,7 +162,7 @@ class Accumulate(Stateful):
         self.total, self.steps = None, 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        running = self.unfold(full_precision(self.layer(x))).cumsum(0)
+        running = self.unfold(self.layer(x)).cumsum(0)
         if self.total is not None:
             running = running + self.total
         counts = torch.arange(self.steps + 1, self.steps + self.timesteps + 1, device=x.device, dtype=running.dtype)
