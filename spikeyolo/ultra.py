@@ -33,6 +33,8 @@ from ultralytics.utils import nms as _nms
 from ultralytics.utils import ops as _ops
 from ultralytics.utils import torch_utils as _torch_utils
 
+from spikeyolo.device import torch_device
+
 SUPPORTED_SERIES = "8.4."
 if not ultralytics.__version__.startswith(SUPPORTED_SERIES):
     raise ImportError(f"spikeyolo needs ultralytics {SUPPORTED_SERIES}x, found {ultralytics.__version__}: "
@@ -178,16 +180,15 @@ def detection_validators(data: str | Path, names: dict, keys: list, imgsz: int =
     dataset = check_det_dataset(str(data))
     if split not in dataset:
         raise ValueError(f"dataset {data} has no '{split}' split")
-    torch_device = torch.device("cpu" if str(device) == "cpu" else
-                                f"cuda:{device}" if str(device).isdigit() else str(device))
+    device = torch_device(device)
     base = DetectionValidator(args=copy.copy(args))
-    base.data, base.stride, base.device = dataset, 32, torch_device
+    base.data, base.stride, base.device = dataset, 32, device
     loader = base.get_dataloader(dataset[split], batch)
     validators = {}
     for key in keys:
         validator = DetectionValidator(args=copy.copy(args))
         validator.data, validator.dataloader, validator.training = dataset, loader, False
-        validator.device = torch_device
+        validator.device = device
         validator.init_metrics(SimpleNamespace(names=names))
         validators[key] = validator
     return loader, validators

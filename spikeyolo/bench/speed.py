@@ -27,6 +27,7 @@ import torch
 from spikeyolo.bench.spikingjelly_neurons import SpikingJellyIF
 from spikeyolo.checkpoint import load_detector
 from spikeyolo.convert import convert
+from spikeyolo.device import torch_device
 from spikeyolo.engine.layers import IFNeuron
 from spikeyolo.engine.runner import SpikingDetector, reduced_precision
 from spikeyolo.ultra import fold_batchnorm
@@ -186,7 +187,7 @@ def run_benchmark(weights: str | Path, imgszs=(320,), timesteps=(1, 4), batches=
                   repeats: int = 5, engines: tuple[str, ...] | None = None, progress=print,
                   precision: str = "fp32") -> list[BenchResult]:
     """Every engine at every (imgsz, batch, T), measured in this one process, side by side."""
-    device = torch.device("cpu" if device == "cpu" else f"cuda:{device}" if str(device).isdigit() else device)
+    device = torch_device(device)
     wants_sj = engines is None or "spikingjelly" in engines
     if wants_sj and importlib.util.find_spec("spikingjelly") is None:
         if engines is not None:

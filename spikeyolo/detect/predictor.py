@@ -9,8 +9,9 @@ import torch
 from spikeyolo.checkpoint import CheckpointError, load_detector, read_metadata
 from spikeyolo.convert import convert
 from spikeyolo.convert.artifact import SNN_FORMAT, load_snn
+from spikeyolo.device import torch_device
 from spikeyolo.engine import default_backend
-from spikeyolo.engine.runner import PRECISIONS, reduced_precision
+from spikeyolo.engine.runner import check_precision, reduced_precision
 from spikeyolo.eval.detections import Detections
 from spikeyolo.ultra import letterbox_batch, non_max_suppression, scale_to_frame
 
@@ -44,12 +45,10 @@ class Detector:
             raise ValueError(f"burst must be >= 1, got {burst}")
         self.timesteps, self.ann, self.conf, self.iou, self.burst = timesteps, ann, conf, iou, burst
         self.snm = snm
-        self.device = torch.device("cpu" if device == "cpu" else f"cuda:{device}" if str(device).isdigit() else device)
+        self.device = torch_device(device)
         self.meta: dict = {}
         self.record_spikes = False  # set True to read firing_rates() after each call
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
-        self.precision = precision  # convolutions of the SNN, or of the ANN with ann=True
+        self.precision = check_precision(precision)  # convolutions of the SNN, or of the ANN with ann=True
         self.model, self.names, self.imgsz = self._load(imgsz, backend or default_backend(self.device))
         if not self.ann:
             self.model.set_precision(precision)

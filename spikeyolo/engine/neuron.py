@@ -20,6 +20,8 @@ import importlib.util
 
 import torch
 
+from spikeyolo.device import torch_device
+
 
 def _per_channel(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Broadcast a scalar or per-channel [C] tensor against a [N, C, ...] step tensor."""
@@ -141,8 +143,7 @@ def snm_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Ten
 
 def default_backend(device: torch.device | str | int) -> str:
     """The backend a device runs unless told otherwise: 'triton' (the fused kernel) on CUDA, else 'torch'."""
-    name = str(device)
-    cuda = name.isdigit() or name.startswith("cuda")
+    cuda = torch_device(device).type == "cuda"
     return "triton" if cuda and importlib.util.find_spec("triton") is not None else "torch"
 
 

@@ -25,6 +25,13 @@ class ConstantInput(Stateful):
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of PRECISIONS, else one clear ValueError."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    return precision
+
+
 def reduced_precision(device: torch.device, precision: str):
     """Autocast context for ``precision`` ('fp32' disables it): convolutions in fp16/bf16, sums in float32."""
     dtype = PRECISIONS[precision]
@@ -64,9 +71,7 @@ class SpikingDetector(nn.Module):
 
     def set_precision(self, precision: str) -> None:
         """Convolutions in 'fp32' (default), 'fp16' or 'bf16'; neurons and the head's sums stay float32."""
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
-        self.precision = precision
+        self.precision = check_precision(precision)
 
     def use_channels_last(self, on: bool = True) -> None:
         """Store the convolution weights, and feed the images, channels-last (on) or NCHW (off)."""
