@@ -29,7 +29,7 @@ def load_pair(weights: str | Path, data_yaml: Path, mode: str | None, percentile
     """(ANN or None, SNN, metadata) from a detector checkpoint (converted here) or an SNN artifact."""
     weights = Path(weights)
     if _file_format(weights) == SNN_FORMAT:
-        snn = load_snn(weights, device, default_backend(device))
+        snn = load_snn(weights, device)
         source = Path(snn.meta["source"].get("weights") or "")
         ann = load_detector(source, device)[0] if source.is_file() else None
         return ann, snn, {"mode": snn.meta["mode"], "burst": snn.meta["burst"], "snm": snn.meta["snm"],
@@ -42,7 +42,6 @@ def load_pair(weights: str | Path, data_yaml: Path, mode: str | None, percentile
         files = split_images(data_yaml, "train")[:calib_images]
         calibration = [b.to(device) for b in image_batches(files, imgsz)]
     snn = convert(ann, mode, calibration, percentile, burst=burst, snm=snm)
-    snn.set_backend(default_backend(device))
     return ann, snn, {"mode": mode, "burst": burst, "snm": snm, "imgsz": imgsz,
                       "levels": meta["quantization"].get("levels")}
 
@@ -57,6 +56,7 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
         raise ValueError(f"timesteps must be positive integers, got {timesteps}")
     data_yaml = prepare_dataset(data)
     ann_model, snn, meta = load_pair(weights, data_yaml, mode, percentile, calib_images, imgsz, device, burst, snm)
+    snn.set_backend(default_backend(device))  # the fused kernel on CUDA
     snn.set_precision(precision)  # the ANN row stays the float32 reference
     meta["precision"] = precision
     meter = CostMeter(snn) if cost else None
