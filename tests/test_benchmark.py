@@ -1,6 +1,8 @@
 """spikeyolo benchmark: every engine measured in one run, ratios and speed-ups written as JSON."""
 import json
 
+import pytest
+
 from spikeyolo.cli import main
 from tests.detect.test_detect_cli import weights  # noqa: F401  (fixture)
 
@@ -18,7 +20,7 @@ def test_benchmark_json_has_every_engine_and_ratio(weights, tmp_path, capsys):  
         timed = config["engine"] in ("snn", "spikingjelly")  # their neuron layers are timed alone too
         assert (config["neuron_seconds"] is not None) == timed
         if timed:
-            assert 0 < config["neuron_seconds"] < config["seconds"] * 1.5  # a share of the run (hooks add a little)
+            assert config["neuron_seconds"] > 0  # the neuron layers' hooks fired (no timing bound: not a timed test)
         assert (config["per_timestep_ratio"] is None) == (config["engine"] == "ann")
         if config["engine"] != "ann":
             assert config["per_timestep_ratio"] > 0
@@ -26,11 +28,25 @@ def test_benchmark_json_has_every_engine_and_ratio(weights, tmp_path, capsys):  
         (e, t) for e in ("naive", "snn_folded", "snn_nchw", "spikingjelly") for t in (1, 3)}
     for row in report["speedups"]:
         assert ("bound" in row) == (row["vs"] == "spikingjelly")
-        if "bound" in row:  # SpikingJelly's time over ours without our neurons: above the measured speed-up
-            assert row["neuron_speedup"] > 0 and row["bound"] > row["speedup"]
+        if "bound" in row:  # SpikingJelly's time over ours without our neurons
+            assert row["neuron_speedup"] > 0 and row["bound"] > 0
     assert "our SNN vs spikingjelly" in capsys.readouterr().out
 
 
 def test_benchmark_refuses_unknown_engines(weights, capsys):  # noqa: F811
     assert main(["benchmark", "--weights", str(weights), "--engines", "ann,fast"]) == 2
     assert "--engines ann,fast: choose from" in capsys.readouterr().err
+
+
+def test_summary_speedups_from_known_timings():
+    """Ours 1.0 s (0.2 s in neurons), SpikingJelly 2.0 s (0.8 s): 2×, neurons 4×, bound 2.0 / 0.8 = 2.5×."""
+    from spikeyolo.bench.speed import BenchResult, summary
+
+    ours = BenchResult("snn", 320, 1, 4, 1.0, 1.0, 0.5, 0.0, 0.2)
+    jelly = BenchResult("spikingjelly", 320, 1, 4, 2.0, 0.5, 1.0, 0.0, 0.8)
+    naive = BenchResult("naive", 320, 1, 4, 1.5, 0.67, 0.75, 0.0)
+    rows = {row["vs"]: row for row in summary([ours, jelly, naive])["speedups"]}
+    assert rows["spikingjelly"]["speedup"] == pytest.approx(2.0)
+    assert rows["spikingjelly"]["neuron_speedup"] == pytest.approx(4.0)
+    assert rows["spikingjelly"]["bound"] == pytest.approx(2.5)
+    assert rows["naive"]["speedup"] == pytest.approx(1.5) and "bound" not in rows["naive"]
