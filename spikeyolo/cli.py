@@ -193,10 +193,12 @@ def _add_detect(sub) -> None:
                    "default L of a QCFS model (integer spikes, equal to the QCFS net from T = 1)")
     p.add_argument("--snm", action="store_true", help="signed neurons with memory (ReLU layers; with --burst 1 "
                    "the best binary-spike accuracy at few steps)")
-    p.add_argument("--conf", type=float, default=0.25)
-    p.add_argument("--iou", type=float, default=0.7)
+    p.add_argument("--every-step", action="store_true", help="also write each frame's detections after every "
+                   "step t = 1 … T into predictions.jsonl (key 'steps'; one SNN run, SNN only)")
+    p.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default 0.25)")
+    p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
     p.add_argument("--imgsz", type=int, help="input size (default: the weights')")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, or a CUDA device index such as 0 (default cpu)")
     _add_precision(p)
     p.add_argument("--save-dir", default="runs/detect", help="runs go to new folders exp, exp2, ... in here")
 
@@ -214,6 +216,8 @@ def _run_detect(args) -> None:
     open_source(args.source)  # fail on a bad source before anything is loaded or created
     if args.burst is not None and args.burst < 1:
         raise UsageError(f"--burst must be >= 1, got {args.burst}")
+    if args.every_step and args.ann:
+        raise UsageError("--every-step reads the SNN after each step: it does not go with --ann")
     from spikeyolo.events.io import EVENT_SUFFIXES
 
     events = Path(args.source).suffix.lower() in EVENT_SUFFIXES
@@ -221,7 +225,7 @@ def _run_detect(args) -> None:
                         burst=args.burst, events=events, snm=args.snm, precision=args.precision)
     folder = new_run_dir(args.save_dir)
     try:
-        summary = detect(args.source, folder, detector)
+        summary = detect(args.source, folder, detector, args.every_step)
     except BaseException:
         if not any(folder.iterdir()):
             folder.rmdir()

@@ -95,18 +95,36 @@ class Detector:
         """Firing rate per spiking layer over the last call (empty for the ANN)."""
         return {} if self.ann else self.model.firing_rates()
 
-    @torch.no_grad()
     def __call__(self, frames: list[np.ndarray]) -> list[Detections]:
+        """Detections of each frame (for the SNN: after all ``timesteps`` steps)."""
+        out, shape = self._forward(frames, every_step=False)
+        return self._detections(out[-1], shape, frames)
+
+    def steps(self, frames: list[np.ndarray]) -> list[list[Detections]]:
+        """SNN only: the detections of each frame after every step, ``[frame][t - 1]`` for t = 1 … T, read
+        from one run (the head's running output is decoded at every step)."""
+        if self.ann:
+            raise ValueError("detections per step need the SNN: the ANN has no timesteps")
+        out, shape = self._forward(frames, every_step=True)
+        per_step = [self._detections(step, shape, frames) for step in out]
+        return [list(frame) for frame in zip(*per_step)]
+
+    @torch.no_grad()
+    def _forward(self, frames: list[np.ndarray], every_step: bool) -> tuple[torch.Tensor, torch.Size]:
+        """Raw predictions ``[S, N, 4 + nc, anchors]`` (S = 1, or T with ``every_step``) and the input size."""
         batch = letterbox_batch(frames, self.imgsz).to(self.device)
         if self.ann:
             with reduced_precision(self.device, self.precision):
                 out = self.model(batch.contiguous(memory_format=torch.channels_last))
-            out = (out[0] if isinstance(out, (tuple, list)) else out).float()
-        else:
-            self.model.record(self.record_spikes)
-            out = self.model(batch, self.timesteps)[-1]
+            return (out[0] if isinstance(out, (tuple, list)) else out).float()[None], batch.shape[2:]
+        self.model.record(self.record_spikes)
+        out = self.model(batch, self.timesteps)
+        return (out if every_step else out[-1:]), batch.shape[2:]
+
+    def _detections(self, out: torch.Tensor, shape: torch.Size, frames: list[np.ndarray]) -> list[Detections]:
+        """NMS on one step's raw predictions, boxes back in frame pixels."""
         results = []
         for rows, frame in zip(non_max_suppression(out, self.conf, self.iou), frames):
-            boxes = scale_to_frame(rows[:, :4], batch.shape[2:], frame.shape)
+            boxes = scale_to_frame(rows[:, :4], shape, frame.shape)
             results.append(Detections(boxes.cpu().numpy(), rows[:, 4].cpu().numpy(), rows[:, 5].cpu().numpy()))
         return results

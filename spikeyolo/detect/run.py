@@ -41,8 +41,13 @@ def _writer_for(source, folder: Path) -> DetectionWriter:
     return DetectionWriter(folder)
 
 
-def detect(source: str, folder: Path, detector: Detector) -> DetectSummary:
-    """Run ``detector`` over every frame of ``source``; outputs go to ``folder`` (which must exist)."""
+def detect(source: str, folder: Path, detector: Detector, every_step: bool = False) -> DetectSummary:
+    """Run ``detector`` over every frame of ``source``; outputs go to ``folder`` (which must exist).
+
+    ``every_step`` (SNN only) also writes each frame's detections after every step t = 1 … T.
+    """
+    if every_step and detector.ann:
+        raise ValueError("detections per step need the SNN: the ANN has no timesteps")
     frames = open_source(source, detector.event_input)
     writer = _writer_for(frames, folder)
     total, start = 0, time.perf_counter()
@@ -50,10 +55,11 @@ def detect(source: str, folder: Path, detector: Detector) -> DetectSummary:
     try:
         bar = tqdm(frames, total=len(frames) or None, desc=f"detect {detector.mode}", unit="frame")
         for frame in bar:
-            det = detector([frame.image])[0]
+            steps = detector.steps([frame.image])[0] if every_step else None
+            det = steps[-1] if every_step else detector([frame.image])[0]
             rows = torch.from_numpy(np.concatenate([det.boxes, det.scores[:, None], det.classes[:, None]], 1)).float()
             writer.write(draw_detections(frame.image, rows, detector.names, frame.name), det, detector.names,
-                         frame.name, frame.index, detector.mode, timesteps)
+                         frame.name, frame.index, detector.mode, timesteps, steps)
             total += len(det.scores)
             bar.set_postfix(fps=f"{writer.frames / (time.perf_counter() - start):.1f}")
     except BaseException:

@@ -41,7 +41,8 @@ class DetectionWriter:
         self.frames = 0
 
     def write(self, annotated: np.ndarray, det: Detections, names: dict, source: str, index: int, mode: str,
-              timesteps: int | None) -> None:
+              timesteps: int | None, steps: list[Detections] | None = None) -> None:
+        """One frame: its annotated image, and its JSON line (with ``steps``: the detections after each step)."""
         if self.video is not None:
             if self.video_writer is None:
                 h, w = annotated.shape[:2]
@@ -53,7 +54,10 @@ class DetectionWriter:
             if not cv2.imwrite(str(out.tmp), annotated):
                 raise OSError(f"cannot write {out.final}")
             self.images.append(out.commit())
-        self.jsonl_file.write(json.dumps(_record(det, names, source, index, mode, timesteps)) + "\n")
+        record = _record(det, names, source, index, mode, timesteps)
+        if steps is not None:
+            record["steps"] = [{"t": t, "detections": _listed(step, names)} for t, step in enumerate(steps, 1)]
+        self.jsonl_file.write(json.dumps(record) + "\n")
         self.frames += 1
 
     def close(self) -> list[Path]:
@@ -79,6 +83,9 @@ class DetectionWriter:
 
 def _record(det: Detections, names: dict, source: str, index: int, mode: str, timesteps: int | None) -> dict:
     return {"source": source, "frame": index, "mode": mode, "timesteps": timesteps,
-            "detections": [{"box": [round(float(v), 2) for v in box], "score": round(float(score), 4),
-                            "class": int(cls), "name": names[int(cls)]}
-                           for box, score, cls in zip(det.boxes, det.scores, det.classes)]}
+            "detections": _listed(det, names)}
+
+
+def _listed(det: Detections, names: dict) -> list[dict]:
+    return [{"box": [round(float(v), 2) for v in box], "score": round(float(score), 4), "class": int(cls),
+             "name": names[int(cls)]} for box, score, cls in zip(det.boxes, det.scores, det.classes)]

@@ -79,6 +79,7 @@ def test_truncated_video_keeps_frames_read(weights, tmp_path, capsys):
     ("missing", "not found"), ("extension", "unsupported extension"), ("empty", "holds no images"),
     ("truncated_image", "cannot read image"), ("corrupt_mp4", "cannot open video"), ("camera", "cannot open camera"),
     ("timesteps", "--timesteps must be >= 1"), ("conf", "--conf must be in [0, 1]"),
+    ("every_step_ann", "does not go with --ann"),
     ("weights_format", "not a readable safetensors"), ("weights_nan", "non-finite"), ("weights_pt", "spikeyolo import"),
 ])
 def test_bad_input_is_one_clear_line(case, expected, weights, tmp_path, capsys):
@@ -105,6 +106,8 @@ def test_bad_input_is_one_clear_line(case, expected, weights, tmp_path, capsys):
         extra = ["--timesteps", "0"]
     elif case == "conf":
         extra = ["--conf", "1.5"]
+    elif case == "every_step_ann":
+        extra = ["--every-step", "--ann"]
     elif case == "weights_format":
         use = tmp_path / "w.safetensors"
         use.write_bytes(b"garbage")
@@ -120,6 +123,28 @@ def test_bad_input_is_one_clear_line(case, expected, weights, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0], err
     assert _files(out) == []  # no half-written output
+
+
+@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped weights not present")
+def test_detections_at_every_step_equal_separate_runs(tmp_path):
+    """--every-step: one run to T gives, at each t, exactly what a separate run to t detects."""
+    from tests.conftest import ROOT
+
+    capture = cv2.VideoCapture(str(ROOT / "demo/bccd_pan.mp4"))
+    frame = capture.read()[1]
+    cv2.imwrite(str(tmp_path / "cells.png"), frame)
+    args = ["detect", str(tmp_path / "cells.png"), "--burst", "1", "--timesteps", "4", "--every-step"]
+    assert main([*args, "--save-dir", str(tmp_path / "out")]) == 0
+    line = json.loads((tmp_path / "out/exp/predictions.jsonl").read_text())
+    assert [step["t"] for step in line["steps"]] == [1, 2, 3, 4]
+    assert line["steps"][-1]["detections"] == line["detections"]
+    counts = [len(step["detections"]) for step in line["steps"]]
+    assert len(set(counts)) > 1, counts  # binary neurons at few steps: the detections change with t
+    for step in line["steps"]:
+        alone = ["detect", str(tmp_path / "cells.png"), "--burst", "1", "--timesteps", str(step["t"])]
+        assert main([*alone, "--save-dir", str(tmp_path / f"t{step['t']}")]) == 0
+        separate = json.loads((tmp_path / f"t{step['t']}/exp/predictions.jsonl").read_text())
+        assert separate["detections"] == step["detections"], step["t"]
 
 
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped weights not present")
