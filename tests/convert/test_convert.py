@@ -12,7 +12,7 @@ from spikeyolo.convert.artifact import load_snn, save_snn
 from spikeyolo.engine import Accumulate, CumulativeMaxPool, IFNeuron
 from spikeyolo.quantize import calibrate_thresholds, quantize_model
 from spikeyolo.ultra import build_detection_model, fold_batchnorm
-from tests.conftest import ROOT
+from tests.conftest import ROOT, assert_runs_in_triton_interpreter
 
 
 torch.manual_seed(1)
@@ -177,6 +177,27 @@ def test_reduced_precision_convolutions_keep_float32_neurons(precision):
     assert 0 < ((low - exact).abs().mean() / exact.abs().mean()).item() < 0.1
     with pytest.raises(ValueError, match="unknown precision 'int4'"):
         snn.set_precision("int4")
+
+
+WHOLE_DETECTOR_TRITON = """
+import torch
+from spikeyolo.convert import convert
+from tests.convert.test_convert import IMAGES, live_model
+cases = [("yolov8n-relu", "qcfs", {"burst": 1}), ("yolov8n-relu", "qcfs", {"burst": 4}),
+         ("yolov8n-relu", "qcfs", {"snm": True}), ("tiny-yolo-leaky", "channel", {"calibration": [IMAGES]})]
+for name, mode, options in cases:
+    snn = convert(live_model(name, 4 if mode == "qcfs" else None), mode, **options)
+    reference = snn(IMAGES, 3)
+    snn.set_backend("triton")
+    assert torch.equal(snn(IMAGES, 3), reference), (name, mode, options)
+print("ok")
+"""
+
+
+def test_fused_backend_runs_the_detector_in_interpreter():
+    """The whole converted detector (channels-last, chunked, per-channel IBT) with the Triton neurons, run by
+    Triton's CPU interpreter, gives the torch backend's outputs exactly: binary, burst, SNM and IBT neurons."""
+    assert_runs_in_triton_interpreter(WHOLE_DETECTOR_TRITON)
 
 
 @pytest.mark.gpu
