@@ -32,6 +32,12 @@ def split_images(data_yaml: str | Path, split: str = "train") -> list[Path]:
     return files
 
 
+def dataset_names(data_yaml: str | Path) -> list[str]:
+    """Class names of an ultralytics dataset yaml, in class-index order (``names`` as a list or a dict)."""
+    names = yaml.safe_load(Path(data_yaml).read_text()).get("names") or []
+    return [str(names[i]) for i in sorted(names)] if isinstance(names, dict) else [str(n) for n in names]
+
+
 def to_bgr8(image: np.ndarray) -> np.ndarray:
     """Any image OpenCV reads (gray, BGRA, 16-bit, float) → 8-bit BGR."""
     if image.dtype == np.uint16:

@@ -1,13 +1,14 @@
 """`spikeyolo val` as a Python API: ANN and SNN accuracy at every T, and the SNN cost, in one run."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from spikeyolo.checkpoint import CheckpointError, load_detector, read_metadata
 from spikeyolo.convert import convert
 from spikeyolo.convert.artifact import SNN_FORMAT, load_snn
-from spikeyolo.data import prepare_dataset
-from spikeyolo.data.images import image_batches, split_images
+from spikeyolo.data import DatasetError, prepare_dataset
+from spikeyolo.data.images import dataset_names, image_batches, split_images
 from spikeyolo.engine import default_backend
 from spikeyolo.eval.anytime import evaluate_anytime
 from spikeyolo.eval.cost import CostMeter
@@ -15,6 +16,7 @@ from spikeyolo.eval.evaluators import COCOEvaluator, dataset_evaluator
 from spikeyolo.eval.report import build_report
 
 DEFAULT_TIMESTEPS = (1, 2, 4, 8, 16, 32, 64)
+LOGGER = logging.getLogger("spikeyolo.val")
 
 
 def _file_format(path: Path) -> str:
@@ -22,6 +24,19 @@ def _file_format(path: Path) -> str:
         return read_metadata(path, SNN_FORMAT)["format"]
     except CheckpointError:
         return read_metadata(path)["format"]
+
+
+def check_classes(model_names: dict, data_yaml: Path, data: str | Path, weights: str | Path) -> None:
+    """A DatasetError unless the model and the dataset have the same number of classes; a warning if the
+    names differ (the class indices would be compared as they are)."""
+    names = dataset_names(data_yaml)
+    model = [str(model_names[i]) for i in sorted(model_names)]
+    if len(names) != len(model):
+        raise DatasetError(f"{weights} detects {len(model)} classes ({', '.join(model[:5])}{', …' * (len(model) > 5)}) "
+                           f"but {data} has {len(names)}: evaluate on a dataset with the model's classes")
+    if [n.lower() for n in names] != [n.lower() for n in model]:
+        LOGGER.warning(f"class names differ between {weights} ({model}) and {data} ({names}): "
+                       f"classes are matched by index")
 
 
 def load_pair(weights: str | Path, data_yaml: Path, mode: str | None, percentile: float, calib_images: int,
@@ -56,6 +71,7 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
         raise ValueError(f"timesteps must be positive integers, got {timesteps}")
     data_yaml = prepare_dataset(data)
     ann_model, snn, meta = load_pair(weights, data_yaml, mode, percentile, calib_images, imgsz, device, burst, snm)
+    check_classes(snn.names, data_yaml, data, weights)
     snn.set_backend(default_backend(device))  # the fused kernel on CUDA
     snn.set_precision(precision)  # the ANN row stays the float32 reference
     meta["precision"] = precision

@@ -106,6 +106,25 @@ def test_edge_datasets(weights, tmp_path, capsys):
         main(["val", "--weights", str(weights), "--data", str(voc), "--timesteps", "0,4"])
 
 
+def test_classes_of_model_and_dataset_must_match(weights, voc_dataset, tmp_path, capsys, caplog):
+    """A 2-class model on the 80-class COCO file: one clear line, exit 2, no run folder; other names: a warning."""
+    from tests.conftest import SHARED
+
+    coco = SHARED / "coco-tiny/annotations/instances_val2017.json"
+    if coco.is_file():
+        assert main(["val", "--weights", str(weights), "--data", str(coco), "--timesteps", "1",
+                     "--project", str(tmp_path / "runs")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "detects 2 classes (bar, square) but" in err[0] and "has 80" in err[0], err
+        assert not (tmp_path / "runs").exists()
+    renamed = live_model_two_classes()
+    renamed.names = {0: "bar", 1: "circle"}
+    other = save_detector(renamed, tmp_path / "renamed.safetensors", imgsz=64)
+    assert main(["val", "--weights", str(other), "--data", str(voc_dataset), "--timesteps", "1", "--no-ann",
+                 "--imgsz", "64", "--project", str(tmp_path / "runs")]) == 0
+    assert "class names differ" in caplog.text and "'circle'" in caplog.text
+
+
 def test_chunked_simulation_gives_the_same_report(weights, voc_dataset):
     from spikeyolo.eval.val import validate
 
