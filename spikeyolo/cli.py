@@ -146,7 +146,8 @@ def _add_val(sub) -> None:
     p.add_argument("--mode", choices=("qcfs", "channel", "layer"), help="conversion of a checkpoint (default: qcfs "
                    "for QCFS models, else channel with calibration on the train split)")
     p.add_argument("--percentile", type=float, default=99.9)
-    p.add_argument("--burst", type=int, default=1, help="spikes per neuron and step when converting (1: binary)")
+    p.add_argument("--burst", type=int, help="spikes per neuron and step when converting a checkpoint (default 1: "
+                   "binary); an SNN artifact keeps the burst it was converted with")
     p.add_argument("--snm", action="store_true", help="signed neurons with memory (Wang et al. 2022): negative spikes take back earlier ones, "
                    "cutting the error at few steps (ReLU layers)")
     p.add_argument("--imgsz", type=int)

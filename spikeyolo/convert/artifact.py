@@ -49,3 +49,15 @@ def load_snn(path: str | Path, device: str | torch.device = "cpu", backend: str 
     keep = ("mode", "percentile", "initial_membrane", "burst", "snm", "neurons", "source")
     defaults = {"burst": 1, "snm": False}
     return SpikingDetector(net.to(device).eval(), {k: meta.get(k, defaults.get(k)) for k in keep})
+
+
+def check_asked(snn: SpikingDetector, path: str | Path, burst: int | None, snm: bool, mode: str | None = None) -> None:
+    """A converted SNN's mode, burst and SNM were fixed at conversion: a CheckpointError if others are asked for."""
+    fixed = snn.meta
+    wrong = ([f"--mode {mode}"] if mode is not None and mode != fixed["mode"] else []) + \
+        ([f"--burst {burst}"] if burst is not None and burst != fixed["burst"] else []) + \
+        (["--snm"] if snm and not fixed["snm"] else [])
+    if wrong:
+        raise CheckpointError(f"{path} is an SNN converted in {fixed['mode']} mode with burst {fixed['burst']}"
+                              f"{' and SNM' if fixed['snm'] else ''}: for {' '.join(wrong)} use the detector "
+                              f"checkpoint, or convert again with them (spikeyolo convert … --mode M --burst D [--snm])")

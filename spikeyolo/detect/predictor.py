@@ -8,7 +8,7 @@ import torch
 
 from spikeyolo.checkpoint import CheckpointError, load_detector, read_metadata
 from spikeyolo.convert import convert
-from spikeyolo.convert.artifact import SNN_FORMAT, load_snn
+from spikeyolo.convert.artifact import SNN_FORMAT, check_asked, load_snn
 from spikeyolo.device import torch_device
 from spikeyolo.engine import default_backend
 from spikeyolo.engine.runner import check_precision, reduced_precision
@@ -62,6 +62,7 @@ class Detector:
             if self.ann:
                 raise CheckpointError(f"{self.weights} is a converted SNN: --ann needs the detector checkpoint")
             snn = load_snn(self.weights, self.device, backend)
+            check_asked(snn, self.weights, self.burst, self.snm)
             self.burst, self.snm, self.meta = snn.meta["burst"], snn.meta["snm"], meta.get("source", {})
             return snn, snn.names, imgsz or meta["source"].get("imgsz", 640)
         model, meta = load_detector(self.weights, self.device)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from spikeyolo.checkpoint import CheckpointError, load_detector, read_metadata
 from spikeyolo.convert import convert
-from spikeyolo.convert.artifact import SNN_FORMAT, load_snn
+from spikeyolo.convert.artifact import SNN_FORMAT, check_asked, load_snn
 from spikeyolo.data import DatasetError, prepare_dataset
 from spikeyolo.data.images import dataset_names, image_batches, split_images
 from spikeyolo.engine import default_backend
@@ -40,11 +40,13 @@ def check_classes(model_names: dict, data_yaml: Path, data: str | Path, weights:
 
 
 def load_pair(weights: str | Path, data_yaml: Path, mode: str | None, percentile: float, calib_images: int,
-              imgsz: int | None, device: str, burst: int = 1, snm: bool = False):
-    """(ANN or None, SNN, metadata) from a detector checkpoint (converted here) or an SNN artifact."""
+              imgsz: int | None, device: str, burst: int | None = None, snm: bool = False):
+    """(ANN or None, SNN, metadata) from a detector checkpoint (converted here, ``burst`` default 1) or an SNN
+    artifact (converted before: ``mode``, ``burst`` and ``snm`` must be unset or what it was converted with)."""
     weights = Path(weights)
     if _file_format(weights) == SNN_FORMAT:
         snn = load_snn(weights, device)
+        check_asked(snn, weights, burst, snm, mode)
         source = Path(snn.meta["source"].get("weights") or "")
         ann = load_detector(source, device)[0] if source.is_file() else None
         return ann, snn, {"mode": snn.meta["mode"], "burst": snn.meta["burst"], "snm": snn.meta["snm"],
@@ -56,6 +58,7 @@ def load_pair(weights: str | Path, data_yaml: Path, mode: str | None, percentile
     if mode != "qcfs":
         files = split_images(data_yaml, "train")[:calib_images]
         calibration = [b.to(device) for b in image_batches(files, imgsz)]
+    burst = 1 if burst is None else burst
     snn = convert(ann, mode, calibration, percentile, burst=burst, snm=snm)
     return ann, snn, {"mode": mode, "burst": burst, "snm": snm, "imgsz": imgsz,
                       "levels": meta["quantization"].get("levels")}
@@ -64,7 +67,7 @@ def load_pair(weights: str | Path, data_yaml: Path, mode: str | None, percentile
 def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS, split: str = "val",
              imgsz: int | None = None, batch: int = 16, device: str = "cpu", mode: str | None = None,
              percentile: float = 99.9, calib_images: int = 64, ann: bool = True, cost: bool = True,
-             burst: int = 1, chunk: int | None = None, snm: bool = False, precision: str = "fp32") -> dict:
+             burst: int | None = None, chunk: int | None = None, snm: bool = False, precision: str = "fp32") -> dict:
     """Evaluate ANN and SNN (simulated once to max T) and return the report dict."""
     timesteps = sorted(set(int(t) for t in timesteps))
     if not timesteps or timesteps[0] < 1:

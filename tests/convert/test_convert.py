@@ -1,6 +1,9 @@
 """Whole-detector conversion: structure, accuracy against the ANN as T grows, artifacts, refusals."""
 import copy
 
+import cv2
+import numpy as np
+
 import pytest
 import torch
 from torch import nn
@@ -134,6 +137,17 @@ def test_cli_convert(tmp_path, voc_dataset, capsys):
     assert load_snn(out).meta["source"]["calib"] == str(voc_dataset)
     assert main(["convert", str(weights), "--mode", "layer"]) == 2
     assert "--mode layer needs --calib" in capsys.readouterr().err
+    image = tmp_path / "x.png"
+    cv2.imwrite(str(image), np.zeros((64, 64, 3), np.uint8))
+    # a converted SNN keeps its mode, burst and SNM: asking detect or val for others is one clear line
+    for command, asked in ((["detect", str(image), "--burst", "4", "--save-dir", str(tmp_path / "det")], "--burst 4"),
+                           (["val", "--data", str(voc_dataset), "--snm", "--mode", "qcfs", "--project",
+                             str(tmp_path / "val")], "--mode qcfs --snm")):
+        assert main([*command[:1], "--weights", str(out), *command[1:]]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"converted in channel mode with burst 1: for {asked} use" in err[0], err
+    assert not (tmp_path / "det").exists() and not (tmp_path / "val").exists()
+    assert main(["detect", str(image), "--weights", str(out), "--burst", "1", "--save-dir", str(tmp_path / "det")]) == 0
 
 
 def test_snm_conversion_is_closer_to_the_ann_at_few_steps(tmp_path):
