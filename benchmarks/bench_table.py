@@ -2,8 +2,9 @@
 
 Usage: python benchmarks/bench_table.py runs/bench/cpu-320.json
 One row per (imgsz, batch, T): images/s of every engine, our per-step cost over one ANN forward, and
-against SpikingJelly's neurons the end-to-end speed-up, the neurons' own speed-up and the bound
-(SpikingJelly's time over ours with our neurons at zero cost).
+against SpikingJelly's neurons in our engine the end-to-end speed-up, the neurons' own speed-up and the bound
+(SpikingJelly's time over ours with our neurons at zero cost), and against SpikingJelly's multi-step
+execution (`spikingjelly_ms`) the end-to-end speed-up.
 """
 from __future__ import annotations
 
@@ -23,11 +24,14 @@ def _cell(configs: dict, engine: str, key: tuple) -> str:
 def table(report: dict) -> list[str]:
     configs = {(c["engine"], c["imgsz"], c["batch"], c["timesteps"]): c for c in report["configs"]}
     versus = {(s["imgsz"], s["batch"], s["timesteps"]): s for s in report["speedups"] if s["vs"] == "spikingjelly"}
+    multistep = {(s["imgsz"], s["batch"], s["timesteps"]): s["speedup"] for s in report["speedups"]
+                 if s["vs"] == "spikingjelly_ms"}
     extra = [e for e in OPTIONAL if any(c["engine"] == e for c in report["configs"])]
     header = ["imgsz", "batch", "T", "ANN img/s", "our SNN img/s (per step ÷ ANN)", *(OPTIONAL[e] for e in extra),
-              "SpikingJelly neurons", "ours vs SpikingJelly", "neurons alone", "bound"]
+              "SpikingJelly neurons", "ours vs SpikingJelly", "neurons alone", "bound", "SpikingJelly multi-step",
+              "ours vs it"]
     lines = ["| " + " | ".join(header) + " |",
-             "| --- " * (9 + len(extra)) + "|"]
+             "| --- " * len(header) + "|"]
     for (engine, imgsz, batch, steps), ours in configs.items():
         if engine != "snn":
             continue
@@ -38,7 +42,9 @@ def table(report: dict) -> list[str]:
         lines.append(f"| {imgsz} | {batch} | {steps} | {_cell(configs, 'ann', (imgsz, batch, None))} | "
                      f"{ours['images_per_s']:.2f} ({ours['per_timestep_ratio']:.2f}) | "
                      + "".join(f"{_cell(configs, e, key)} | " for e in extra)
-                     + f"{_cell(configs, 'spikingjelly', key)} | {speedups} |")
+                     + f"{_cell(configs, 'spikingjelly', key)} | {speedups} | "
+                     + f"{_cell(configs, 'spikingjelly_ms', key)} | "
+                     + (f"{multistep[key]:.2f}× |" if key in multistep else "– |"))
     return lines
 
 

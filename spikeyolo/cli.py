@@ -310,8 +310,8 @@ def _add_benchmark(sub) -> None:
     p.add_argument("--device", default="cpu")
     _add_precision(p)
     p.add_argument("--repeats", type=int, default=5, help="timed runs per configuration (median reported)")
-    p.add_argument("--engines", help="comma list of ann,snn,snn_folded,snn_nchw,snn_triton,naive,spikingjelly "
-                                     "(default: all)")
+    p.add_argument("--engines", help="comma list of ann,snn,snn_folded,snn_nchw,snn_triton,naive,spikingjelly,"
+                                     "spikingjelly_ms (default: all)")
     p.add_argument("--json", help="write the figures here")
 
 

@@ -13,11 +13,11 @@ def test_benchmark_json_has_every_engine_and_ratio(weights, tmp_path, capsys):  
                  "--repeats", "1", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     engines = {(c["engine"], c["timesteps"]) for c in report["configs"]}
-    assert engines == {("ann", None)} | {(e, t) for e in ("snn", "snn_folded", "snn_nchw", "naive", "spikingjelly")
-                                          for t in (1, 3)}
+    spiking = ("snn", "snn_folded", "snn_nchw", "naive", "spikingjelly", "spikingjelly_ms")
+    assert engines == {("ann", None)} | {(e, t) for e in spiking for t in (1, 3)}
     for config in report["configs"]:
         assert config["images_per_s"] > 0 and config["seconds"] > 0
-        timed = config["engine"] in ("snn", "spikingjelly")  # their neuron layers are timed alone too
+        timed = config["engine"] in ("snn", "spikingjelly", "spikingjelly_ms")  # neuron layers also timed alone
         assert (config["neuron_seconds"] is not None) == timed
         if timed:
             assert config["neuron_seconds"] > 0  # the neuron layers' hooks fired (no timing bound: not a timed test)
@@ -25,9 +25,10 @@ def test_benchmark_json_has_every_engine_and_ratio(weights, tmp_path, capsys):  
         if config["engine"] != "ann":
             assert config["per_timestep_ratio"] > 0
     assert {(s["vs"], s["timesteps"]) for s in report["speedups"]} == {
-        (e, t) for e in ("naive", "snn_folded", "snn_nchw", "spikingjelly") for t in (1, 3)}
+        (e, t) for e in ("naive", "snn_folded", "snn_nchw", "spikingjelly", "spikingjelly_ms") for t in (1, 3)}
     for row in report["speedups"]:
         assert ("bound" in row) == (row["vs"] == "spikingjelly")
+        assert ("neuron_speedup" in row) == row["vs"].startswith("spikingjelly")
         if "bound" in row:  # SpikingJelly's time over ours without our neurons
             assert row["neuron_speedup"] > 0 and row["bound"] > 0
     assert "our SNN vs spikingjelly" in capsys.readouterr().out

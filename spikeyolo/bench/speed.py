@@ -4,7 +4,9 @@ Engines: ``ann`` (the same network as an ANN, batch-norm folded), ``snn`` (our e
 into the batch, one neuron call per layer for all steps), ``snn_triton`` (the fused kernel, CUDA),
 ``snn_folded`` (all T folded into one batch per layer call, the default on a GPU), ``snn_nchw`` (our
 engine with NCHW tensors instead of channels-last), ``naive`` (the same SNN stepped one timestep at a
-time through the whole network) and ``spikingjelly`` (our graph with SpikingJelly's multi-step IF neurons).
+time through the whole network), ``spikingjelly`` (our graph with SpikingJelly's multi-step IF neurons) and
+``spikingjelly_ms`` (the same, run as a SpikingJelly multi-step network: image repeated over T, all T
+folded into each layer call, NCHW).
 
 For the spiking engines the neuron layers are also timed on their own (``neuron_seconds``): the
 convolutions are the same in ours and in SpikingJelly's, so the neuron time says where the two differ
@@ -34,8 +36,8 @@ from spikeyolo.ultra import fold_batchnorm
 
 
 NEURON_TYPES = (IFNeuron, SpikingJellyIF)
-ENGINES = ("ann", "snn", "snn_folded", "snn_nchw", "snn_triton", "naive", "spikingjelly")
-TIMED_NEURONS = ("snn", "snn_triton", "spikingjelly")  # engines whose neuron layers are also timed alone
+ENGINES = ("ann", "snn", "snn_folded", "snn_nchw", "snn_triton", "naive", "spikingjelly", "spikingjelly_ms")
+TIMED_NEURONS = ("snn", "snn_triton", "spikingjelly", "spikingjelly_ms")  # engines whose neuron layers are also timed alone
 
 
 @dataclass
@@ -164,9 +166,10 @@ def build_engines(weights: str | Path, device: torch.device, with_spikingjelly: 
         triton.set_backend("triton")
         engines["snn_triton"] = triton
     if with_spikingjelly:
-        from spikeyolo.bench.spikingjelly_neurons import with_spikingjelly_neurons
+        from spikeyolo.bench.spikingjelly_neurons import with_spikingjelly_execution, with_spikingjelly_neurons
 
         engines["spikingjelly"] = with_spikingjelly_neurons(snn)
+        engines["spikingjelly_ms"] = with_spikingjelly_execution(snn)
     return engines
 
 
@@ -180,6 +183,9 @@ def _runner(name: str, engine, images: torch.Tensor, timesteps: int, precision: 
         return lambda: engine(images, timesteps, chunk=1)
     if name == "snn_folded":
         return lambda: engine(images, timesteps, chunk=timesteps)
+    if name == "spikingjelly_ms":
+        nchw = images.contiguous()  # its layout, converted once outside the timing
+        return lambda: engine(nchw, timesteps, chunk=timesteps)
     return lambda: engine(images, timesteps)
 
 
@@ -188,7 +194,7 @@ def run_benchmark(weights: str | Path, imgszs=(320,), timesteps=(1, 4), batches=
                   precision: str = "fp32") -> list[BenchResult]:
     """Every engine at every (imgsz, batch, T), measured in this one process, side by side."""
     device = torch_device(device)
-    wants_sj = engines is None or "spikingjelly" in engines
+    wants_sj = engines is None or bool({"spikingjelly", "spikingjelly_ms"} & set(engines))
     if wants_sj and importlib.util.find_spec("spikingjelly") is None:
         if engines is not None:
             raise ImportError("the spikingjelly engine needs SpikingJelly: pip install 'spikeyolo[bench]'")
@@ -229,18 +235,20 @@ def _line(r: BenchResult) -> str:
 def summary(results: list[BenchResult]) -> dict:
     """JSON-ready: every configuration, and our engine's speed-up over SpikingJelly and the naive loop.
 
-    Against SpikingJelly also the neurons' own speed-up and the end-to-end bound (our neurons at zero cost).
+    Against SpikingJelly's neurons in our engine also the neurons' own speed-up and the end-to-end bound (our
+    neurons at zero cost); against SpikingJelly's multi-step execution the neurons' speed-up.
     """
     ours = {(r.imgsz, r.batch, r.timesteps): r for r in results if r.engine == "snn"}
     speedups = []
     for r in results:
         key = (r.imgsz, r.batch, r.timesteps)
-        if r.engine in ("spikingjelly", "naive", "snn_folded", "snn_nchw") and key in ours:
+        if r.engine in ("spikingjelly", "spikingjelly_ms", "naive", "snn_folded", "snn_nchw") and key in ours:
             mine = ours[key]
             row = {"vs": r.engine, "imgsz": r.imgsz, "batch": r.batch, "timesteps": r.timesteps,
                    "speedup": r.seconds / mine.seconds}
             if r.neuron_seconds is not None and mine.neuron_seconds is not None:
                 row["neuron_speedup"] = r.neuron_seconds / max(mine.neuron_seconds, 1e-9)
+            if r.engine == "spikingjelly" and "neuron_speedup" in row:  # the same layers: only neurons differ
                 row["bound"] = r.seconds / max(mine.seconds - mine.neuron_seconds, 1e-9)
             speedups.append(row)
     return {"configs": [asdict(r) for r in results], "speedups": speedups}

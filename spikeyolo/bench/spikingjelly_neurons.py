@@ -3,6 +3,11 @@
 SpikingJelly cannot trace an ultralytics detector, so the comparison keeps our layers and swaps only
 the neurons: every binary IFNeuron becomes a SpikingJelly ``IFNode(v_reset=None, step_mode='m')``
 started at the same initial membrane. Outputs are the same; only the neuron code differs.
+
+``with_spikingjelly_execution`` also runs the layers the way a SpikingJelly multi-step network does:
+the image repeated over T (``x.unsqueeze(0).repeat(T, 1, 1, 1, 1)``) and every stateless layer applied
+to all T·N folded frames at once (``SeqToANNContainer`` / ``step_mode='m'``), in PyTorch's default NCHW
+layout. Same outputs again; the difference to ours is then the whole engine, not only the neurons.
 """
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import copy
 import torch
 
 from spikeyolo.engine.layers import IFNeuron, Stateful
-from spikeyolo.engine.runner import SpikingDetector
+from spikeyolo.engine.runner import ConstantInput, SpikingDetector
 
 
 class SpikingJellyIF(Stateful):
@@ -51,4 +56,32 @@ def with_spikingjelly_neurons(snn: SpikingDetector) -> SpikingDetector:
         parent_name, _, attr = name.rpartition(".")
         parent = twin.net.get_submodule(parent_name) if parent_name else twin.net
         setattr(parent, attr, SpikingJellyIF(neuron))
+    return twin
+
+
+class RepeatedInput(Stateful):
+    """The first convolution as SpikingJelly feeds an image: on T copies of it, one per step."""
+
+    def __init__(self, layer: torch.nn.Module):
+        super().__init__()
+        self.layer = layer
+
+    def reset(self) -> None:
+        pass
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(torch.cat([x] * self.timesteps) if self.timesteps > 1 else x)
+
+
+def with_spikingjelly_execution(snn: SpikingDetector) -> SpikingDetector:
+    """A copy of ``snn`` run as a SpikingJelly multi-step network: its IFNodes, the image repeated over T, NCHW.
+
+    Run it with ``chunk=timesteps`` (all steps folded into one batch per layer, as ``step_mode='m'`` does).
+    """
+    twin = with_spikingjelly_neurons(snn)
+    twin.use_channels_last(False)
+    for name, module in list(twin.net.named_modules()):
+        if isinstance(module, ConstantInput):
+            parent_name, _, attr = name.rpartition(".")
+            setattr(twin.net.get_submodule(parent_name), attr, RepeatedInput(module.layer))
     return twin

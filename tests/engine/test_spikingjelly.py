@@ -18,3 +18,19 @@ def test_spikingjelly_neurons_match_ours():
     ours, theirs = snn(images, 6), twin(images, 6)
     torch.testing.assert_close(theirs, ours, rtol=0, atol=1e-5)
     torch.testing.assert_close(twin(images, 6, chunk=2), ours, rtol=0, atol=1e-5)  # state carried over chunks
+
+
+def test_spikingjelly_execution_matches_ours():
+    """Run as a SpikingJelly multi-step network (image repeated over T, all T folded, NCHW): same outputs."""
+    from spikeyolo.bench.spikingjelly_neurons import RepeatedInput, with_spikingjelly_execution
+    from spikeyolo.engine.runner import ConstantInput
+
+    snn = convert(live_model("yolov8n-relu", levels=4), "qcfs")
+    native = with_spikingjelly_execution(snn)
+    assert sum(isinstance(m, RepeatedInput) for m in native.modules()) == 1
+    assert not any(isinstance(m, ConstantInput) for m in native.modules()) and not native.channels_last
+    first_conv = []
+    native.net.get_submodule("model.0.conv.layer").register_forward_hook(lambda m, i, o: first_conv.append(i[0].shape[0]))
+    images = torch.rand(2, 3, 64, 64)
+    torch.testing.assert_close(native(images, 6, chunk=6), snn(images, 6), rtol=0, atol=1e-4)
+    assert first_conv == [2 * 6]  # the first convolution ran on the T repeated images, once for all steps
