@@ -75,7 +75,8 @@ def _add_convert(sub) -> None:
     p.add_argument("--imgsz", type=int, help="calibration image size (default: the checkpoint's)")
     p.add_argument("--burst", type=int, default=1, help="spikes a neuron may emit per step (1: binary IF; "
                    "qcfs with burst = L equals the QCFS network from T = 1)")
-    p.add_argument("--snm", action="store_true", help="signed neurons with memory (Wang et al. 2022): negative spikes take back earlier ones, "
+    p.add_argument("--snm", action="store_true", help="signed neurons with memory (Wang et al. 2022): negative "
+                   "spikes take back earlier ones, "
                    "cutting the error at few steps (ReLU layers)")
     p.add_argument("--out", help="output path (default: <weights>-snn-<mode>.safetensors)")
 
@@ -99,9 +100,11 @@ def _run_convert(args) -> None:
         calibration = list(image_batches(files, imgsz))
     snn = convert(model, args.mode, calibration, args.percentile, args.initial_membrane, burst=args.burst,
                   snm=args.snm)
-    out = Path(args.out) if args.out else Path(args.weights).with_name(f"{Path(args.weights).stem}-snn-{args.mode}.safetensors")
+    default_out = Path(args.weights).with_name(f"{Path(args.weights).stem}-snn-{args.mode}.safetensors")
+    out = Path(args.out) if args.out else default_out
     source = {"weights": str(args.weights), "imgsz": imgsz, "levels": meta["quantization"].get("levels"),
-              "metrics": meta.get("metrics"), "calib": args.calib, **({"events": meta["events"]} if meta.get("events") else {})}
+              "metrics": meta.get("metrics"), "calib": args.calib,
+              **({"events": meta["events"]} if meta.get("events") else {})}
     save_snn(snn, out, source)
     print(f"snn: {out}  ({args.mode}, {len(snn.neurons())} spiking layers)")
 
@@ -148,7 +151,8 @@ def _add_val(sub) -> None:
     p.add_argument("--percentile", type=float, default=99.9)
     p.add_argument("--burst", type=int, help="spikes per neuron and step when converting a checkpoint (default 1: "
                    "binary); an SNN artifact keeps the burst it was converted with")
-    p.add_argument("--snm", action="store_true", help="signed neurons with memory (Wang et al. 2022): negative spikes take back earlier ones, "
+    p.add_argument("--snm", action="store_true", help="signed neurons with memory (Wang et al. 2022): negative "
+                   "spikes take back earlier ones, "
                    "cutting the error at few steps (ReLU layers)")
     p.add_argument("--imgsz", type=int)
     p.add_argument("--batch", type=int, default=16)
@@ -183,7 +187,8 @@ def _run_val(args) -> None:
 
 def _add_detect(sub) -> None:
     p = sub.add_parser("detect", help="detect objects in images, folders, videos, cameras or streams",
-                       description="Detect with the spiking network (or --ann); writes annotated output and JSON lines.")
+                       description="Detect with the spiking network (or --ann); writes annotated output and JSON "
+                                   "lines.")
     p.add_argument("source", help="image, folder, glob, video file, camera index (0), stream URL, or an event "
                    "recording (.aedat4, .h5, .npz)")
     p.add_argument("--weights", help="spikeyolo .safetensors (default: the shipped BCCD QCFS model; for event "

@@ -37,7 +37,7 @@ from spikeyolo.ultra import fold_batchnorm
 
 NEURON_TYPES = (IFNeuron, SpikingJellyIF)
 ENGINES = ("ann", "snn", "snn_folded", "snn_nchw", "snn_triton", "naive", "spikingjelly", "spikingjelly_ms")
-TIMED_NEURONS = ("snn", "snn_triton", "spikingjelly", "spikingjelly_ms")  # engines whose neuron layers are also timed alone
+TIMED_NEURONS = ("snn", "snn_triton", "spikingjelly", "spikingjelly_ms")  # their neuron layers are also timed alone
 
 
 @dataclass

@@ -60,4 +60,5 @@ def check_asked(snn: SpikingDetector, path: str | Path, burst: int | None, snm: 
     if wrong:
         raise CheckpointError(f"{path} is an SNN converted in {fixed['mode']} mode with burst {fixed['burst']}"
                               f"{' and SNM' if fixed['snm'] else ''}: for {' '.join(wrong)} use the detector "
-                              f"checkpoint, or convert again with them (spikeyolo convert … --mode M --burst D [--snm])")
+                              "checkpoint, or convert again with them (spikeyolo convert … --mode M --burst D "
+                              "[--snm])")

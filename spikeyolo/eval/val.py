@@ -32,7 +32,8 @@ def check_classes(model_names: dict, data_yaml: Path, data: str | Path, weights:
     names = dataset_names(data_yaml)
     model = [str(model_names[i]) for i in sorted(model_names)]
     if len(names) != len(model):
-        raise DatasetError(f"{weights} detects {len(model)} classes ({', '.join(model[:5])}{', …' * (len(model) > 5)}) "
+        shown = ", ".join(model[:5]) + (", …" if len(model) > 5 else "")
+        raise DatasetError(f"{weights} detects {len(model)} classes ({shown}) "
                            f"but {data} has {len(names)}: evaluate on a dataset with the model's classes")
     if [n.lower() for n in names] != [n.lower() for n in model]:
         LOGGER.warning(f"class names differ between {weights} ({model}) and {data} ({names}): "

@@ -30,7 +30,8 @@ def test_spikingjelly_execution_matches_ours():
     assert sum(isinstance(m, RepeatedInput) for m in native.modules()) == 1
     assert not any(isinstance(m, ConstantInput) for m in native.modules()) and not native.channels_last
     first_conv = []
-    native.net.get_submodule("model.0.conv.layer").register_forward_hook(lambda m, i, o: first_conv.append(i[0].shape[0]))
+    first = native.net.get_submodule("model.0.conv.layer")
+    first.register_forward_hook(lambda m, i, o: first_conv.append(i[0].shape[0]))
     images = torch.rand(2, 3, 64, 64)
     torch.testing.assert_close(native(images, 6, chunk=6), snn(images, 6), rtol=0, atol=1e-4)
     assert first_conv == [2 * 6]  # the first convolution ran on the T repeated images, once for all steps
