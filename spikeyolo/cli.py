@@ -6,7 +6,9 @@ import logging
 import sys
 from pathlib import Path
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "models"
+from spikeyolo.resources import resource
+
+CONFIGS = resource("configs/models")
 
 
 class UsageError(ValueError):

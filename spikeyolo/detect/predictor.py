@@ -13,11 +13,11 @@ from spikeyolo.device import torch_device
 from spikeyolo.engine import default_backend
 from spikeyolo.engine.runner import check_precision, reduced_precision
 from spikeyolo.eval.detections import Detections
+from spikeyolo.resources import resource
 from spikeyolo.ultra import letterbox_batch, non_max_suppression, scale_to_frame
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent.parent / "weights"
-DEFAULT_WEIGHTS = WEIGHTS_DIR / "bccd-yolov8n-qcfs.safetensors"
-DEFAULT_EVENT_WEIGHTS = WEIGHTS_DIR / "bccd-events-yolov8n-qcfs.safetensors"
+DEFAULT_WEIGHTS = resource("weights/bccd-yolov8n-qcfs.safetensors")
+DEFAULT_EVENT_WEIGHTS = resource("weights/bccd-events-yolov8n-qcfs.safetensors")
 
 
 def _check_weights(path: Path) -> None:
