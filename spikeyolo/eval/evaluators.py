@@ -4,9 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
 from spikeyolo.data.coco import read_coco
+from spikeyolo.data.images import dataset_names
 from spikeyolo.data.voc import read_voc
 from spikeyolo.eval.coco import coco_evaluate, coco_results, load_ground_truth
 from spikeyolo.eval.detections import Detections
@@ -52,8 +51,7 @@ def dataset_evaluator(data_yaml: Path, split: str):
     if not source_file.is_file():
         return None
     source = json.loads(source_file.read_text())
-    config = yaml.safe_load(Path(data_yaml).read_text())
-    names = [config["names"][i] for i in sorted(config["names"])]
+    names = dataset_names(data_yaml)
     if source["format"] == "voc":
         voc_split = source["splits"]["train" if split == "train" else "test"]
         return VOCEvaluator(Path(source["source"]), voc_split, names)
