@@ -19,18 +19,19 @@ DEFAULT_TIMESTEPS = (1, 2, 4, 8, 16, 32, 64)
 LOGGER = logging.getLogger("spikeyolo.val")
 
 
-def _file_format(path: Path) -> str:
+def _metadata(path: Path) -> dict:
+    """The metadata of an SNN artifact or of a detector checkpoint."""
     try:
-        return read_metadata(path, SNN_FORMAT)["format"]
+        return read_metadata(path, SNN_FORMAT)
     except CheckpointError:
-        return read_metadata(path)["format"]
+        return read_metadata(path)
 
 
-def check_classes(model_names: dict, data_yaml: Path, data: str | Path, weights: str | Path) -> None:
+def check_classes(model_names: list[str], data_yaml: Path, data: str | Path, weights: str | Path) -> None:
     """A DatasetError unless the model and the dataset have the same number of classes; a warning if the
     names differ (the class indices would be compared as they are)."""
     names = dataset_names(data_yaml)
-    model = [str(model_names[i]) for i in sorted(model_names)]
+    model = [str(name) for name in model_names]
     if len(names) != len(model):
         shown = ", ".join(model[:5]) + (", …" if len(model) > 5 else "")
         raise DatasetError(f"{weights} detects {len(model)} classes ({shown}) "
@@ -45,7 +46,7 @@ def load_pair(weights: str | Path, data_yaml: Path, mode: str | None, percentile
     """(ANN or None, SNN, metadata) from a detector checkpoint (converted here, ``burst`` default 1) or an SNN
     artifact (converted before: ``mode``, ``burst`` and ``snm`` must be unset or what it was converted with)."""
     weights = Path(weights)
-    if _file_format(weights) == SNN_FORMAT:
+    if _metadata(weights)["format"] == SNN_FORMAT:
         snn = load_snn(weights, device)
         check_asked(snn, weights, burst, snm, mode)
         source = Path(snn.meta["source"].get("weights") or "")
@@ -74,8 +75,8 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
     if not timesteps or timesteps[0] < 1:
         raise ValueError(f"timesteps must be positive integers, got {timesteps}")
     data_yaml = prepare_dataset(data)
+    check_classes(_metadata(Path(weights))["names"], data_yaml, data, weights)  # before any conversion
     ann_model, snn, meta = load_pair(weights, data_yaml, mode, percentile, calib_images, imgsz, device, burst, snm)
-    check_classes(snn.names, data_yaml, data, weights)
     snn.set_backend(default_backend(device))  # the fused kernel on CUDA
     snn.set_precision(precision)  # the ANN row stays the float32 reference
     meta["precision"] = precision

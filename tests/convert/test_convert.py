@@ -139,14 +139,11 @@ def test_cli_convert(tmp_path, voc_dataset, capsys):
     assert "--mode layer needs --calib" in capsys.readouterr().err
     image = tmp_path / "x.png"
     cv2.imwrite(str(image), np.zeros((64, 64, 3), np.uint8))
-    # a converted SNN keeps its mode, burst and SNM: asking detect or val for others is one clear line
-    for command, asked in ((["detect", str(image), "--burst", "4", "--save-dir", str(tmp_path / "det")], "--burst 4"),
-                           (["val", "--data", str(voc_dataset), "--snm", "--mode", "qcfs", "--project",
-                             str(tmp_path / "val")], "--mode qcfs --snm")):
-        assert main([*command[:1], "--weights", str(out), *command[1:]]) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and f"converted in channel mode with burst 1: for {asked} use" in err[0], err
-    assert not (tmp_path / "det").exists() and not (tmp_path / "val").exists()
+    # a converted SNN keeps its mode, burst and SNM: asking detect for others is one clear line (val: its tests)
+    assert main(["detect", str(image), "--weights", str(out), "--burst", "4", "--save-dir", str(tmp_path / "det")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "converted in channel mode with burst 1: for --burst 4 use" in err[0], err
+    assert not (tmp_path / "det").exists()
     assert main(["detect", str(image), "--weights", str(out), "--burst", "1", "--save-dir", str(tmp_path / "det")]) == 0
 
 

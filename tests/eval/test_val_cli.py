@@ -125,6 +125,18 @@ def test_classes_of_model_and_dataset_must_match(weights, voc_dataset, tmp_path,
     assert "class names differ" in caplog.text and "'circle'" in caplog.text
 
 
+def test_converted_snn_keeps_its_settings(weights, voc_dataset, tmp_path, capsys):
+    """val of an SNN artifact with another --mode / --snm: one clear line, no run folder."""
+    snn = tmp_path / "ch.safetensors"
+    assert main(["convert", str(weights), "--mode", "channel", "--calib", str(voc_dataset), "--out", str(snn)]) == 0
+    capsys.readouterr()
+    assert main(["val", "--weights", str(snn), "--data", str(voc_dataset), "--snm", "--mode", "qcfs",
+                 "--project", str(tmp_path / "val")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "converted in channel mode with burst 1: for --mode qcfs --snm use" in err[0], err
+    assert not (tmp_path / "val").exists()
+
+
 def test_chunked_simulation_gives_the_same_report(weights, voc_dataset):
     from spikeyolo.eval.val import validate
 
