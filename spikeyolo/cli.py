@@ -37,7 +37,7 @@ def _add_train(sub) -> None:
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--imgsz", type=int, default=640)
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--device", default="cpu", help="cpu, or a CUDA index such as 0")
+    p.add_argument("--device", default="auto", help="auto (default: the first GPU if there is one, else cpu), cpu, or a CUDA index such as 0")
     p.add_argument("--resume", nargs="?", const=True, default=False, help="resume the last run, or a given last.pt")
     p.add_argument("--project", default="runs/train")
     p.add_argument("--name", default="exp")
@@ -158,7 +158,7 @@ def _add_val(sub) -> None:
                    "cutting the error at few steps (ReLU layers)")
     p.add_argument("--imgsz", type=int)
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto (default: the first GPU if there is one, else cpu), cpu, or a CUDA index such as 0")
     _add_precision(p)
     p.add_argument("--chunk", type=int, help="simulate this many steps at a time (memory ∝ batch × chunk; default: "
                    "all on a GPU, 16 // batch on the CPU)")
@@ -206,7 +206,7 @@ def _add_detect(sub) -> None:
     p.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default 0.25)")
     p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
     p.add_argument("--imgsz", type=int, help="input size (default: the weights')")
-    p.add_argument("--device", default="cpu", help="cpu, or a CUDA device index such as 0 (default cpu)")
+    p.add_argument("--device", default="auto", help="auto (default: the first GPU if there is one, else cpu), cpu, or a CUDA index such as 0")
     _add_precision(p)
     p.add_argument("--save-dir", default="runs/detect", help="runs go to new folders exp, exp2, ... in here")
 
@@ -286,7 +286,7 @@ def _add_webcam(sub) -> None:
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--screenshot", help="also save the last rendered frame as an image")
     p.add_argument("--conf", type=float, default=0.25)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto (default: the first GPU if there is one, else cpu), cpu, or a CUDA index such as 0")
     _add_precision(p)
 
 
@@ -314,7 +314,7 @@ def _add_benchmark(sub) -> None:
     p.add_argument("--imgsz", type=_int_list, default=[320], help="e.g. 320,640")
     p.add_argument("--timesteps", type=_int_list, default=[1, 4], help="e.g. 1,4,8,16")
     p.add_argument("--batch", type=_int_list, default=[1], help="e.g. 1,16")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto (default: the first GPU if there is one, else cpu), cpu, or a CUDA index such as 0")
     _add_precision(p)
     p.add_argument("--repeats", type=int, default=5, help="timed runs per configuration (median reported)")
     p.add_argument("--engines", help="comma list of ann,snn,snn_folded,snn_nchw,snn_triton,naive,spikingjelly,"
@@ -336,7 +336,9 @@ def _run_benchmark(args) -> None:
     known = set(ENGINES)
     if engines and not set(engines) <= known:
         raise UsageError(f"--engines {args.engines}: choose from {', '.join(sorted(known))}")
-    print(f"device {args.device}, torch threads {torch_threads()}, {args.precision} convolutions")
+    from spikeyolo.device import torch_device
+
+    print(f"device {torch_device(args.device)}, torch threads {torch_threads()}, {args.precision} convolutions")
     try:
         results = run_benchmark(weights, args.imgsz, args.timesteps, args.batch, args.device, args.repeats, engines,
                                 precision=args.precision)
@@ -366,6 +368,17 @@ COMMANDS = {"train": (_add_train, _run_train), "convert": (_add_convert, _run_co
             "webcam": (_add_webcam, _run_webcam), "benchmark": (_add_benchmark, _run_benchmark)}
 
 
+def _check_device(args) -> None:
+    """A --device this machine lacks is one clear line before anything runs."""
+    from spikeyolo.device import check_device
+
+    if getattr(args, "device", None) is not None:
+        try:
+            check_device(args.device)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spikeyolo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -384,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     from spikeyolo.detect.sources import SourceError
 
     try:
+        _check_device(args)
         COMMANDS[args.command][1](args)
     except (UsageError, DatasetError, CheckpointError, ConversionError, SourceError, EventError) as err:
         print(f"spikeyolo {args.command}: error: {err}", file=sys.stderr)

@@ -1,12 +1,34 @@
-"""Device names as the CLI takes them ('cpu', '0', 'cuda:1') → torch devices."""
+"""Device names as the CLI takes them ('auto', 'cpu', '0', 'cuda:1') → torch devices."""
 from __future__ import annotations
 
 import torch
 
 
-def torch_device(device: str | int | torch.device) -> torch.device:
-    """'cpu' → cpu; a bare index ('0', 0) → that CUDA device; anything else as torch reads it."""
+def torch_device(device: str | int | torch.device = "auto") -> torch.device:
+    """'auto' → the first GPU if there is one, else the CPU; a bare index ('0', 0) → that CUDA device;
+    anything else as torch reads it."""
     if isinstance(device, torch.device):
         return device
     name = str(device)
+    if name == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     return torch.device(f"cuda:{name}" if name.isdigit() else name)
+
+
+def check_device(device: str | int | torch.device) -> torch.device:
+    """``torch_device(device)``, or one clear ValueError if it names a device this machine does not have."""
+    try:
+        resolved = torch_device(device)
+    except RuntimeError as err:
+        raise ValueError(f"device {device!r} is not a device name: use auto, cpu, or a CUDA index such as 0") from err
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (resolved.index or 0) >= count:
+            raise ValueError(f"device {device!r}: this machine has {count} CUDA device(s): use --device cpu or auto")
+    return resolved
+
+
+def ultralytics_device(device: str | int | torch.device) -> str:
+    """The device as ultralytics' trainer takes it: 'cpu' or a CUDA index ('0')."""
+    resolved = torch_device(device)
+    return str(resolved.index or 0) if resolved.type == "cuda" else resolved.type

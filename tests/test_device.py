@@ -1,7 +1,9 @@
 """Device names from the command line → torch devices."""
+import pytest
 import torch
 
-from spikeyolo.device import torch_device
+from spikeyolo.cli import main
+from spikeyolo.device import check_device, torch_device, ultralytics_device
 
 
 def test_bare_index_is_a_cuda_device_and_the_rest_reads_as_torch_does():
@@ -10,3 +12,21 @@ def test_bare_index_is_a_cuda_device_and_the_rest_reads_as_torch_does():
     assert torch_device("cuda:1") == torch.device("cuda", 1)
     device = torch.device("cpu")
     assert torch_device(device) is device
+
+
+def test_auto_is_the_first_gpu_or_the_cpu():
+    expected = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    assert torch_device("auto") == torch_device() == check_device("auto") == expected
+    assert ultralytics_device("auto") == ("0" if torch.cuda.is_available() else "cpu")
+    assert ultralytics_device("cpu") == "cpu" and ultralytics_device("cuda:1") == "1"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
+def test_a_gpu_this_machine_lacks_is_one_clear_line(capsys):
+    with pytest.raises(ValueError, match="this machine has 0 CUDA device"):
+        check_device("0")
+    with pytest.raises(ValueError, match="not a device name"):
+        check_device("gpu7")
+    assert main(["val", "--weights", "w.safetensors", "--data", "d", "--device", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "spikeyolo val: error: device '0': this machine has 0 CUDA device(s)" in err[0], err

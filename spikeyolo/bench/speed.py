@@ -189,7 +189,7 @@ def _runner(name: str, engine, images: torch.Tensor, timesteps: int, precision: 
     return lambda: engine(images, timesteps)
 
 
-def run_benchmark(weights: str | Path, imgszs=(320,), timesteps=(1, 4), batches=(1,), device: str = "cpu",
+def run_benchmark(weights: str | Path, imgszs=(320,), timesteps=(1, 4), batches=(1,), device: str = "auto",
                   repeats: int = 5, engines: tuple[str, ...] | None = None, progress=print,
                   precision: str = "fp32") -> list[BenchResult]:
     """Every engine at every (imgsz, batch, T), measured in this one process, side by side."""

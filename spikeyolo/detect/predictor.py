@@ -32,7 +32,7 @@ class Detector:
     """Runs the ANN (``ann=True``) or the SNN for ``timesteps`` steps on batches of BGR frames."""
 
     def __init__(self, weights: str | Path | None = None, timesteps: int = 4, ann: bool = False, conf: float = 0.25,
-                 iou: float = 0.7, imgsz: int | None = None, device: str = "cpu", backend: str | None = None,
+                 iou: float = 0.7, imgsz: int | None = None, device: str = "auto", backend: str | None = None,
                  burst: int | None = None, events: bool = False, snm: bool = False, precision: str = "fp32"):
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")

@@ -9,6 +9,7 @@ from spikeyolo.convert import convert
 from spikeyolo.convert.artifact import SNN_FORMAT, check_asked, load_snn
 from spikeyolo.data import DatasetError, prepare_dataset
 from spikeyolo.data.images import dataset_names, image_batches, split_images
+from spikeyolo.device import torch_device
 from spikeyolo.engine import default_backend
 from spikeyolo.eval.anytime import evaluate_anytime
 from spikeyolo.eval.cost import CostMeter
@@ -67,10 +68,11 @@ def load_pair(weights: str | Path, data_yaml: Path, mode: str | None, percentile
 
 
 def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS, split: str = "val",
-             imgsz: int | None = None, batch: int = 16, device: str = "cpu", mode: str | None = None,
+             imgsz: int | None = None, batch: int = 16, device: str = "auto", mode: str | None = None,
              percentile: float = 99.9, calib_images: int = 64, ann: bool = True, cost: bool = True,
              burst: int | None = None, chunk: int | None = None, snm: bool = False, precision: str = "fp32") -> dict:
     """Evaluate ANN and SNN (simulated once to max T) and return the report dict."""
+    device = torch_device(device)  # 'auto', '0', … as torch reads them
     timesteps = sorted(set(int(t) for t in timesteps))
     if not timesteps or timesteps[0] < 1:
         raise ValueError(f"timesteps must be positive integers, got {timesteps}")

@@ -9,6 +9,7 @@ import torch
 
 from spikeyolo.checkpoint import save_detector
 from spikeyolo.data import prepare_dataset
+from spikeyolo.device import ultralytics_device
 from spikeyolo.quantize.qcfs import QCFS
 from spikeyolo.quantize.swap import calibrate_thresholds, quantize_model
 from spikeyolo.ultra import DEFAULT_CFG, DetectionTrainer, build_detection_model, load_checkpoint, smart_value
@@ -116,7 +117,7 @@ class TrainResult:
 
 
 def train(data: str | Path, model: str | Path, levels: int | None = 4, epochs: int = 100, imgsz: int = 640,
-          device: str = "cpu", batch: int = 16, resume: str | bool = False, threshold: float = 4.0,
+          device: str = "auto", batch: int = 16, resume: str | bool = False, threshold: float = 4.0,
           **overrides) -> TrainResult:
     """Train a detector (QCFS if ``levels``) and write ``best.safetensors`` beside ultralytics' own files.
 
@@ -125,7 +126,7 @@ def train(data: str | Path, model: str | Path, levels: int | None = 4, epochs: i
     events = event_settings(data)
     colour = {"hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.0} if events else {}  # event counts are not colours
     args = {"data": str(prepare_dataset(data)), "model": str(model), "epochs": epochs, "imgsz": imgsz,
-            "device": device, "batch": batch, "plots": False, **colour, **overrides}
+            "device": ultralytics_device(device), "batch": batch, "plots": False, **colour, **overrides}
     if resume:
         args.update(resume=str(resume) if resume is not True else True)
     trainer = QCFSTrainer(levels=levels, threshold=threshold, overrides=args)

@@ -140,7 +140,7 @@ def test_converted_snn_keeps_its_settings(weights, voc_dataset, tmp_path, capsys
 def test_chunked_simulation_gives_the_same_report(weights, voc_dataset):
     from spikeyolo.eval.val import validate
 
-    whole = validate(weights, voc_dataset, [1, 3], imgsz=64, batch=4, ann=False, chunk=None)
+    whole = validate(weights, voc_dataset, [1, 3], imgsz=64, batch=4, ann=False, chunk=None, device="auto")
     sliced = validate(weights, voc_dataset, [1, 3], imgsz=64, batch=4, ann=False, chunk=1)
     for t in ("1", "3"):
         for key in ("map50_95", "sops", "firing_rate"):
