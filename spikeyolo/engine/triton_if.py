@@ -2,7 +2,9 @@
 
 Each program owns a block of neurons, keeps their membranes in registers and walks the time
 axis, reading x[t] and writing the output once per step. Matches if_multistep_torch exactly
-(same float operations in the same order). Runs on CUDA, or on the CPU under TRITON_INTERPRET=1.
+(same float operations in the same order, IEEE division, and no fused multiply-adds: Triton would
+otherwise contract ``v - count * theta`` into one FMA on NVIDIA GPUs and round differently from torch).
+Runs on CUDA, or on the CPU under TRITON_INTERPRET=1.
 """
 from __future__ import annotations
 
@@ -85,7 +87,7 @@ def _launch(x_seq, v, threshold, negative_threshold, emitted, max_spikes, block)
     grid = (triton.cdiv(numel, block),)
     _if_kernel[grid](x_seq, v, out, theta, neg, emitted if emitted is not None else v, numel, channels, channel_stride,
                      timesteps, SIGNED=negative_threshold is not None, MEMORY=emitted is not None,
-                     MAX_SPIKES=max_spikes, BLOCK=block)
+                     MAX_SPIKES=max_spikes, BLOCK=block, enable_fp_fusion=False)
     return out, v, emitted
 
 
