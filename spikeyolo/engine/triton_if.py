@@ -25,8 +25,9 @@ def _if_kernel(x_ptr, v_ptr, out_ptr, theta_ptr, neg_ptr, emitted_ptr, numel, ch
         neg_theta = tl.load(neg_ptr + channel, mask=mask, other=1.0)
     if MEMORY:
         emitted = tl.load(emitted_ptr + offsets, mask=mask, other=0.0)
-    for t in range(timesteps):
-        x = tl.load(x_ptr + t * numel + offsets, mask=mask, other=0.0)
+    x_step, out_step = x_ptr + offsets, out_ptr + offsets  # advanced by numel per step: 64-bit pointer sums,
+    for t in range(timesteps):                            # where t * numel could overflow 32-bit integers
+        x = tl.load(x_step, mask=mask, other=0.0)
         v = v + x
         if MEMORY:  # signed neuron with memory: take back at most the spikes emitted so far
             count = tl.minimum(tl.floor(tl.math.div_rn(v, theta)), MAX_SPIKES)
@@ -46,7 +47,9 @@ def _if_kernel(x_ptr, v_ptr, out_ptr, theta_ptr, neg_ptr, emitted_ptr, numel, ch
                 neg_count = tl.minimum(tl.maximum(tl.floor(-tl.math.div_rn(v, neg_theta)), 0.0), MAX_SPIKES)
             out = out - neg_count * theta
             v = v + neg_count * neg_theta
-        tl.store(out_ptr + t * numel + offsets, out, mask=mask)
+        tl.store(out_step, out, mask=mask)
+        x_step += numel
+        out_step += numel
     tl.store(v_ptr + offsets, v, mask=mask)
     if MEMORY:
         tl.store(emitted_ptr + offsets, emitted, mask=mask)
