@@ -37,7 +37,7 @@ def _add_train(sub) -> None:
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--imgsz", type=int, default=640)
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--device", default="auto", help="auto (default: the first GPU if there is one, else cpu), cpu, or a CUDA index such as 0")
+    _add_device(p)
     p.add_argument("--resume", nargs="?", const=True, default=False, help="resume the last run, or a given last.pt")
     p.add_argument("--project", default="runs/train")
     p.add_argument("--name", default="exp")
@@ -135,6 +135,11 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _add_device(p) -> None:
+    p.add_argument("--device", default="auto", help="auto (default: the first GPU if there is one, else the CPU), "
+                   "cpu, or a CUDA index such as 0")
+
+
 def _add_precision(p) -> None:
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
                    help="convolutions in this precision (autocast; membranes stay float32; val keeps its ANN row "
@@ -158,7 +163,7 @@ def _add_val(sub) -> None:
                    "cutting the error at few steps (ReLU layers)")
     p.add_argument("--imgsz", type=int)
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--device", default="auto", help="auto (default: the first GPU if there is one, else cpu), cpu, or a CUDA index such as 0")
+    _add_device(p)
     _add_precision(p)
     p.add_argument("--chunk", type=int, help="simulate this many steps at a time (memory ∝ batch × chunk; default: "
                    "all on a GPU, 16 // batch on the CPU)")
@@ -206,7 +211,7 @@ def _add_detect(sub) -> None:
     p.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default 0.25)")
     p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
     p.add_argument("--imgsz", type=int, help="input size (default: the weights')")
-    p.add_argument("--device", default="auto", help="auto (default: the first GPU if there is one, else cpu), cpu, or a CUDA index such as 0")
+    _add_device(p)
     _add_precision(p)
     p.add_argument("--save-dir", default="runs/detect", help="runs go to new folders exp, exp2, ... in here")
 
@@ -286,7 +291,7 @@ def _add_webcam(sub) -> None:
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--screenshot", help="also save the last rendered frame as an image")
     p.add_argument("--conf", type=float, default=0.25)
-    p.add_argument("--device", default="auto", help="auto (default: the first GPU if there is one, else cpu), cpu, or a CUDA index such as 0")
+    _add_device(p)
     _add_precision(p)
 
 
@@ -314,7 +319,7 @@ def _add_benchmark(sub) -> None:
     p.add_argument("--imgsz", type=_int_list, default=[320], help="e.g. 320,640")
     p.add_argument("--timesteps", type=_int_list, default=[1, 4], help="e.g. 1,4,8,16")
     p.add_argument("--batch", type=_int_list, default=[1], help="e.g. 1,16")
-    p.add_argument("--device", default="auto", help="auto (default: the first GPU if there is one, else cpu), cpu, or a CUDA index such as 0")
+    _add_device(p)
     _add_precision(p)
     p.add_argument("--repeats", type=int, default=5, help="timed runs per configuration (median reported)")
     p.add_argument("--engines", help="comma list of ann,snn,snn_folded,snn_nchw,snn_triton,naive,spikingjelly,"

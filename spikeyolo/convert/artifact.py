@@ -16,6 +16,14 @@ from spikeyolo.ultra import build_detection_model, fold_batchnorm
 SNN_FORMAT = "spikeyolo-snn/1"
 
 
+def weights_metadata(path: str | Path) -> dict:
+    """The metadata of an SNN artifact, or else of a detector checkpoint (whose error says what is wrong)."""
+    try:
+        return read_metadata(path, SNN_FORMAT)
+    except CheckpointError:
+        return read_metadata(path)
+
+
 def save_snn(detector: SpikingDetector, path: str | Path, source: dict | None = None) -> Path:
     """Write a converted detector; per-layer thresholds are summarized in the metadata, stored in full as tensors."""
     net = detector.net

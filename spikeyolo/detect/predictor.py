@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikeyolo.checkpoint import CheckpointError, load_detector, read_metadata
+from spikeyolo.checkpoint import CheckpointError, load_detector
 from spikeyolo.convert import convert
-from spikeyolo.convert.artifact import SNN_FORMAT, check_asked, load_snn
+from spikeyolo.convert.artifact import SNN_FORMAT, check_asked, load_snn, weights_metadata
 from spikeyolo.device import torch_device
 from spikeyolo.engine import default_backend
 from spikeyolo.engine.runner import check_precision, reduced_precision
@@ -54,11 +54,8 @@ class Detector:
             self.model.set_precision(precision)
 
     def _load(self, imgsz, backend):
-        try:
-            meta = read_metadata(self.weights, SNN_FORMAT)
-        except CheckpointError:
-            meta = None
-        if meta is not None:
+        meta = weights_metadata(self.weights)
+        if meta["format"] == SNN_FORMAT:
             if self.ann:
                 raise CheckpointError(f"{self.weights} is a converted SNN: --ann needs the detector checkpoint")
             snn = load_snn(self.weights, self.device, backend)

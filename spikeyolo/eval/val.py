@@ -4,9 +4,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from spikeyolo.checkpoint import CheckpointError, load_detector, read_metadata
+from spikeyolo.checkpoint import load_detector
 from spikeyolo.convert import convert
-from spikeyolo.convert.artifact import SNN_FORMAT, check_asked, load_snn
+from spikeyolo.convert.artifact import SNN_FORMAT, check_asked, load_snn, weights_metadata
 from spikeyolo.data import DatasetError, prepare_dataset
 from spikeyolo.data.images import dataset_names, image_batches, split_images
 from spikeyolo.device import torch_device
@@ -18,14 +18,6 @@ from spikeyolo.eval.report import build_report
 
 DEFAULT_TIMESTEPS = (1, 2, 4, 8, 16, 32, 64)
 LOGGER = logging.getLogger("spikeyolo.val")
-
-
-def _metadata(path: Path) -> dict:
-    """The metadata of an SNN artifact or of a detector checkpoint."""
-    try:
-        return read_metadata(path, SNN_FORMAT)
-    except CheckpointError:
-        return read_metadata(path)
 
 
 def check_classes(model_names: list[str], data_yaml: Path, data: str | Path, weights: str | Path) -> None:
@@ -47,7 +39,7 @@ def load_pair(weights: str | Path, data_yaml: Path, mode: str | None, percentile
     """(ANN or None, SNN, metadata) from a detector checkpoint (converted here, ``burst`` default 1) or an SNN
     artifact (converted before: ``mode``, ``burst`` and ``snm`` must be unset or what it was converted with)."""
     weights = Path(weights)
-    if _metadata(weights)["format"] == SNN_FORMAT:
+    if weights_metadata(weights)["format"] == SNN_FORMAT:
         snn = load_snn(weights, device)
         check_asked(snn, weights, burst, snm, mode)
         source = Path(snn.meta["source"].get("weights") or "")
@@ -77,7 +69,7 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
     if not timesteps or timesteps[0] < 1:
         raise ValueError(f"timesteps must be positive integers, got {timesteps}")
     data_yaml = prepare_dataset(data)
-    check_classes(_metadata(Path(weights))["names"], data_yaml, data, weights)  # before any conversion
+    check_classes(weights_metadata(weights)["names"], data_yaml, data, weights)  # before any conversion
     ann_model, snn, meta = load_pair(weights, data_yaml, mode, percentile, calib_images, imgsz, device, burst, snm)
     snn.set_backend(default_backend(device))  # the fused kernel on CUDA
     snn.set_precision(precision)  # the ANN row stays the float32 reference
