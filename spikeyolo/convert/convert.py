@@ -8,7 +8,9 @@ Normalization modes:
 Per-channel thresholds with spikes of amplitude θ are the same network as weights scaled by
 λ_in/λ_out, biases by 1/λ_out and θ = 1 (the membrane is scaled by λ_out); keeping the weights
 unchanged lets residual adds and concats mix tensors of any scale without rescaling.
-Leaky-ReLU layers become signed neurons with imbalanced threshold (IBT, negative threshold θ/α).
+Leaky-ReLU layers become signed neurons: with memory of their net spike count where the membrane starts
+above zero (qcfs: exact, see engine.neuron.signed_memory_step) or with ``snm``, else the classic IBT
+neuron (negative threshold θ/α, Spiking-YOLO).
 With ``burst`` D > 1 every threshold is divided by D and a neuron may emit up to D spikes per step
 (burst spikes): in qcfs mode with D = L the SNN equals the QCFS network from the first step.
 """
@@ -56,6 +58,11 @@ def check_convertible(model: nn.Module, mode: str) -> None:
                               f"max-pool, upsample, concat and the Detect head; build the model from those")
     if mode == "qcfs" and not any(isinstance(b.act, QCFS) for _, b in conv_blocks(model)):
         raise ConversionError("mode qcfs needs a QCFS-trained model: use --mode channel or layer with --calib")
+    plain = [f"{type(b.act).__name__} at {name}.act" for name, b in conv_blocks(model)
+             if mode == "qcfs" and not isinstance(b.act, (QCFS, nn.Identity))]
+    if plain:
+        raise ConversionError(f"mode qcfs takes θ from QCFS layers, but {_listing(plain)} has none: train every "
+                              f"layer with QCFS, or use --mode channel or layer with --calib")
 
 
 def _negative_slope(act: nn.Module) -> float:
@@ -93,16 +100,23 @@ def _replace(parent: nn.Module, key: str, new: nn.Module) -> None:
         setattr(parent, key, new)
 
 
+def needs_memory(negative_slope: float, initial_membrane: float) -> bool:
+    """A signed neuron whose membrane starts above zero is exact and stable only with memory."""
+    return negative_slope > 0 and initial_membrane != 0
+
+
 def spikify(model: nn.Module, thresholds: dict, slopes: dict, initial_membrane: float,
             backend: str = "torch", burst: int = 1, snm: bool = False) -> nn.Module:
     """Swap activations for IF/IBT neurons, max-pools for cumulative max-pools, head convs for accumulators.
 
-    ``snm`` makes the unsigned (ReLU) neurons signed neurons with memory; IBT layers stay IBT.
+    ``snm`` gives every neuron a memory of its net spike count; signed (leaky) layers get it anyway when
+    their membrane starts above zero (``needs_memory``).
     """
     for name, block in conv_blocks(model):
         if name in thresholds:
             slope = slopes.get(name, 0.0)
-            block.act = IFNeuron(thresholds[name], initial_membrane, slope, backend, burst, snm and slope == 0)
+            memory = snm or needs_memory(slope, initial_membrane)
+            block.act = IFNeuron(thresholds[name], initial_membrane, slope, backend, burst, memory)
     for name, uses in max_pool_uses(model).items():
         pool = model.get_submodule(name)
         parent_name, _, key = name.rpartition(".")
@@ -135,5 +149,6 @@ def convert(model: nn.Module, mode: str = "qcfs", calibration=None, percentile: 
     spikify(net, thresholds, slopes, v0, backend, burst, snm)
     meta = {"mode": mode, "percentile": percentile if stats else None, "initial_membrane": v0, "burst": burst,
             "snm": snm,
-            "neurons": {n: {"channels": int(t.numel()), "negative_slope": slopes[n]} for n, t in thresholds.items()}}
+            "neurons": {n: {"channels": int(t.numel()), "negative_slope": slopes[n],
+                            "kind": net.get_submodule(n).act.kind} for n, t in thresholds.items()}}
     return SpikingDetector(net, meta)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spikeyolo.engine.neuron import if_multistep, snm_multistep
+from spikeyolo.engine.neuron import if_multistep, signed_memory_multistep, snm_multistep
 
 
 class Stateful(nn.Module):
@@ -31,19 +31,23 @@ class Stateful(nn.Module):
 
 
 class IFNeuron(Stateful):
-    """Integrate-and-fire neuron, reset by subtraction; signed (IBT) when ``negative_slope`` > 0.
+    """Integrate-and-fire neuron, reset by subtraction; signed when ``negative_slope`` α > 0.
 
     ``threshold`` is θ per layer (scalar) or per output channel; the membrane starts at
     ``initial_membrane``·θ (½ for QCFS conversion); ``max_spikes`` > 1 allows bursts of up to that
-    many spikes per step; ``snm`` makes it a signed neuron with memory (negative spikes take back
-    earlier ones; unsigned layers only). Records spike counts per step when ``record``.
+    many spikes per step; ``snm`` gives it a memory of its net spike count: negative spikes take
+    back earlier ones (ReLU layers), or track the signed quantizer (leaky layers). A signed neuron
+    without memory is the classic IBT neuron (negative spike when v ≤ −θ/α), exact only with
+    ``initial_membrane`` 0: a signed neuron starting above zero needs memory (see
+    ``neuron.signed_memory_step``), so it is refused without. Records spike counts per step when ``record``.
     """
 
     def __init__(self, threshold: torch.Tensor, initial_membrane: float = 0.5, negative_slope: float = 0.0,
                  backend: str = "torch", max_spikes: int = 1, snm: bool = False):
         super().__init__()
-        if snm and negative_slope > 0:
-            raise ValueError("snm applies to unsigned (ReLU) neurons; leaky-ReLU layers use IBT neurons")
+        if negative_slope > 0 and initial_membrane != 0 and not snm:
+            raise ValueError(f"a signed neuron with initial membrane {initial_membrane}θ needs memory (snm=True): "
+                             "without it negative spikes are one level off or ping-pong with positive ones")
         threshold = torch.as_tensor(threshold)
         threshold = threshold if threshold.is_floating_point() else threshold.float()
         self.register_buffer("threshold", threshold.detach().clone())
@@ -61,8 +65,18 @@ class IFNeuron(Stateful):
         self.v = self.emitted = None
         self.spikes_per_step = []
 
+    @property
+    def kind(self) -> str:
+        """'if' (binary or burst), 'ibt' (signed, memoryless), 'snm' (unsigned with memory) or 'signed-snm'."""
+        signed = self.negative_slope > 0
+        return {(False, False): "if", (True, False): "ibt", (False, True): "snm", (True, True): "signed-snm"}[
+            (signed, self.snm)]
+
     def _initial_v(self, step: torch.Tensor) -> torch.Tensor:
-        """v0 = initial_membrane·θ, broadcastable against a step (the backends make the full state)."""
+        """v0 = initial_membrane·θ, broadcastable against a step (the backends make the full state); a signed
+        neuron with memory integrates from 0 (its offset enters the quantizer instead)."""
+        if self.kind == "signed-snm":
+            return torch.zeros((), dtype=step.dtype, device=step.device)
         theta = self.threshold.to(step.dtype)
         return self.initial_membrane * (theta.view(1, -1, *([1] * (step.dim() - 2))) if theta.dim() else theta)
 
@@ -71,9 +85,12 @@ class IFNeuron(Stateful):
         if self.v is None:
             self.v = self._initial_v(x_seq[0])
         theta = self.threshold.to(x_seq.dtype)
-        if self.snm:
-            if self.emitted is None:
-                self.emitted = torch.zeros_like(self.v)
+        if self.snm and self.emitted is None:
+            self.emitted = torch.zeros_like(self.v)
+        if self.kind == "signed-snm":
+            out, self.v, self.emitted = signed_memory_multistep(x_seq, self.v, self.emitted, theta, self.negative_slope,
+                                                                self.initial_membrane, self.backend, self.max_spikes)
+        elif self.snm:
             out, self.v, self.emitted = snm_multistep(x_seq, self.v, self.emitted, theta, self.backend,
                                                       self.max_spikes)
         else:
@@ -92,7 +109,7 @@ class IFNeuron(Stateful):
         return (out.abs() / theta).round().sum(per_step)
 
     def extra_repr(self) -> str:
-        kind = f"IBT α={self.negative_slope}" if self.negative_slope > 0 else ("SNM" if self.snm else "IF")
+        kind = self.kind.upper() + (f" α={self.negative_slope}" if self.negative_slope > 0 else "")
         burst = f", burst≤{self.max_spikes}" if self.max_spikes > 1 else ""
         return f"{kind}, channels={self.threshold.numel()}, v0={self.initial_membrane}θ{burst}, backend={self.backend}"
 

@@ -11,6 +11,10 @@ emitted, m, and takes earlier spikes back with negative ones: k = clamp(floor(v/
 spikes per step, v −= kθ, m += k. Its running output then stays the floor of its running input
 (≥ 0), which removes most of the unevenness error of deep networks at few timesteps.
 
+Signed layers (leaky-ReLU) with memory track the signed QCFS quantizer the same way
+(``signed_memory_step``): this is how a leaky layer reproduces its QCFS twin exactly, which a
+memoryless IBT neuron cannot do once its membrane starts above zero (derivation there).
+
 Two backends compute the same thing: ``torch`` (the reference, any device) and ``triton``
 (one fused kernel launch for all T, CUDA; see spikeyolo.engine.triton_if).
 """
@@ -141,6 +145,60 @@ def snm_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Ten
     return out, v, emitted
 
 
+def signed_memory_step(x: torch.Tensor, s: torch.Tensor, emitted: torch.Tensor, threshold: torch.Tensor,
+                       negative_slope: float, offset: float, max_spikes: int = 1):
+    """One step of the signed neuron with memory (leaky-ReLU layers). Returns (output, new s, new emitted).
+
+    ``s`` is the input integrated so far (it starts at 0), ``emitted`` the net spike count m. The
+    neuron moves its running output m·θ towards the signed QCFS quantizer of its running input,
+    q(s) = floor(y/θ + φ) with y = s (s ≥ 0) or α·s (s < 0) and φ = ``offset`` (½ for QCFS),
+    by at most D spikes per step: k = clamp(q(s) − m, −D, D). Hence with D = L and θ = λ/L one step
+    gives QCFS's λ·clip(floor(y·L/λ + ½)/L, −1, 1) exactly, and binary neurons (D = 1, θ = λ) fed a
+    constant input give it at T = L (the quantizer moves by at most one level per step until it clips).
+
+    Why memory: a memoryless IBT neuron with v0 = φ·θ fires its first positive spike at s ≥ (1 − φ)θ and
+    must fire its first negative one at α·s < −φ·θ, so its negative limit lies at v < φθ − φθ/α
+    (−4.5θ for φ = ½, α = 0.1; the classic −θ/α is one level off). A negative spike adds θ/α to v,
+    which then lands up to φθ + φθ/α (5.5θ) ≥ θ: the next step fires positive spikes for an input that
+    is negative. Only with φ = 0 (the classic IBT, limit −θ/α) is the memoryless neuron both exact
+    (truncation) and stable; with φ > 0 the neuron must know which side of zero its output is on.
+    """
+    theta = _per_channel(threshold, x)
+    s = s + x
+    scaled = torch.where(s < 0, s * negative_slope, s)
+    count = torch.clamp(torch.floor(scaled / theta + offset) - emitted, -max_spikes, max_spikes)
+    return count * theta, s, emitted + count
+
+
+def signed_memory_multistep_reference(x_seq: torch.Tensor, s: torch.Tensor, emitted: torch.Tensor,
+                                      threshold: torch.Tensor, negative_slope: float, offset: float,
+                                      max_spikes: int = 1):
+    """``signed_memory_step`` looped over time: the definition its backends are tested against."""
+    out = torch.empty_like(x_seq)
+    for t in range(x_seq.shape[0]):
+        out[t], s, emitted = signed_memory_step(x_seq[t], s, emitted, threshold, negative_slope, offset, max_spikes)
+    return out, s, emitted
+
+
+def signed_memory_multistep_torch(x_seq: torch.Tensor, s: torch.Tensor, emitted: torch.Tensor,
+                                  threshold: torch.Tensor, negative_slope: float, offset: float,
+                                  max_spikes: int = 1):
+    """Torch backend of the signed neuron with memory: ``signed_memory_step``'s float operations in place."""
+    theta = _per_channel(threshold, x_seq[0])
+    s, emitted = _integrate_first(x_seq, s), torch.empty_like(x_seq[0]).copy_(emitted)
+    out = torch.empty_like(x_seq)
+    scaled = torch.empty_like(s)
+    for t in range(x_seq.shape[0]):
+        if t:
+            s.add_(x_seq[t])
+        step = out[t]
+        torch.where(s < 0, torch.mul(s, negative_slope, out=scaled), s, out=scaled)
+        torch.div(scaled, theta, out=step).add_(offset).floor_().sub_(emitted).clamp_(-max_spikes, max_spikes)
+        emitted.add_(step)
+        step.mul_(theta)
+    return out, s, emitted
+
+
 def default_backend(device: torch.device | str | int) -> str:
     """The backend a device runs unless told otherwise: 'triton' (the fused kernel) on CUDA, else 'torch'."""
     cuda = torch_device(device).type == "cuda"
@@ -148,11 +206,12 @@ def default_backend(device: torch.device | str | int) -> str:
 
 
 def _backend(name: str, kind: str, max_spikes: int):
-    """The ``kind`` ('if' or 'snm') multi-step function of backend ``name``."""
+    """The ``kind`` ('if', 'snm' or 'signed_memory') multi-step function of backend ``name``."""
     if max_spikes < 1:
         raise ValueError(f"max_spikes must be >= 1, got {max_spikes}")
     if name == "torch":
-        return {"if": if_multistep_torch, "snm": snm_multistep_torch}[kind]
+        return {"if": if_multistep_torch, "snm": snm_multistep_torch,
+                "signed_memory": signed_memory_multistep_torch}[kind]
     if name == "triton":
         from spikeyolo.engine import triton_if
 
@@ -164,6 +223,13 @@ def snm_multistep(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Tensor, t
                   backend: str = "torch", max_spikes: int = 1):
     """Run the signed neuron with memory over time → (outputs, final v, final emitted)."""
     return _backend(backend, "snm", max_spikes)(x_seq, v, emitted, threshold, max_spikes)
+
+
+def signed_memory_multistep(x_seq: torch.Tensor, s: torch.Tensor, emitted: torch.Tensor, threshold: torch.Tensor,
+                            negative_slope: float, offset: float, backend: str = "torch", max_spikes: int = 1):
+    """Run the signed neuron with memory over time → (outputs, final s, final emitted)."""
+    return _backend(backend, "signed_memory", max_spikes)(x_seq, s, emitted, threshold, negative_slope, offset,
+                                                          max_spikes)
 
 
 def if_multistep(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor,

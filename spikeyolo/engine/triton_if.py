@@ -15,13 +15,14 @@ import triton.language as tl
 
 @triton.jit
 def _if_kernel(x_ptr, v_ptr, out_ptr, theta_ptr, neg_ptr, emitted_ptr, numel, channels, channel_stride, timesteps,
-               SIGNED: tl.constexpr, MEMORY: tl.constexpr, MAX_SPIKES: tl.constexpr, BLOCK: tl.constexpr):
+               slope, offset, SIGNED: tl.constexpr, MEMORY: tl.constexpr, MAX_SPIKES: tl.constexpr,
+               BLOCK: tl.constexpr):
     offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offsets < numel
     channel = (offsets // channel_stride) % channels
     theta = tl.load(theta_ptr + channel, mask=mask, other=1.0)
     v = tl.load(v_ptr + offsets, mask=mask, other=0.0)
-    if SIGNED:
+    if SIGNED and not MEMORY:
         neg_theta = tl.load(neg_ptr + channel, mask=mask, other=1.0)
     if MEMORY:
         emitted = tl.load(emitted_ptr + offsets, mask=mask, other=0.0)
@@ -29,7 +30,13 @@ def _if_kernel(x_ptr, v_ptr, out_ptr, theta_ptr, neg_ptr, emitted_ptr, numel, ch
     for t in range(timesteps):                            # where t * numel could overflow 32-bit integers
         x = tl.load(x_step, mask=mask, other=0.0)
         v = v + x
-        if MEMORY:  # signed neuron with memory: take back at most the spikes emitted so far
+        if SIGNED and MEMORY:  # leaky layer with memory: v is the input so far, tracked by the signed quantizer
+            scaled = tl.where(v < 0, v * slope, v)
+            count = tl.floor(tl.math.div_rn(scaled, theta) + offset) - emitted
+            out = tl.minimum(tl.maximum(count, -MAX_SPIKES), MAX_SPIKES)
+            emitted = emitted + out
+            out = out * theta
+        elif MEMORY:  # signed neuron with memory: take back at most the spikes emitted so far
             count = tl.minimum(tl.floor(tl.math.div_rn(v, theta)), MAX_SPIKES)
             count = tl.maximum(count, -tl.minimum(emitted, MAX_SPIKES))
             out = count * theta
@@ -39,8 +46,9 @@ def _if_kernel(x_ptr, v_ptr, out_ptr, theta_ptr, neg_ptr, emitted_ptr, numel, ch
         else:
             count = tl.minimum(tl.maximum(tl.floor(tl.math.div_rn(v, theta)), 0.0), MAX_SPIKES)
             out = count * theta
-        v = v - out
-        if SIGNED:
+        if not (SIGNED and MEMORY):
+            v = v - out
+        if SIGNED and not MEMORY:
             if MAX_SPIKES == 1:
                 neg_count = tl.where(v <= -neg_theta, 1.0, 0.0)
             else:
@@ -78,7 +86,7 @@ def _walkable(x_seq: torch.Tensor) -> tuple[torch.Tensor, int]:
     return x_seq, x_seq[0].numel() // (x_seq.shape[1] * x_seq.shape[2])
 
 
-def _launch(x_seq, v, threshold, negative_threshold, emitted, max_spikes, block):
+def _launch(x_seq, v, threshold, negative_threshold, emitted, max_spikes, block, signed_memory=None):
     x_seq, channel_stride = _walkable(x_seq)
     timesteps, channels = x_seq.shape[0], x_seq.shape[2]
     numel = x_seq[0].numel()
@@ -88,8 +96,10 @@ def _launch(x_seq, v, threshold, negative_threshold, emitted, max_spikes, block)
     theta = _channel_vector(threshold, channels, x_seq)
     neg = _channel_vector(negative_threshold, channels, x_seq) if negative_threshold is not None else theta
     grid = (triton.cdiv(numel, block),)
+    slope, offset = signed_memory or (0.0, 0.0)
     _if_kernel[grid](x_seq, v, out, theta, neg, emitted if emitted is not None else v, numel, channels, channel_stride,
-                     timesteps, SIGNED=negative_threshold is not None, MEMORY=emitted is not None,
+                     timesteps, float(slope), float(offset),
+                     SIGNED=negative_threshold is not None or signed_memory is not None, MEMORY=emitted is not None,
                      MAX_SPIKES=max_spikes, BLOCK=block, enable_fp_fusion=False)
     return out, v, emitted
 
@@ -105,3 +115,10 @@ def snm_multistep_triton(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Te
                          max_spikes: int = 1, block: int = 1024):
     """Fused signed neuron with memory: same contract as snm_multistep_torch."""
     return _launch(x_seq, v, threshold, None, emitted, max_spikes, block)
+
+
+def signed_memory_multistep_triton(x_seq: torch.Tensor, s: torch.Tensor, emitted: torch.Tensor,
+                                   threshold: torch.Tensor, negative_slope: float, offset: float,
+                                   max_spikes: int = 1, block: int = 1024):
+    """Fused signed neuron with memory (leaky layers): same contract as signed_memory_multistep_torch."""
+    return _launch(x_seq, s, threshold, None, emitted, max_spikes, block, (negative_slope, offset))

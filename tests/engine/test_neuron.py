@@ -36,6 +36,51 @@ def test_qcfs_layer_equals_burst_neuron_in_one_step(levels, lam):
     assert torch.equal(run_neuron(neuron, z, 1)[0], qcfs(z).detach())
 
 
+LEAKY = 0.1
+
+
+def signed_grid(lam: float) -> torch.Tensor:
+    """Inputs from −2λ/α to 2λ, off the rounding ties (float64)."""
+    z = torch.linspace(-2 * lam / LEAKY, 2 * lam, 8001, dtype=torch.float64) + 1e-9 * torch.pi
+    return z.view(1, 1, -1, 1)
+
+
+@pytest.mark.parametrize("levels,lam", [(4, 2.0), (8, 0.5)])
+def test_signed_qcfs_layer_equals_signed_burst_neuron_in_one_step(levels, lam):
+    """Leaky layers: bursts of up to L spikes of θ = λ/L give the signed QCFS output in one step, on both sides
+    (the negative side rounds α·z, whose first level lies at z = −θ/(2α), not at the classic IBT's −θ/α)."""
+    z = signed_grid(lam)
+    qcfs = QCFS(levels, lam, negative_slope=LEAKY).double()
+    neuron = IFNeuron(qcfs.threshold.detach() / levels, 0.5, LEAKY, max_spikes=levels, snm=True)
+    expected = qcfs(z).detach()
+    assert (expected < 0).sum() > 1000 and torch.equal(run_neuron(neuron, z, 1)[0], expected)
+
+
+@pytest.mark.parametrize("levels,lam", [(2, 1.0), (4, 2.0), (8, 0.5)])
+def test_signed_qcfs_layer_equals_binary_signed_neuron_at_t_equal_l(levels, lam):
+    """Binary ±1 spikes of θ = λ: the rate after T = L steps of a constant input is the signed QCFS output."""
+    z = signed_grid(lam)
+    qcfs = QCFS(levels, lam, negative_slope=LEAKY).double()
+    neuron = IFNeuron(qcfs.threshold.detach(), 0.5, LEAKY, snm=True)
+    out = run_neuron(neuron, z, levels)
+    assert set(out.unique().tolist()) <= {-lam, 0.0, lam}
+    assert torch.equal(out.mean(0), qcfs(z).detach())
+
+
+def test_signed_neuron_without_memory_is_refused_above_zero():
+    """A memoryless IBT neuron starting at θ/2 is one level off or ping-pongs: it is not built."""
+    with pytest.raises(ValueError, match="needs memory"):
+        IFNeuron(torch.tensor(1.0), initial_membrane=0.5, negative_slope=LEAKY)
+
+
+def test_signed_neuron_with_memory_does_not_ping_pong():
+    """A small constant negative input: the output stays ≤ 0 at every step and its rate tends to α·z."""
+    neuron = IFNeuron(torch.tensor(1.0, dtype=torch.float64), 0.5, LEAKY, snm=True)
+    z = torch.full((1, 1, 1, 1), -0.6, dtype=torch.float64)
+    out = run_neuron(neuron, z, 200)
+    assert out.max() <= 0 and abs(out.mean().item() - LEAKY * -0.6) <= 1.0 / 200
+
+
 @pytest.mark.parametrize("timesteps", [8, 32, 128])
 def test_ibt_rate_equals_leaky_relu_within_one_over_t(timesteps):
     alpha = 0.1
@@ -55,10 +100,11 @@ def test_per_channel_thresholds():
     assert counts == [8, 8, 2] and out[:, 0, 2].max().item() == 4.0
 
 
-def test_reset_gives_identical_runs_and_chunks_carry_state():
+@pytest.mark.parametrize("memory", [False, True])
+def test_reset_gives_identical_runs_and_chunks_carry_state(memory):
     torch.manual_seed(0)
     x = torch.randn(12, 2, 3, 4, 4)
-    neuron = IFNeuron(torch.tensor([0.3, 0.6, 0.9]), negative_slope=0.2)
+    neuron = IFNeuron(torch.tensor([0.3, 0.6, 0.9]), 0.5 if memory else 0.0, negative_slope=0.2, snm=memory)
     neuron.timesteps = 12
     first = neuron(x.flatten(0, 1))
     neuron.reset()
