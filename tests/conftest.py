@@ -19,7 +19,8 @@ def assert_runs_in_triton_interpreter(code: str) -> None:
     """Run ``code`` (which prints "ok" when its checks pass) in a process with Triton's CPU interpreter."""
     pytest.importorskip("triton")
     env = {**os.environ, "TRITON_INTERPRET": "1"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    # -W error: a Triton failure must not pass as the torch fallback's (equal) result
+    done = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spikeyolo.engine.neuron import if_multistep, signed_memory_multistep, snm_multistep
+from spikeyolo.engine.neuron import check_backend, if_multistep, signed_memory_multistep, snm_multistep
 
 
 class Stateful(nn.Module):
@@ -54,7 +54,7 @@ class IFNeuron(Stateful):
         self.initial_membrane = float(initial_membrane)
         self.negative_slope = float(negative_slope)
         self.max_spikes = int(max_spikes)
-        self.backend = backend
+        self.backend = check_backend(backend)
         self.snm = bool(snm)
         self.record = False
         self.v: torch.Tensor | None = None

@@ -21,6 +21,7 @@ Two backends compute the same thing: ``torch`` (the reference, any device) and `
 from __future__ import annotations
 
 import importlib.util
+import warnings
 
 import torch
 
@@ -205,18 +206,42 @@ def default_backend(device: torch.device | str | int) -> str:
     return "triton" if cuda and importlib.util.find_spec("triton") is not None else "torch"
 
 
+BACKENDS = ("torch", "triton")
+_TORCH = {"if": if_multistep_torch, "snm": snm_multistep_torch, "signed_memory": signed_memory_multistep_torch}
+_fused_failed: list[str] = []  # the first error of the fused backend in this process: torch from then on
+
+
+def check_backend(name: str) -> str:
+    """``name`` if it is a usable backend, else one clear ValueError (as SpikingJelly validates on set)."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown neuron backend {name!r}: use 'torch' or 'triton'")
+    if name == "triton" and importlib.util.find_spec("triton") is None:
+        raise ValueError("neuron backend 'triton' needs the triton package (pip install triton; CUDA GPUs): "
+                         "use 'torch'")
+    return name
+
+
+def _fused_or_torch(kind: str):
+    """The Triton function of ``kind``; if it cannot compile or launch, one warning and the torch backend."""
+    def run(*args):
+        if not _fused_failed:
+            try:
+                from spikeyolo.engine import triton_if
+
+                return getattr(triton_if, f"{kind}_multistep_triton")(*args)
+            except Exception as err:  # a compiler, driver or launch failure: never a crash, one warning
+                _fused_failed.append(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+                warnings.warn(f"the Triton neuron backend failed ({_fused_failed[0][:200]}); running the torch "
+                              "backend instead (same results, slower)", RuntimeWarning, stacklevel=2)
+        return _TORCH[kind](*args)
+    return run
+
+
 def _backend(name: str, kind: str, max_spikes: int):
     """The ``kind`` ('if', 'snm' or 'signed_memory') multi-step function of backend ``name``."""
     if max_spikes < 1:
         raise ValueError(f"max_spikes must be >= 1, got {max_spikes}")
-    if name == "torch":
-        return {"if": if_multistep_torch, "snm": snm_multistep_torch,
-                "signed_memory": signed_memory_multistep_torch}[kind]
-    if name == "triton":
-        from spikeyolo.engine import triton_if
-
-        return getattr(triton_if, f"{kind}_multistep_triton")
-    raise ValueError(f"unknown neuron backend {name!r}: use 'torch' or 'triton'")
+    return _TORCH[kind] if check_backend(name) == "torch" else _fused_or_torch(kind)
 
 
 def snm_multistep(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Tensor, threshold: torch.Tensor,

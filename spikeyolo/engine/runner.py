@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from spikeyolo.engine.layers import IFNeuron, Stateful
+from spikeyolo.engine.neuron import check_backend
 
 
 class ConstantInput(Stateful):
@@ -93,6 +94,8 @@ class SpikingDetector(nn.Module):
             m.reset()
 
     def set_backend(self, backend: str) -> None:
+        """'torch' or 'triton' for every neuron; anything else is one clear ValueError, before any run."""
+        check_backend(backend)
         for _, neuron in self.neurons():
             neuron.backend = backend
 

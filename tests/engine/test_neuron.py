@@ -187,6 +187,17 @@ for signed, burst, layout in ((False, 1, "nchw"), (True, 1, "nchw"), (False, 4, 
     assert torch.equal(a, b) and torch.equal(va, vb), (signed, burst, layout, (a - b).abs().max())
     assert b.stride() == x.stride(), (layout, b.stride(), x.stride())  # no hidden layout change
     assert a.ne(0).any()
+from spikeyolo.engine.neuron import signed_memory_multistep
+for burst, layout in ((1, "nchw"), (3, "nhwc")):  # leaky layers with memory
+    x = torch.randn(9 * 2, 5, 7, 3) * 2
+    if layout == "nhwc":
+        x = x.contiguous(memory_format=torch.channels_last)
+    x = x.view(9, 2, 5, 7, 3)
+    theta = torch.rand(5) + 0.2
+    a = signed_memory_multistep(x, torch.zeros(()), torch.zeros(()), theta, 0.1, 0.5, "torch", burst)
+    b = signed_memory_multistep(x, torch.zeros(()), torch.zeros(()), theta, 0.1, 0.5, "triton", burst)
+    assert all(torch.equal(p, q) for p, q in zip(a, b)), (burst, layout)
+    assert (a[0] < 0).any() and (a[0] > 0).any()
 print("ok")
 """
 
@@ -232,9 +243,24 @@ def test_torch_backend_equals_reference(signed, burst):
     assert (a < 0).any() == signed
 
 
+@pytest.mark.parametrize("burst", [1, 3])
+def test_signed_memory_torch_backend_equals_reference(burst):
+    from spikeyolo.engine.neuron import signed_memory_multistep, signed_memory_multistep_reference
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(10, 2, 4, 5, 5, generator=generator) * 2
+    theta = torch.rand(4, generator=generator) + 0.3
+    zero = torch.zeros(())
+    a = signed_memory_multistep(x, zero, zero, theta, LEAKY, 0.5, "torch", burst)
+    b = signed_memory_multistep_reference(x, zero, zero, theta, LEAKY, 0.5, burst)
+    assert all(torch.equal(p, q) for p, q in zip(a, b)) and (a[0] < 0).any()
+
+
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="unknown neuron backend"):
         if_multistep(torch.zeros(1, 1, 1), torch.zeros(1, 1), torch.tensor(1.0), backend="cuda-magic")
+    with pytest.raises(ValueError, match="unknown neuron backend 'cuda'"):
+        IFNeuron(torch.tensor(1.0), backend="cuda")
 
 
 def test_default_backend_is_the_fused_kernel_on_cuda_only():

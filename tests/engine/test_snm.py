@@ -66,9 +66,9 @@ def test_chunks_carry_the_memory():
     assert torch.equal(whole, halves)
 
 
-def test_snm_is_refused_on_ibt_neurons():
-    with pytest.raises(ValueError, match="unsigned"):
-        IFNeuron(torch.tensor(1.0), negative_slope=0.1, snm=True)
+def test_snm_on_a_leaky_layer_is_the_signed_neuron_with_memory():
+    assert IFNeuron(torch.tensor(1.0), negative_slope=0.1, snm=True).kind == "signed-snm"
+    assert IFNeuron(torch.tensor(1.0), initial_membrane=0.0, negative_slope=0.1).kind == "ibt"
 
 
 TRITON_CHECK = """
