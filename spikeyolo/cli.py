@@ -6,6 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
+from spikeyolo.quantize.qcfs import DEFAULT_THRESHOLD
 from spikeyolo.resources import resource
 
 CONFIGS = resource("configs/models")
@@ -33,7 +34,8 @@ def _add_train(sub) -> None:
     p.add_argument("--model", default="yolov8n-relu", help="model yaml or configs/models name (default yolov8n-relu)")
     p.add_argument("--from", dest="from_pt", help="your own ultralytics .pt to fine-tune with QCFS (it is unpickled)")
     p.add_argument("--levels", type=int, default=4, help="QCFS quantization levels L; 0 trains the plain ANN")
-    p.add_argument("--threshold", type=float, default=3.0, help="initial QCFS threshold λ of every layer")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help=f"initial QCFS threshold λ of every layer (default {DEFAULT_THRESHOLD})")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--imgsz", type=int, default=640)
     p.add_argument("--batch", type=int, default=16)

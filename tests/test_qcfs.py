@@ -55,8 +55,8 @@ def test_gradients_match_paper():
     lam, levels = 3.0, 4
     zs = [-1.0, -0.1, 0.0, 0.4, 1.3, 2.9, 3.0, 3.1, 7.0]
     grad_z, grad_lam = _grads(QCFS(levels, lam), zs)
-    assert grad_z.tolist() == [0, 0, 1, 1, 1, 1, 1, 0, 0]  # straight-through inside [0, λ]
-    expected = sum((formula(z, lam, levels) - z) / lam if 0 <= z <= lam else (1.0 if z > lam else 0.0) for z in zs)
+    assert grad_z.tolist() == [0, 0, 0, 1, 1, 1, 0, 0, 0]  # straight-through strictly inside (0, λ)
+    expected = sum((formula(z, lam, levels) - z) / lam if 0 < z < lam else (1.0 if z >= lam else 0.0) for z in zs)
     assert grad_lam.item() == pytest.approx(expected, abs=1e-12)
 
 
@@ -73,6 +73,56 @@ def test_signed_gradients_match_paper():
             return -1.0
         return (formula(z, lam, levels, alpha) - (alpha * z if z < 0 else z)) / lam
     assert grad_lam.item() == pytest.approx(sum(d_lam(z) for z in zs), abs=1e-12)
+
+
+class _FloorStraightThrough(torch.autograd.Function):
+    """The paper's GradFloor: floor forward, identity backward."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.floor()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+def paper_qcfs(z: torch.Tensor, lam: torch.Tensor, levels: int, alpha: float = 0.0) -> torch.Tensor:
+    """QCFS as the paper's code writes it, differentiated by autograd: x / λ, clamp, floor(x·L + ½) / L with a
+    straight-through floor, times λ (signed: α·z below zero, clamped at −1)."""
+    y = torch.where(z < 0, alpha * z, z) if alpha else z
+    x = torch.clamp(y / lam, -1.0 if alpha else 0.0, 1.0)
+    return _FloorStraightThrough.apply(x * levels + 0.5) / levels * lam
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.1])
+def test_gradients_equal_autograd_of_the_papers_expression(alpha):
+    """Both gradients, element by element, equal autograd through the paper's own composition of operations,
+    window edges included (z = 0, z = λ, α·z = −λ are in the grid)."""
+    lam, levels = 2.0, 4
+    generator = torch.Generator().manual_seed(0)
+    edges = torch.tensor([0.0, lam, -lam / alpha if alpha else -1.0, lam + 1e-3, -1e-3], dtype=torch.float64)
+    z = torch.cat([torch.randn(2000, generator=generator, dtype=torch.float64) * 8, edges])
+    ours_z = z.clone().requires_grad_(True)
+    layer = QCFS(levels, lam, negative_slope=alpha).double()
+    layer(ours_z).sum().backward()
+    paper_z = z.clone().requires_grad_(True)
+    paper_lam = torch.tensor(lam, dtype=torch.float64, requires_grad=True)
+    paper_qcfs(paper_z, paper_lam, levels, alpha).sum().backward()
+    assert torch.allclose(ours_z.grad, paper_z.grad, atol=1e-12, rtol=0)
+    assert layer.threshold.grad.item() == pytest.approx(paper_lam.grad.item(), abs=1e-9)
+
+
+def test_threshold_gradient_is_summed_in_float32_under_amp():
+    """fp16 activations (AMP) with a GradScaler-sized loss scale: λ's gradient stays float32 and finite (an fp16
+    sum of 100 000 × 1024 overflows to inf, which made GradScaler skip every step)."""
+    layer = QCFS(4, 1.0)
+    z = torch.full((100_000,), 3.0, dtype=torch.float16, requires_grad=True)  # above λ: ∂h/∂λ = 1 each
+    out = layer(z)
+    assert out.dtype == torch.float16
+    (out.float().sum() * 1024.0).backward()
+    assert layer.threshold.grad.dtype == torch.float32 and layer.threshold.grad.item() == 100_000 * 1024.0
+    assert z.grad.dtype == torch.float16
 
 
 def test_threshold_learns_toward_larger_inputs():

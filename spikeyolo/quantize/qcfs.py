@@ -2,10 +2,9 @@
 
     h(z) = λ · clip(floor(z·L/λ + φ) / L, 0, 1),   φ = 1/2
 
-λ (``threshold``) is learnable per layer, ``levels`` is L.  Gradients follow the paper:
-straight-through inside the clip range, and
-
-    ∂h/∂λ = h/λ − z/λ   for 0 ≤ z ≤ λ,   1 for z > λ,   0 for z < 0.
+λ (``threshold``) is learnable per layer, ``levels`` is L.  Gradients are those of the paper's
+code (z/λ clamped to [0, 1], a straight-through floor, times λ; autograd of that composition is the
+test's reference): ∂h/∂z = 1 and ∂h/∂λ = h/λ − z/λ for 0 < z < λ;  ∂h/∂λ = 1 for z ≥ λ;  0 for z ≤ 0.
 
 The signed variant serves leaky-ReLU layers: the negative side is α·z quantized the same way
 (clipped at −λ), which is what a signed IBT neuron with negative threshold θ/α produces.
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 SHIFT = 0.5  # φ: the half-step shift that makes the quantizer round to nearest
+DEFAULT_THRESHOLD = 3.0  # initial λ of every layer (train, the CLI and the Python API alike)
 
 
 def qcfs(z: torch.Tensor, threshold: torch.Tensor, levels: int, negative_slope: float = 0.0) -> torch.Tensor:
@@ -28,29 +28,29 @@ def qcfs(z: torch.Tensor, threshold: torch.Tensor, levels: int, negative_slope: 
 
 
 class _QCFSFunction(torch.autograd.Function):
+    """QCFS with the paper's gradients. λ stays float32 and its gradient is summed in float32 whatever z's
+    dtype (under AMP z is fp16: an fp16 sum over N·C·H·W overflows to inf once GradScaler scales the loss)."""
+
     @staticmethod
     def forward(ctx, z, threshold, levels, negative_slope):
-        out = qcfs(z, threshold, levels, negative_slope)
+        out = qcfs(z.to(threshold.dtype), threshold, levels, negative_slope)
         ctx.save_for_backward(z, threshold, out)
         ctx.negative_slope = negative_slope
-        return out
+        return out.to(z.dtype)
 
     @staticmethod
     def backward(ctx, grad_out):
         z, threshold, out = ctx.saved_tensors
+        z, grad_out, input_dtype = z.to(threshold.dtype), grad_out.to(threshold.dtype), z.dtype
         alpha = ctx.negative_slope
-        above = z > threshold
-        positive_in = (z >= 0) & ~above
-        slope = positive_in.to(z.dtype)
-        # ∂h/∂λ = h/λ − s/λ inside the range (s the slope-scaled input), ±1 beyond it, 0 where clipped at 0
-        d_threshold = torch.where(positive_in, (out - z) / threshold, above.to(z.dtype))
-        if alpha > 0.0:
-            below = z * alpha < -threshold
-            negative_in = (z < 0) & ~below
-            slope = slope + negative_in.to(z.dtype) * alpha
-            d_threshold = torch.where(negative_in, (out - alpha * z) / threshold, d_threshold)
-            d_threshold = torch.where(below, -torch.ones_like(z), d_threshold)
-        grad_z = grad_out * slope
+        scaled = torch.where(z < 0, alpha * z, z) if alpha > 0.0 else z  # s: the slope-scaled input
+        x = scaled / threshold  # the paper clamps s/λ to [0, 1] ([−1, 1] signed): gradients pass strictly inside
+        inside = (x > (-1.0 if alpha > 0.0 else 0.0)) & (x < 1.0)
+        slope = torch.where(z < 0, torch.full_like(z, alpha), torch.ones_like(z))
+        # ∂h/∂λ = (h − s)/λ inside, +1 at or above the top (h = λ), −1 at or below −λ (signed), else 0
+        beyond = (x >= 1.0).to(z.dtype) - ((x <= -1.0) & (z < 0)).to(z.dtype) * (alpha > 0.0)
+        d_threshold = torch.where(inside, (out - scaled) / threshold, beyond)
+        grad_z = (grad_out * slope * inside).to(input_dtype)
         grad_threshold = (grad_out * d_threshold).sum().reshape(threshold.shape)
         return grad_z, grad_threshold, None, None
 
@@ -58,7 +58,7 @@ class _QCFSFunction(torch.autograd.Function):
 class QCFS(nn.Module):
     """QCFS activation with a learnable threshold λ; one instance per layer (it holds state)."""
 
-    def __init__(self, levels: int = 4, threshold: float = 4.0, negative_slope: float = 0.0):
+    def __init__(self, levels: int = 4, threshold: float = DEFAULT_THRESHOLD, negative_slope: float = 0.0):
         super().__init__()
         if levels < 1:
             raise ValueError(f"QCFS levels must be >= 1, got {levels}")
@@ -73,7 +73,8 @@ class QCFS(nn.Module):
         return self.negative_slope > 0.0
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        threshold = self.threshold.abs().clamp_min(1e-4).to(z.dtype)
+        threshold = self.threshold.abs().clamp_min(1e-4)
+        threshold = threshold.to(torch.promote_types(threshold.dtype, torch.float32))  # never fp16 (AMP)
         return _QCFSFunction.apply(z, threshold, self.levels, self.negative_slope)
 
     def extra_repr(self) -> str:

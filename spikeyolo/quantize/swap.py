@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spikeyolo.quantize.qcfs import QCFS
+from spikeyolo.quantize.qcfs import DEFAULT_THRESHOLD, QCFS
 from spikeyolo.ultra import conv_blocks
 
 # Activations QCFS may stand in for: ReLU-like ones become unsigned QCFS (a SiLU model from --from
@@ -22,7 +22,7 @@ def _replacement(act: nn.Module, levels: int, threshold: float) -> nn.Module | N
     raise ValueError(f"cannot quantize activation {type(act).__name__}: use a ReLU-family activation in the model yaml")
 
 
-def quantize_model(model: nn.Module, levels: int, threshold: float = 4.0) -> int:
+def quantize_model(model: nn.Module, levels: int, threshold: float = DEFAULT_THRESHOLD) -> int:
     """Give every Conv block a fresh QCFS activation (in place); returns how many were swapped."""
     swapped = 0
     for _, block in conv_blocks(model):

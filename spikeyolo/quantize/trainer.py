@@ -10,7 +10,7 @@ import torch
 from spikeyolo.checkpoint import save_detector
 from spikeyolo.data import prepare_dataset
 from spikeyolo.device import ultralytics_device
-from spikeyolo.quantize.qcfs import QCFS
+from spikeyolo.quantize.qcfs import DEFAULT_THRESHOLD, QCFS
 from spikeyolo.quantize.swap import calibrate_thresholds, quantize_model
 from spikeyolo.ultra import DEFAULT_CFG, DetectionTrainer, build_detection_model, load_checkpoint, smart_value
 
@@ -21,12 +21,13 @@ THRESHOLD_LR_SCALE = 20.0  # λ's learning rate as a multiple of the weights'
 class QCFSTrainer(DetectionTrainer):
     """DetectionTrainer whose model has one QCFS module per layer (``levels`` None: a plain ANN)."""
 
-    def __init__(self, levels: int | None = None, threshold: float = 4.0, overrides: dict | None = None,
-                 _callbacks=None, threshold_lr_scale: float = THRESHOLD_LR_SCALE):
+    def __init__(self, levels: int | None = None, threshold: float = DEFAULT_THRESHOLD,
+                 overrides: dict | None = None, _callbacks=None, threshold_lr_scale: float = THRESHOLD_LR_SCALE):
         self.levels, self.init_threshold = levels, threshold
         self.threshold_lr_scale = threshold_lr_scale
         self.calibrate_lambda = False
         super().__init__(overrides=overrides, _callbacks=_callbacks)
+        self.add_callback("on_pretrain_routine_end", calibrate_lambda_once)
 
     def get_model(self, cfg=None, weights=None, verbose=True):
         model = build_detection_model(cfg, nc=self.data["nc"], verbose=verbose)
@@ -58,13 +59,21 @@ class QCFSTrainer(DetectionTrainer):
                                    "weight_decay": 0.0, "param_group": "threshold"})
         return optimizer
 
-    def _build_train_pipeline(self):
-        super()._build_train_pipeline()
-        if self.calibrate_lambda and not self.args.resume:
-            batch = next(iter(self.train_loader))
-            images = batch["img"].to(self.device).float() / 255
-            calibrate_thresholds(self.model, images)
-            self.model.train()
+
+def calibrate_lambda_once(trainer) -> None:
+    """on_pretrain_routine_end: start λ of a model fine-tuned from a non-QCFS one (--from) from its activations
+    on one training batch, once. A public callback, after the loaders and the EMA exist: ultralytics rebuilds
+    its train pipeline on an OOM retry, which must not overwrite learned λ (Adam keeps its state)."""
+    if not trainer.calibrate_lambda or trainer.args.resume:
+        return
+    trainer.calibrate_lambda = False
+    batch = next(iter(trainer.train_loader))
+    calibrate_thresholds(trainer.model, batch["img"].to(trainer.device).float() / 255)
+    trainer.model.train()
+    if getattr(trainer, "ema", None) is not None:  # the EMA copy was made before: give it the same λ
+        ema_lambdas = [m.threshold for m in trainer.ema.ema.modules() if isinstance(m, QCFS)]
+        for source, target in zip([m.threshold for m in trainer.model.modules() if isinstance(m, QCFS)], ema_lambdas):
+            target.data.copy_(source.data)
 
 
 def _levels_of(model) -> int | None:
@@ -117,7 +126,8 @@ class TrainResult:
 
 
 def train(data: str | Path, model: str | Path, levels: int | None = 4, epochs: int = 100, imgsz: int = 640,
-          device: str = "auto", batch: int = 16, resume: str | bool = False, threshold: float = 4.0,
+          device: str = "auto", batch: int = 16, resume: str | bool = False,
+          threshold: float = DEFAULT_THRESHOLD,
           **overrides) -> TrainResult:
     """Train a detector (QCFS if ``levels``) and write ``best.safetensors`` beside ultralytics' own files.
 
