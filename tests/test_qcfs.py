@@ -153,3 +153,29 @@ def test_rejects_bad_arguments():
         QCFS(0)
     with pytest.raises(ValueError, match="negative_slope"):
         QCFS(4, negative_slope=1.5)
+
+
+def test_lambda_is_calibrated_once_from_the_public_callback():
+    """--from a non-QCFS model: λ starts from one batch's activations, once; a later pipeline rebuild (ultralytics'
+    OOM retry) keeps the learned λ, and the EMA copy gets the calibrated λ."""
+    import copy
+    from types import SimpleNamespace
+
+    from spikeyolo.quantize.trainer import QCFSTrainer, calibrate_lambda_once
+
+    assert "_build_train_pipeline" not in QCFSTrainer.__dict__
+    model = build_detection_model(ROOT / "configs/models/yolov8n-relu.yaml", nc=3)
+    quantize_model(model, 4)
+    generator = torch.Generator().manual_seed(0)
+    batch = {"img": torch.randint(0, 255, (2, 3, 64, 64), generator=generator, dtype=torch.uint8)}
+    trainer = SimpleNamespace(calibrate_lambda=True, args=SimpleNamespace(resume=False), train_loader=[batch],
+                              device=torch.device("cpu"), model=model, ema=SimpleNamespace(ema=copy.deepcopy(model)))
+    calibrate_lambda_once(trainer)
+    lambdas = [m.threshold.item() for m in model.modules() if isinstance(m, QCFS)]
+    assert len(set(lambdas)) > 1 and all(abs(t - 3.0) > 1e-6 for t in lambdas)
+    assert lambdas == [m.threshold.item() for m in trainer.ema.ema.modules() if isinstance(m, QCFS)]
+    for m in model.modules():
+        if isinstance(m, QCFS):
+            m.threshold.data.fill_(1.25)  # "learned"
+    calibrate_lambda_once(trainer)
+    assert all(m.threshold.item() == 1.25 for m in model.modules() if isinstance(m, QCFS))

@@ -152,6 +152,10 @@ def test_refusals_name_the_problem():
         convert(relu, "qcfs")
     with pytest.raises(ConversionError, match="needs calibration images"):
         convert(relu, "layer")
+    mixed = live_model("yolov8n-relu", 4)
+    mixed.model[4].cv1.act = nn.ReLU()  # one plain ReLU in a QCFS model: named, not an AttributeError
+    with pytest.raises(ConversionError, match=r"ReLU at model\.4\.cv1\.act has none"):
+        convert(mixed, "qcfs")
     relu.model[2].m[0].add_module("extra", nn.GELU())
     with pytest.raises(ConversionError, match="GELU at model.2.m.0.extra"):
         convert(relu, "channel", calibration=[IMAGES])
