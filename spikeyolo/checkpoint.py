@@ -33,8 +33,9 @@ def save_detector(model: nn.Module, path: str | Path, **info) -> Path:
     return write_safetensors(state, path, meta)
 
 
-def read_metadata(path: str | Path, expected: str = FORMAT) -> dict:
-    """The JSON metadata of a spikeyolo file (detector or SNN), without loading its tensors."""
+def read_metadata(path: str | Path, expected: str | tuple[str, ...] = FORMAT) -> dict:
+    """The JSON metadata of a spikeyolo file (detector or SNN; ``expected``: its format, or formats), without
+    loading its tensors."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weights file {path} not found: pass a .safetensors file written by spikeyolo")
@@ -45,8 +46,9 @@ def read_metadata(path: str | Path, expected: str = FORMAT) -> dict:
         raise CheckpointError(f"{path} is not a readable safetensors file ({err}): pass spikeyolo weights, "
                               f"or convert an ultralytics .pt with 'spikeyolo train --from'") from err
     meta = json.loads(raw) if raw else {}
-    if meta.get("format") != expected:
-        raise CheckpointError(f"{path} is not a {expected} file (format {meta.get('format')!r}): "
+    expected = (expected,) if isinstance(expected, str) else expected
+    if meta.get("format") not in expected:
+        raise CheckpointError(f"{path} is not a {' or '.join(expected)} file (format {meta.get('format')!r}): "
                               f"pass weights written by spikeyolo")
     return meta
 
@@ -72,9 +74,10 @@ def write_safetensors(state: dict[str, torch.Tensor], path: str | Path, meta: di
     return path
 
 
-def load_detector(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the detector of a checkpoint (eval mode) and return it with its metadata."""
-    meta = read_metadata(path)
+def load_detector(path: str | Path, device: str | torch.device = "cpu",
+                  meta: dict | None = None) -> tuple[nn.Module, dict]:
+    """Rebuild the detector of a checkpoint (eval mode) and return it with its metadata (``meta``: already read)."""
+    meta = meta or read_metadata(path)
     model = build_detection_model(meta["model_yaml"], nc=len(meta["names"]))
     spec = meta["quantization"]
     if spec.get("levels"):

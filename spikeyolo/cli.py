@@ -10,6 +10,8 @@ from spikeyolo.quantize.qcfs import DEFAULT_THRESHOLD
 from spikeyolo.resources import resource
 
 CONFIGS = resource("configs/models")
+SNM_HELP = ("signed neurons with memory (Wang et al. 2022): negative spikes take back earlier ones, cutting the error at "
+            "few steps; leaky layers track the signed quantizer (they always do in qcfs mode)")
 
 
 class UsageError(ValueError):
@@ -77,18 +79,15 @@ def _add_convert(sub) -> None:
     p.add_argument("--percentile", type=float, default=99.9, help="activation percentile for normalization")
     p.add_argument("--initial-membrane", type=float, help="initial membrane as a fraction of θ (qcfs 0.5, else 0)")
     p.add_argument("--imgsz", type=int, help="calibration image size (default: the checkpoint's)")
-    p.add_argument("--burst", type=int, default=1, help="spikes a neuron may emit per step (1: binary IF; "
-                   "qcfs with burst = L equals the QCFS network from T = 1)")
-    p.add_argument("--snm", action="store_true", help="signed neurons with memory (Wang et al. 2022): negative "
-                   "spikes take back earlier ones, "
-                   "cutting the error at few steps (ReLU layers)")
+    p.add_argument("--burst", type=int, help="spikes a neuron may emit per step: 1 is binary; default L of a QCFS "
+                   "model (qcfs with burst = L equals the QCFS network from T = 1), else 1")
+    p.add_argument("--snm", action="store_true", help=SNM_HELP)
     p.add_argument("--out", help="output path (default: <weights>-snn-<mode>.safetensors)")
 
 
 def _run_convert(args) -> None:
-    from spikeyolo.checkpoint import load_detector
-    from spikeyolo.convert import convert
     from spikeyolo.convert.artifact import save_snn
+    from spikeyolo.convert.load import load_model, read_weights
     from spikeyolo.data import prepare_dataset
     from spikeyolo.data.images import image_batches, split_images
 
@@ -96,21 +95,24 @@ def _run_convert(args) -> None:
         raise UsageError(f"--mode {args.mode} needs --calib DATA (images to measure activations on)")
     if not 0 < args.percentile <= 100:
         raise UsageError(f"--percentile must be in (0, 100], got {args.percentile}")
-    model, meta = load_detector(args.weights)
-    imgsz = args.imgsz or meta.get("imgsz", 640)
-    calibration = None
-    if args.calib:
-        files = split_images(prepare_dataset(args.calib), "train")[: args.calib_images]
-        calibration = list(image_batches(files, imgsz))
-    snn = convert(model, args.mode, calibration, args.percentile, args.initial_membrane, burst=args.burst,
-                  snm=args.snm)
+    weights = read_weights(args.weights)
+    if weights.is_snn:
+        raise UsageError(f"{args.weights} is already a converted SNN: convert the detector checkpoint")
+
+    def calibration(imgsz: int) -> list:
+        return list(image_batches(split_images(prepare_dataset(args.calib), "train")[: args.calib_images], imgsz))
+
+    loaded = load_model(weights, ann=False, mode=args.mode, burst=args.burst, snm=args.snm,
+                        calibration=calibration if args.calib else None, percentile=args.percentile,
+                        initial_membrane=args.initial_membrane, imgsz=args.imgsz)
     default_out = Path(args.weights).with_name(f"{Path(args.weights).stem}-snn-{args.mode}.safetensors")
     out = Path(args.out) if args.out else default_out
-    source = {"weights": str(args.weights), "imgsz": imgsz, "levels": meta["quantization"].get("levels"),
+    meta = weights.meta
+    source = {"weights": str(args.weights), "imgsz": loaded.settings["imgsz"], "levels": weights.levels,
               "metrics": meta.get("metrics"), "calib": args.calib,
               **({"events": meta["events"]} if meta.get("events") else {})}
-    save_snn(snn, out, source)
-    print(f"snn: {out}  ({args.mode}, {len(snn.neurons())} spiking layers)")
+    save_snn(loaded.snn, out, source)
+    print(f"snn: {out}  ({args.mode}, {len(loaded.snn.neurons())} spiking layers: {loaded.settings['neurons']})")
 
 
 def new_run_dir(base: str | Path, name: str = "exp") -> Path:
@@ -158,11 +160,9 @@ def _add_val(sub) -> None:
     p.add_argument("--mode", choices=("qcfs", "channel", "layer"), help="conversion of a checkpoint (default: qcfs "
                    "for QCFS models, else channel with calibration on the train split)")
     p.add_argument("--percentile", type=float, default=99.9)
-    p.add_argument("--burst", type=int, help="spikes per neuron and step when converting a checkpoint (default 1: "
-                   "binary); an SNN artifact keeps the burst it was converted with")
-    p.add_argument("--snm", action="store_true", help="signed neurons with memory (Wang et al. 2022): negative "
-                   "spikes take back earlier ones, "
-                   "cutting the error at few steps (ReLU layers)")
+    p.add_argument("--burst", type=int, help="spikes per neuron and step when converting a checkpoint: 1 is binary; "
+                   "default L of a QCFS model, else 1; an SNN artifact keeps the burst it was converted with")
+    p.add_argument("--snm", action="store_true", help=SNM_HELP)
     p.add_argument("--imgsz", type=int)
     p.add_argument("--batch", type=int, default=16)
     _add_device(p)
@@ -206,8 +206,7 @@ def _add_detect(sub) -> None:
     p.add_argument("--ann", action="store_true", help="run the quantized ANN instead of the SNN")
     p.add_argument("--burst", type=int, help="spikes a neuron may emit per step: 1 is the binary IF neuron; "
                    "default L of a QCFS model (integer spikes, equal to the QCFS net from T = 1)")
-    p.add_argument("--snm", action="store_true", help="signed neurons with memory (ReLU layers; with --burst 1 "
-                   "the best binary-spike accuracy at few steps)")
+    p.add_argument("--snm", action="store_true", help=SNM_HELP)
     p.add_argument("--every-step", action="store_true", help="also write each frame's detections after every "
                    "step t = 1 … T into predictions.jsonl (key 'steps'; one SNN run, SNN only)")
     p.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default 0.25)")

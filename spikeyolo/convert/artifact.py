@@ -16,14 +16,6 @@ from spikeyolo.ultra import build_detection_model, fold_batchnorm
 SNN_FORMAT = "spikeyolo-snn/1"
 
 
-def weights_metadata(path: str | Path) -> dict:
-    """The metadata of an SNN artifact, or else of a detector checkpoint (whose error says what is wrong)."""
-    try:
-        return read_metadata(path, SNN_FORMAT)
-    except CheckpointError:
-        return read_metadata(path)
-
-
 def save_snn(detector: SpikingDetector, path: str | Path, source: dict | None = None) -> Path:
     """Write a converted detector; per-layer thresholds are summarized in the metadata, stored in full as tensors."""
     net = detector.net
@@ -40,9 +32,10 @@ def save_snn(detector: SpikingDetector, path: str | Path, source: dict | None = 
     return write_safetensors(state, path, meta)
 
 
-def load_snn(path: str | Path, device: str | torch.device = "cpu", backend: str = "torch") -> SpikingDetector:
-    """Rebuild a SpikingDetector from an artifact written by save_snn."""
-    meta = read_metadata(path, SNN_FORMAT)
+def load_snn(path: str | Path, device: str | torch.device = "cpu", backend: str = "torch",
+             meta: dict | None = None) -> SpikingDetector:
+    """Rebuild a SpikingDetector from an artifact written by save_snn (``meta``: its metadata, already read)."""
+    meta = meta or read_metadata(path, SNN_FORMAT)
     net = build_detection_model(meta["model_yaml"], nc=len(meta["names"]))
     fold_batchnorm(net)
     thresholds = {name: torch.ones(spec["channels"]) if spec["per_channel"] else torch.tensor(1.0)

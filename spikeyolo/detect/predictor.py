@@ -6,9 +6,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikeyolo.checkpoint import CheckpointError, load_detector
-from spikeyolo.convert import convert
-from spikeyolo.convert.artifact import SNN_FORMAT, check_asked, load_snn, weights_metadata
+from spikeyolo.checkpoint import CheckpointError
+from spikeyolo.convert.load import load_model, read_weights
 from spikeyolo.device import torch_device
 from spikeyolo.engine import default_backend
 from spikeyolo.engine.runner import check_precision, reduced_precision
@@ -47,6 +46,7 @@ class Detector:
         self.snm = snm
         self.device = torch_device(device)
         self.meta: dict = {}
+        self.neurons = ""  # which neurons run, in words (SNN only)
         self.record_spikes = False  # set True to read firing_rates() after each call
         self.precision = check_precision(precision)  # convolutions of the SNN, or of the ANN with ann=True
         self.model, self.names, self.imgsz = self._load(imgsz, backend or default_backend(self.device))
@@ -54,27 +54,18 @@ class Detector:
             self.model.set_precision(precision)
 
     def _load(self, imgsz, backend):
-        meta = weights_metadata(self.weights)
-        if meta["format"] == SNN_FORMAT:
-            if self.ann:
-                raise CheckpointError(f"{self.weights} is a converted SNN: --ann needs the detector checkpoint")
-            snn = load_snn(self.weights, self.device, backend)
-            check_asked(snn, self.weights, self.burst, self.snm)
-            self.burst, self.snm, self.meta = snn.meta["burst"], snn.meta["snm"], meta.get("source", {})
-            return snn, snn.names, imgsz or meta["source"].get("imgsz", 640)
-        model, meta = load_detector(self.weights, self.device)
-        self.meta = meta
-        imgsz = imgsz or meta.get("imgsz", 640)
-        if self.ann:  # channels-last, as the SNN runs: the faster layout for oneDNN and cuDNN
-            return model.to(memory_format=torch.channels_last), model.names, imgsz
-        levels = meta["quantization"].get("levels")
-        if not levels:
+        weights = read_weights(self.weights)
+        if not self.ann and not weights.is_snn and not weights.levels:
             raise CheckpointError(f"{self.weights} is not QCFS-trained: run 'spikeyolo convert --mode channel --calib "
                                   f"DATA' first, or detect with --ann")
-        self.burst = self.burst or levels  # bursts of up to L spikes: the SNN equals the QCFS net from T = 1
-        snn = convert(model, "qcfs", burst=self.burst, snm=self.snm)
-        snn.set_backend(backend)
-        return snn.to(self.device), model.names, imgsz
+        loaded = load_model(weights, self.device, ann=self.ann, snn=not self.ann, burst=self.burst, snm=self.snm,
+                            imgsz=imgsz, backend=backend)
+        self.meta = weights.source
+        if self.ann:  # channels-last, as the SNN runs: the faster layout for oneDNN and cuDNN
+            return loaded.ann.to(memory_format=torch.channels_last), loaded.ann.names, loaded.settings["imgsz"]
+        self.burst, self.snm = loaded.settings["burst"], loaded.settings["snm"]
+        self.neurons = loaded.settings["neurons"]
+        return loaded.snn, loaded.snn.names, loaded.settings["imgsz"]
 
     @property
     def mode(self) -> str:

@@ -51,9 +51,7 @@ def write_csv(report: dict, path: Path) -> None:
 
 def table(report: dict) -> str:
     """The terminal table: ANN first, then the SNN at each T."""
-    burst = report.get("burst") or 1
-    neurons = ("signed neurons with memory" if report.get("snm") else "IF neurons") + (
-        f", bursts of up to {burst} spikes" if burst > 1 else ", binary spikes")
+    neurons = report.get("neurons", "?")  # convert.load.describe_neurons
     precision = report.get("precision", "fp32")
     convs = f", {precision} convolutions" if precision != "fp32" else ""
     lines = [f"SNN: {report.get('mode', '?')} conversion, {neurons}{convs}",

@@ -4,9 +4,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from spikeyolo.checkpoint import load_detector
-from spikeyolo.convert import convert
-from spikeyolo.convert.artifact import SNN_FORMAT, check_asked, load_snn, weights_metadata
+from spikeyolo.convert.load import load_model, read_weights
 from spikeyolo.data import DatasetError, prepare_dataset
 from spikeyolo.data.images import dataset_names, image_batches, split_images
 from spikeyolo.device import torch_device
@@ -34,31 +32,6 @@ def check_classes(model_names: list[str], data_yaml: Path, data: str | Path, wei
                        f"classes are matched by index")
 
 
-def load_pair(weights: str | Path, data_yaml: Path, mode: str | None, percentile: float, calib_images: int,
-              imgsz: int | None, device: str, burst: int | None = None, snm: bool = False):
-    """(ANN or None, SNN, metadata) from a detector checkpoint (converted here, ``burst`` default 1) or an SNN
-    artifact (converted before: ``mode``, ``burst`` and ``snm`` must be unset or what it was converted with)."""
-    weights = Path(weights)
-    if weights_metadata(weights)["format"] == SNN_FORMAT:
-        snn = load_snn(weights, device)
-        check_asked(snn, weights, burst, snm, mode)
-        source = Path(snn.meta["source"].get("weights") or "")
-        ann = load_detector(source, device)[0] if source.is_file() else None
-        return ann, snn, {"mode": snn.meta["mode"], "burst": snn.meta["burst"], "snm": snn.meta["snm"],
-                          "imgsz": imgsz or snn.meta["source"].get("imgsz", 640)}
-    ann, meta = load_detector(weights, device)
-    imgsz = imgsz or meta.get("imgsz", 640)
-    mode = mode or ("qcfs" if meta["quantization"].get("levels") else "channel")
-    calibration = None
-    if mode != "qcfs":
-        files = split_images(data_yaml, "train")[:calib_images]
-        calibration = [b.to(device) for b in image_batches(files, imgsz)]
-    burst = 1 if burst is None else burst
-    snn = convert(ann, mode, calibration, percentile, burst=burst, snm=snm)
-    return ann, snn, {"mode": mode, "burst": burst, "snm": snm, "imgsz": imgsz,
-                      "levels": meta["quantization"].get("levels")}
-
-
 def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS, split: str = "val",
              imgsz: int | None = None, batch: int = 16, device: str = "auto", mode: str | None = None,
              percentile: float = 99.9, calib_images: int = 64, ann: bool = True, cost: bool = True,
@@ -69,11 +42,16 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
     if not timesteps or timesteps[0] < 1:
         raise ValueError(f"timesteps must be positive integers, got {timesteps}")
     data_yaml = prepare_dataset(data)
-    check_classes(weights_metadata(weights)["names"], data_yaml, data, weights)  # before any conversion
-    ann_model, snn, meta = load_pair(weights, data_yaml, mode, percentile, calib_images, imgsz, device, burst, snm)
-    snn.set_backend(default_backend(device))  # the fused kernel on CUDA
+    weights_file = read_weights(weights)
+    check_classes(weights_file.names, data_yaml, data, weights)  # before any conversion
+
+    def calibration(size: int) -> list:  # channel / layer modes: images of the train split
+        return list(image_batches(split_images(data_yaml, "train")[:calib_images], size))
+
+    loaded = load_model(weights_file, device, ann=ann, mode=mode, burst=burst, snm=snm, calibration=calibration,
+                        percentile=percentile, imgsz=imgsz, backend=default_backend(device))  # fused on CUDA
+    ann_model, snn, meta = loaded.ann, loaded.snn, {**loaded.settings, "precision": precision}
     snn.set_precision(precision)  # the ANN row stays the float32 reference
-    meta["precision"] = precision
     meter = CostMeter(snn) if cost else None
     evaluator = dataset_evaluator(data_yaml, split)
     try:

@@ -55,9 +55,11 @@ def test_val_writes_report(weights, voc_dataset, tmp_path, capsys):
     assert len(cost["layers"]) == 57 and all(0 <= layer["firing_rate"] <= 1 for layer in cost["layers"])
     assert "estimate" in cost["energy_model"]
     out = capsys.readouterr().out
-    assert "VOC07" in out and "SNN: qcfs conversion, IF neurons, binary spikes" in out
+    # one set of defaults: a QCFS checkpoint runs bursts of up to L spikes, as in detect and convert
+    assert "VOC07" in out and "SNN: qcfs conversion, IF, bursts of up to 4 spikes" in out
+    assert report["burst"] == 4 and report["neurons"] == "IF, bursts of up to 4 spikes"
     assert main(["val", "--weights", str(weights), "--data", str(voc_dataset), "--timesteps", "1", "--imgsz", "64",
-                 "--project", str(tmp_path), "--snm", "--no-ann", "--precision", "bf16"]) == 0
+                 "--project", str(tmp_path), "--snm", "--no-ann", "--precision", "bf16", "--burst", "1"]) == 0
     assert (tmp_path / "exp2" / "report.json").is_file()  # a new run folder, the first kept
     second = json.loads((tmp_path / "exp2" / "report.json").read_text())
     assert second["snm"] is True and second["precision"] == "bf16" and report["precision"] == "fp32"
