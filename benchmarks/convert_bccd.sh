@@ -13,8 +13,8 @@ W=runs/bccd
 common=(--data "$DATA" --imgsz 320 --batch 16 --device "$DEVICE" --project runs/bccd-val)
 Q=$W/qcfs-ft/weights/best.safetensors
 spikeyolo val "${common[@]}" --weights $Q --timesteps 1,2,4,8 --burst 4 --name qcfs-ft-burst4
-spikeyolo val "${common[@]}" --weights $Q --timesteps 1,2,4,8,16,32 --snm --name qcfs-ft-snm
-spikeyolo val "${common[@]}" --weights $Q --timesteps 1,2,4,8,16,32,64 --name qcfs-ft
+spikeyolo val "${common[@]}" --weights $Q --timesteps 1,2,4,8,16,32 --snm --burst 1 --name qcfs-ft-snm
+spikeyolo val "${common[@]}" --weights $Q --timesteps 1,2,4,8,16,32,64 --burst 1 --name qcfs-ft
 for model in relu leaky; do
   [ -f $W/$model/weights/best.safetensors ] || { echo "skip $model: not trained"; continue; }
   for mode in channel layer; do

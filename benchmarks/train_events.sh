@@ -11,7 +11,7 @@ spikeyolo train --data "$EVENTS" --model yolov8n-relu --levels 4 --epochs "$EPOC
 common=(--weights runs/events/qcfs/weights/best.safetensors --data "$EVENTS" --imgsz 320 --device "$DEVICE"
         --project runs/events-val)
 spikeyolo val "${common[@]}" --timesteps 1,2,4,8 --burst 4 --name events-burst4
-spikeyolo val "${common[@]}" --timesteps 1,2,4,8,16 --no-ann --name events-binary
-spikeyolo val "${common[@]}" --timesteps 1,2,4,8,16 --no-ann --snm --name events-snm
+spikeyolo val "${common[@]}" --timesteps 1,2,4,8,16 --no-ann --burst 1 --name events-binary
+spikeyolo val "${common[@]}" --timesteps 1,2,4,8,16 --no-ann --snm --burst 1 --name events-snm
 # Then: python benchmarks/ship_weights.py runs/events/qcfs/weights/best.safetensors weights/bccd-events-yolov8n-qcfs.safetensors \
 #         runs/events-val/events-burst4/report.json runs/events-val/events-binary/report.json runs/events-val/events-snm/report.json

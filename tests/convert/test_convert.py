@@ -17,6 +17,8 @@ from spikeyolo.quantize import calibrate_thresholds, quantize_model
 from spikeyolo.ultra import build_detection_model, fold_batchnorm
 from tests.conftest import ROOT, assert_runs_in_triton_interpreter
 
+pytestmark = pytest.mark.numerics  # rerun under another oneDNN summation order (README: tests)
+
 
 torch.manual_seed(1)
 IMAGES = torch.rand(2, 3, 64, 64)
@@ -229,6 +231,7 @@ WHOLE_DETECTOR_TRITON = """
 import torch
 from spikeyolo.convert import convert
 from tests.convert.test_convert import IMAGES, live_model
+
 cases = [("yolov8n-relu", "qcfs", {"burst": 1}), ("yolov8n-relu", "qcfs", {"burst": 4}),
          ("yolov8n-relu", "qcfs", {"snm": True}), ("tiny-yolo-leaky", "channel", {"calibration": [IMAGES]}),
          ("tiny-yolo-leaky", "qcfs", {"burst": 2})]

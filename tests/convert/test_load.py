@@ -10,6 +10,8 @@ from spikeyolo.convert.load import describe_neurons, load_model
 from spikeyolo.detect.predictor import Detector
 from tests.convert.test_convert import live_model
 
+pytestmark = pytest.mark.numerics  # rerun under another oneDNN summation order (README: tests)
+
 
 @pytest.fixture(scope="module")
 def qcfs_weights(tmp_path_factory):

@@ -9,6 +9,8 @@ from spikeyolo.engine.layers import CumulativeMaxPool, ReusedMaxPool
 from spikeyolo.quantize import QCFS
 from tests.conftest import assert_runs_in_triton_interpreter
 
+pytestmark = pytest.mark.numerics  # rerun under another oneDNN summation order (README: tests)
+
 
 def run_neuron(neuron: IFNeuron, z: torch.Tensor, timesteps: int) -> torch.Tensor:
     """Feed the constant input z for T steps; returns the outputs [T, ...]."""
@@ -188,6 +190,7 @@ for signed, burst, layout in ((False, 1, "nchw"), (True, 1, "nchw"), (False, 4, 
     assert b.stride() == x.stride(), (layout, b.stride(), x.stride())  # no hidden layout change
     assert a.ne(0).any()
 from spikeyolo.engine.neuron import signed_memory_multistep
+
 for burst, layout in ((1, "nchw"), (3, "nhwc")):  # leaky layers with memory
     x = torch.randn(9 * 2, 5, 7, 3) * 2
     if layout == "nhwc":

@@ -7,6 +7,8 @@ from spikeyolo.engine import IFNeuron, SpikingDetector
 from spikeyolo.engine.runner import ConstantInput
 from spikeyolo.eval.cost import E_AC_PJ, E_MAC_PJ, CostMeter
 
+pytestmark = pytest.mark.numerics  # rerun under another oneDNN summation order (README: tests)
+
 
 def tiny_snn() -> SpikingDetector:
     """image (1×4×4) → 1×1 conv to 2 channels (channel 0 = the image, channel 1 = 0) → IF neurons (θ = 1, v0 = θ/2)
