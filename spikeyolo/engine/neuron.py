@@ -126,13 +126,18 @@ def snm_multistep_reference(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch
     return out, v, emitted
 
 
+def _memory_buffers(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Tensor, threshold: torch.Tensor):
+    """(θ broadcast, a new membrane v + x[0], a copy of ``emitted``, the output buffer, one scratch step) of a
+    neuron with memory, all in x's layout."""
+    v = _integrate_first(x_seq, v)
+    return (_per_channel(threshold, x_seq[0]), v, torch.empty_like(x_seq[0]).copy_(emitted), torch.empty_like(x_seq),
+            torch.empty_like(v))
+
+
 def snm_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Tensor, threshold: torch.Tensor,
                         max_spikes: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Torch backend of the SNM: ``snm_step``'s float operations in place into preallocated buffers."""
-    theta = _per_channel(threshold, x_seq[0])
-    v, emitted = _integrate_first(x_seq, v), torch.empty_like(x_seq[0]).copy_(emitted)
-    out = torch.empty_like(x_seq)
-    floor = torch.empty_like(v)
+    theta, v, emitted, out, floor = _memory_buffers(x_seq, v, emitted, threshold)
     for t in range(x_seq.shape[0]):
         if t:
             v.add_(x_seq[t])
@@ -185,10 +190,7 @@ def signed_memory_multistep_torch(x_seq: torch.Tensor, s: torch.Tensor, emitted:
                                   threshold: torch.Tensor, negative_slope: float, offset: float,
                                   max_spikes: int = 1):
     """Torch backend of the signed neuron with memory: ``signed_memory_step``'s float operations in place."""
-    theta = _per_channel(threshold, x_seq[0])
-    s, emitted = _integrate_first(x_seq, s), torch.empty_like(x_seq[0]).copy_(emitted)
-    out = torch.empty_like(x_seq)
-    scaled = torch.empty_like(s)
+    theta, s, emitted, out, scaled = _memory_buffers(x_seq, s, emitted, threshold)
     for t in range(x_seq.shape[0]):
         if t:
             s.add_(x_seq[t])
