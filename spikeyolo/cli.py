@@ -10,8 +10,8 @@ from spikeyolo.quantize.qcfs import DEFAULT_THRESHOLD
 from spikeyolo.resources import resource
 
 CONFIGS = resource("configs/models")
-SNM_HELP = ("signed neurons with memory (Wang et al. 2022): negative spikes take back earlier ones, cutting the error at "
-            "few steps; leaky layers track the signed quantizer (they always do in qcfs mode)")
+SNM_HELP = ("signed neurons with memory (Wang et al. 2022): negative spikes take back earlier ones, cutting the "
+            "error at few steps; leaky layers track the signed quantizer (they always do in qcfs mode)")
 
 
 class UsageError(ValueError):

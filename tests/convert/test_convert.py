@@ -246,7 +246,8 @@ print("ok")
 
 def test_fused_backend_runs_the_detector_in_interpreter():
     """The whole converted detector (channels-last, chunked, per-channel IBT) with the Triton neurons, run by
-    Triton's CPU interpreter, gives the torch backend's outputs exactly: binary, burst, SNM, IBT and signed neurons with memory."""
+    Triton's CPU interpreter, gives the torch backend's outputs exactly: binary, burst, SNM, IBT and signed
+    neurons with memory."""
     assert_runs_in_triton_interpreter(WHOLE_DETECTOR_TRITON)
 
 

@@ -11,8 +11,8 @@ pytestmark = pytest.mark.numerics  # rerun under another oneDNN summation order 
 
 
 def tiny_snn() -> SpikingDetector:
-    """image (1×4×4) → 1×1 conv to 2 channels (channel 0 = the image, channel 1 = 0) → IF neurons (θ = 1, v0 = θ/2)
-    → 3×3 conv (2 → 4 channels, padding 1)."""
+    """image (1×4×4) → 1×1 conv to 2 channels (channel 0 = the image, channel 1 = 0) → IF neurons
+    (θ = 1, v0 = θ/2) → 3×3 conv (2 → 4 channels, padding 1)."""
     first = nn.Conv2d(1, 2, 1, bias=False)
     first.weight.data = torch.tensor([1.0, 0.0]).view(2, 1, 1, 1)
     second = nn.Conv2d(2, 4, 3, padding=1, bias=False)
