@@ -14,10 +14,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from spikeyolo.limits import LimitError
+from spikeyolo.metadata import check_detector_metadata, check_snn_metadata
 from spikeyolo.quantize import quantization_spec, quantize_model
 from spikeyolo.ultra import build_detection_model
 
 FORMAT = "spikeyolo-detector/1"
+SNN_FORMAT = "spikeyolo-snn/1"  # spikeyolo.convert.artifact writes it
 
 
 class CheckpointError(ValueError):
@@ -45,11 +48,21 @@ def read_metadata(path: str | Path, expected: str | tuple[str, ...] = FORMAT) ->
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{path} is not a readable safetensors file ({err}): pass spikeyolo weights, "
                               f"or convert an ultralytics .pt with 'spikeyolo train --from'") from err
-    meta = json.loads(raw) if raw else {}
+    try:
+        meta = json.loads(raw) if raw else {}
+    except ValueError as err:
+        raise CheckpointError(f"{path}: its spikeyolo metadata is not valid JSON ({err}): pass weights written by "
+                              "spikeyolo") from None
     expected = (expected,) if isinstance(expected, str) else expected
-    if meta.get("format") not in expected:
-        raise CheckpointError(f"{path} is not a {' or '.join(expected)} file (format {meta.get('format')!r}): "
+    if not isinstance(meta, dict) or meta.get("format") not in expected:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise CheckpointError(f"{path} is not a {' or '.join(expected)} file (format {found!r}): "
                               f"pass weights written by spikeyolo")
+    try:
+        (check_snn_metadata if meta["format"] == SNN_FORMAT else check_detector_metadata)(meta, str(path))
+    except LimitError as err:
+        raise CheckpointError(f"{err}: the file was not loaded (nothing in its metadata is run or opened); "
+                              "pass weights written by spikeyolo") from None
     return meta
 
 

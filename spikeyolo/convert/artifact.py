@@ -8,12 +8,11 @@ from pathlib import Path
 
 import torch
 
-from spikeyolo.checkpoint import CheckpointError, read_metadata, read_tensors, write_safetensors
+from spikeyolo.checkpoint import SNN_FORMAT, CheckpointError, read_metadata, read_tensors, write_safetensors
 from spikeyolo.convert.convert import spikify
 from spikeyolo.engine.runner import SpikingDetector
 from spikeyolo.ultra import build_detection_model, fold_batchnorm
 
-SNN_FORMAT = "spikeyolo-snn/1"
 
 
 def save_snn(detector: SpikingDetector, path: str | Path, source: dict | None = None) -> Path:

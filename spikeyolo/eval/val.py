@@ -41,8 +41,8 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
     timesteps = sorted(set(int(t) for t in timesteps))
     if not timesteps or timesteps[0] < 1:
         raise ValueError(f"timesteps must be positive integers, got {timesteps}")
+    weights_file = read_weights(weights)  # a bad weights file fails before the dataset is prepared
     data_yaml = prepare_dataset(data)
-    weights_file = read_weights(weights)
     check_classes(weights_file.names, data_yaml, data, weights)  # before any conversion
 
     def calibration(size: int) -> list:  # channel / layer modes: images of the train split

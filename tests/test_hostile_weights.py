@@ -1,0 +1,121 @@
+"""Weights from strangers: every malformed, oversized or code-carrying metadata is one line and exit 2, and
+nothing the metadata names is run, imported or opened (a marker file shows that no code ran)."""
+import json
+
+import pytest
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from spikeyolo.checkpoint import CheckpointError, read_metadata, save_detector
+from spikeyolo.cli import main
+from spikeyolo.convert import convert
+from spikeyolo.convert.artifact import save_snn
+from tests.convert.test_convert import live_model
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("good")
+    model = live_model("yolov8n-relu", 4)
+    detector = save_detector(model, folder / "m.safetensors", imgsz=64)
+    snn = save_snn(convert(model, "qcfs"), folder / "snn.safetensors", {"weights": str(detector), "imgsz": 64})
+    return detector, snn
+
+
+def rewrite(source, target, mutate) -> str:
+    """A copy of ``source`` whose spikeyolo metadata is ``mutate(meta)`` (a dict, or a raw string)."""
+    with safe_open(str(source), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta = json.loads(f.metadata()["spikeyolo"])
+    changed = mutate(meta)
+    changed = meta if changed is None else changed
+    save_file(tensors, str(target), metadata={"spikeyolo": changed if isinstance(changed, str) else json.dumps(changed)})
+    return str(target)
+
+
+def assert_one_line(capsys, *names):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    for name in names:
+        assert name in err[0], (name, err[0])
+    return err[0]
+
+
+def _set(path, value):
+    def mutate(meta):
+        node = meta
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    return mutate
+
+
+CODE = "__import__('pathlib').Path('{marker}').write_text('ran')"
+
+DETECTOR_CASES = {
+    "activation-code": (_set(["model_yaml", "activation"], CODE), "model_yaml.activation"),
+    "activation-call": (_set(["model_yaml", "activation"], "nn.ReLU(__import__('os').getpid())"), "activation"),
+    "yaml-is-a-path": (_set(["model_yaml"], "/etc/passwd.yaml"), "model_yaml"),
+    "module-not-allowed": (lambda m: m["model_yaml"]["backbone"][0].__setitem__(2, "TorchVision"), "module"),
+    "module-eval": (lambda m: m["model_yaml"]["backbone"][0].__setitem__(2, "__import__('os').system"), "module"),
+    "arg-string": (lambda m: m["model_yaml"]["backbone"][0][3].__setitem__(0, CODE), "args[0]"),
+    "width-huge": (lambda m: m["model_yaml"]["scales"].__setitem__("n", [0.33, 1e6, 1024]), "scales.n[1]"),
+    "channels-huge": (lambda m: m["model_yaml"]["backbone"][0][3].__setitem__(0, 10**9), "args[0]"),
+    "params-huge": (lambda m: m["model_yaml"]["scales"].__setitem__("n", [2.0, 2.0, 4096]), "parameters"),
+    "unknown-key": (_set(["model_yaml", "download"], "http://x"), "unknown keys"),
+    "bad-json": (lambda m: "{not json", "not valid JSON"),
+    "a-list": (lambda m: "[1, 2]", "is not a spikeyolo-detector/1"),
+    "no-names": (lambda m: m.pop("names") and None, "names"),
+    "names-not-strings": (_set(["names"], [1, 2, 3]), "names"),
+    "no-quantization": (lambda m: m.pop("quantization") and None, "quantization"),
+    "levels-negative": (_set(["quantization", "levels"], -1), "quantization.levels"),
+    "levels-string": (_set(["quantization", "levels"], "4"), "quantization.levels"),
+    "levels-huge": (_set(["quantization", "levels"], 10**9), "quantization.levels"),
+    "levels-fraction": (_set(["quantization", "levels"], 1.5), "quantization.levels"),
+    "lambda-zero": (lambda m: next(iter(m["quantization"]["layers"].values())).__setitem__("threshold", 0.0),
+                    "threshold"),
+    "imgsz-negative": (_set(["imgsz"], -5), "imgsz"),
+    "imgsz-huge": (_set(["imgsz"], 100000), "imgsz"),
+}
+
+SNN_CASES = {
+    "burst-zero": (_set(["burst"], 0), "burst"),
+    "channels-huge": (lambda m: next(iter(m["neurons"].values())).__setitem__("channels", 10**12), "channels"),
+    "membrane-nan": (_set(["initial_membrane"], float("nan")), "initial_membrane"),
+    "mode-unknown": (_set(["mode"], "magic"), "mode"),
+    "activation-code": (_set(["model_yaml", "activation"], CODE), "model_yaml.activation"),
+    "neurons-list": (_set(["neurons"], [1]), "neurons"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DETECTOR_CASES))
+def test_hostile_detector_metadata(case, good, tmp_path, capsys):
+    marker = tmp_path / "marker"
+    mutate, field = DETECTOR_CASES[case]
+    path = rewrite(good[0], tmp_path / "w.safetensors", lambda meta: _format_meta(meta, mutate, marker))
+    for argv in (["detect", "demo/bccd_pan.mp4", "--weights", path, "--save-dir", str(tmp_path / "out")],
+                 ["val", "--weights", path, "--data", str(tmp_path / "nodata")],
+                 ["convert", path, "--out", str(tmp_path / "o.safetensors")],
+                 ["benchmark", "--weights", path, "--imgsz", "64", "--timesteps", "1", "--repeats", "1"]):
+        assert main(argv) == 2, argv
+        assert_one_line(capsys, path, field)
+    assert not marker.exists() and not (tmp_path / "out").exists() and not (tmp_path / "o.safetensors").exists()
+    with pytest.raises(CheckpointError):
+        read_metadata(path)
+
+
+def _format_meta(meta, mutate, marker):
+    """Apply ``mutate``, then put the marker's path into any code string."""
+    result = mutate(meta)
+    text = json.dumps(meta if result is None else result) if not isinstance(result, str) else result
+    return text.replace("{marker}", str(marker))
+
+
+@pytest.mark.parametrize("case", sorted(SNN_CASES))
+def test_hostile_snn_metadata(case, good, tmp_path, capsys):
+    marker = tmp_path / "marker"
+    mutate, field = SNN_CASES[case]
+    path = rewrite(good[1], tmp_path / "s.safetensors", lambda meta: _format_meta(meta, mutate, marker))
+    assert main(["detect", "demo/bccd_pan.mp4", "--weights", path, "--save-dir", str(tmp_path / "out")]) == 2
+    assert_one_line(capsys, path, field)
+    assert not marker.exists() and not (tmp_path / "out").exists()
