@@ -6,7 +6,6 @@ names, QCFS levels and λ per layer, image size, training data and measured metr
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -14,6 +13,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from spikeyolo.atomic import atomic_path
 from spikeyolo.limits import LimitError
 from spikeyolo.metadata import check_detector_metadata, check_snn_metadata
 from spikeyolo.quantize import quantization_spec, quantize_model
@@ -81,9 +81,8 @@ def write_safetensors(state: dict[str, torch.Tensor], path: str | Path, meta: di
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    save_file(tensors, str(tmp), metadata={"spikeyolo": json.dumps(meta)})
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"spikeyolo": json.dumps(meta)})
     return path
 
 

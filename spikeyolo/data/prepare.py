@@ -8,11 +8,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 import yaml
 
+from spikeyolo.atomic import atomic_dir
 from spikeyolo.data.coco import read_coco
 from spikeyolo.data.records import LOGGER, BoxAudit, DatasetError, ImageRecord
 from spikeyolo.data.voc import is_voc, read_voc, voc_class_names, voc_split_ids
@@ -50,21 +50,17 @@ def _write_split(root: Path, split: str, records: list[ImageRecord]) -> None:
 
 
 def _write_cache(target: Path, splits: dict[str, list[ImageRecord]], names: list[str], meta: dict) -> Path:
-    """Write the whole entry under a temporary name, then rename: no half-written cache."""
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for split, records in splits.items():
-        _write_split(tmp, split, records)
-    first = next(iter(splits))
-    config = {"path": str(target), "train": f"images/{first}", "val": f"images/{list(splits)[-1]}",
-              "names": dict(enumerate(names))}
-    if "test" in splits:
-        config["test"] = "images/test"
-    (tmp / "data.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    (tmp / "source.json").write_text(json.dumps(meta, indent=2))
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
+    """Write the whole entry under a temporary name, then rename: no half-written cache, even on failure."""
+    with atomic_dir(target) as tmp:
+        for split, records in splits.items():
+            _write_split(tmp, split, records)
+        first = next(iter(splits))
+        config = {"path": str(target), "train": f"images/{first}", "val": f"images/{list(splits)[-1]}",
+                  "names": dict(enumerate(names))}
+        if "test" in splits:
+            config["test"] = "images/test"
+        (tmp / "data.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        (tmp / "source.json").write_text(json.dumps(meta, indent=2))
     return target / "data.yaml"
 
 

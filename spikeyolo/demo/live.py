@@ -16,7 +16,8 @@ import torch
 from spikeyolo.demo.overlay import heads_up, with_strip
 from spikeyolo.detect.predictor import Detector
 from spikeyolo.detect.sources import open_source
-from spikeyolo.detect.writers import AtomicFile
+from spikeyolo.atomic import AtomicFile, atomic_path
+from spikeyolo.detect.writers import check_video
 from spikeyolo.events.live import FrameToEvents
 from spikeyolo.ultra import draw_detections
 
@@ -133,7 +134,13 @@ class LiveDemo:
                 cv2.destroyAllWindows()
         if writer is not None:
             writer.release()
+            try:
+                check_video(video.tmp, frames, video.final)
+            except BaseException:
+                video.abort()
+                raise
             video.commit()
         if screenshot is not None and last is not None:
-            cv2.imwrite(str(screenshot), last)
+            with atomic_path(screenshot) as tmp:
+                cv2.imwrite(str(tmp), last)
         return LiveSummary(frames, time.perf_counter() - start, video.final if video else None, self.timesteps)

@@ -6,26 +6,13 @@ was started, so a failed run leaves no half-written file.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from spikeyolo.atomic import AtomicFile, OutputError
 from spikeyolo.eval.detections import Detections
-
-
-class AtomicFile:
-    def __init__(self, final: Path):
-        self.final = final
-        self.tmp = final.with_name(f".{final.stem}.tmp{os.getpid()}{final.suffix}")
-
-    def commit(self) -> Path:
-        self.tmp.replace(self.final)
-        return self.final
-
-    def abort(self) -> None:
-        self.tmp.unlink(missing_ok=True)
 
 
 class DetectionWriter:
@@ -52,7 +39,8 @@ class DetectionWriter:
         else:
             out = AtomicFile(self.folder / f"{Path(source).stem}.jpg")
             if not cv2.imwrite(str(out.tmp), annotated):
-                raise OSError(f"cannot write {out.final}")
+                out.abort()
+                raise OutputError(f"cannot write {out.final} (is the disk full?)")
             self.images.append(out.commit())
         record = _record(det, names, source, index, mode, timesteps)
         if steps is not None:
@@ -63,22 +51,39 @@ class DetectionWriter:
     def close(self) -> list[Path]:
         """Finalize every file; returns what was written."""
         written = []
-        if self.video_writer is not None:
-            self.video_writer.release()
-            written.append(self.video.commit())
-        self.jsonl_file.close()
-        written.append(self.jsonl.commit())
+        try:
+            if self.video_writer is not None:
+                self.video_writer.release()
+                self.video_writer = None
+                check_video(self.video.tmp, self.frames, self.video.final)
+                written.append(self.video.commit())
+            self.jsonl_file.close()
+            written.append(self.jsonl.commit())
+        except BaseException:
+            self.abort()
+            raise
         return written + self.images
 
     def abort(self) -> None:
         if self.video_writer is not None:
             self.video_writer.release()
+            self.video_writer = None
         self.jsonl_file.close()
         for f in (self.video, self.jsonl):
             if f is not None:
                 f.abort()
         for image in self.images:
             image.unlink(missing_ok=True)
+
+
+def check_video(path: Path, frames: int, final: Path) -> None:
+    """A written video must read back with the frames written (OpenCV's writer fails silently on a full disk)."""
+    capture = cv2.VideoCapture(str(path))
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    capture.release()
+    if count != frames:
+        raise OutputError(f"{final} could not be written completely ({count} of {frames} frames read back; is the "
+                          "disk full?)")
 
 
 def _record(det: Detections, names: dict, source: str, index: int, mode: str, timesteps: int | None) -> dict:

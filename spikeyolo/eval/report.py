@@ -4,8 +4,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
+
+from spikeyolo.atomic import atomic_path, write_text
 
 
 def build_report(accuracy: dict, cost: dict | None, dataset: str, weights: str, meta: dict) -> dict:
@@ -26,14 +27,8 @@ def _accuracy_entry(acc) -> dict:
     return {**entry, **(acc.dataset_metric or {})}
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def write_json(report: dict, path: Path) -> None:
-    _atomic_write(path, json.dumps(report, indent=2))
+    write_text(path, json.dumps(report, indent=2))
 
 
 def write_csv(report: dict, path: Path) -> None:
@@ -46,7 +41,7 @@ def write_csv(report: dict, path: Path) -> None:
                      r.get("firing_rate", "")])
     text = io.StringIO()
     csv.writer(text).writerows(rows)
-    _atomic_write(path, text.getvalue())
+    write_text(path, text.getvalue())
 
 
 def table(report: dict) -> str:
@@ -115,7 +110,6 @@ def write_plots(report: dict, folder: Path) -> list[Path]:
 
 
 def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=120)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     return path

@@ -13,6 +13,7 @@ import zipfile
 import numpy as np
 
 from spikeyolo.events.stream import EventError, Events
+from spikeyolo.atomic import atomic_path
 
 EVENT_SUFFIXES = {".aedat4", ".h5", ".hdf5", ".npy", ".npz"}
 
@@ -99,17 +100,16 @@ def write_events(path: str | Path, events: Events) -> Path:
     """Write events as .aedat4, .h5/.hdf5 or .npz (chosen by suffix), through a temporary file."""
     path = Path(path)
     suffix = path.suffix.lower()
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    if suffix == ".aedat4":
-        _write_aedat4(tmp, events)
-    elif suffix in {".h5", ".hdf5"}:
-        _write_hdf5(tmp, events)
-    elif suffix == ".npz":
-        np.savez_compressed(tmp, x=events.x, y=events.y, t=events.t, p=events.p,
-                            size=np.array([events.width, events.height]))
-    else:
+    if suffix not in {".aedat4", ".h5", ".hdf5", ".npz"}:
         raise EventError(f"{path}: cannot write events as {suffix!r}; use .aedat4, .h5 or .npz")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        if suffix == ".aedat4":
+            _write_aedat4(tmp, events)
+        elif suffix in {".h5", ".hdf5"}:
+            _write_hdf5(tmp, events)
+        else:
+            np.savez_compressed(tmp, x=events.x, y=events.y, t=events.t, p=events.p,
+                                size=np.array([events.width, events.height]))
     return path
 
 
