@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
+from spikeyolo import limits
 from spikeyolo.quantize.qcfs import DEFAULT_THRESHOLD
 from spikeyolo.resources import resource
 
@@ -42,7 +45,8 @@ def _add_train(sub) -> None:
     p.add_argument("--imgsz", type=int, default=640)
     p.add_argument("--batch", type=int, default=16)
     _add_device(p)
-    p.add_argument("--resume", nargs="?", const=True, default=False, help="resume the last run, or a given last.pt")
+    p.add_argument("--resume", metavar="LAST_PT", help="resume the run of this last.pt (it is unpickled: only your "
+                   "own files; spikeyolo never picks one for you)")
     p.add_argument("--project", default="runs/train")
     p.add_argument("--name", default="exp")
     p.add_argument("--seed", type=int, default=0)
@@ -59,6 +63,8 @@ def _run_train(args) -> None:
         raise UsageError(str(err)) from None
     if args.levels < 0:
         raise UsageError(f"--levels must be >= 0, got {args.levels}")
+    if args.resume and not Path(args.resume).is_file():
+        raise UsageError(f"--resume {args.resume} not found: pass the last.pt of the run to continue")
     if args.from_pt and not Path(args.from_pt).is_file():
         raise UsageError(f"--from {args.from_pt} not found: pass your ultralytics .pt file")
     model = Path(args.from_pt) if args.from_pt else resolve_model(args.model)
@@ -374,6 +380,49 @@ COMMANDS = {"train": (_add_train, _run_train), "convert": (_add_convert, _run_co
             "webcam": (_add_webcam, _run_webcam), "benchmark": (_add_benchmark, _run_benchmark)}
 
 
+# (option, low, high) of every integer option, wherever a command has it (None: unset, its default applies)
+INTEGER_OPTIONS = (("timesteps", 1, limits.MAX_TIMESTEPS), ("batch", 1, limits.MAX_BATCH),
+                   ("chunk", 1, limits.MAX_TIMESTEPS), ("burst", 1, limits.MAX_BURST),
+                   ("levels", 0, limits.MAX_LEVELS), ("calib_images", 1, limits.MAX_CALIB_IMAGES),
+                   ("repeats", 1, 1000), ("epochs", 1, 100_000), ("max_frames", 1, 10**9))
+REAL_OPTIONS = (("conf", 0.0, 1.0, False), ("iou", 0.0, 1.0, False), ("percentile", 0.0, 100.0, True),
+                ("initial_membrane", -4.0, 4.0, False), ("threshold", 0.0, 1e6, True))
+OUTPUT_DIRS = ("save_dir", "project")
+OUTPUT_FILES = ("json", "out", "output", "screenshot")
+
+
+def _check_numbers(args) -> None:
+    """Every number option within spikeyolo.limits, before anything is loaded (one line, exit 2)."""
+    for name, low, high in INTEGER_OPTIONS:
+        for value in _values(getattr(args, name, None)):
+            limits.integer(value, "command line", f"--{name.replace('_', '-')}", low, high)
+    for name, low, high, low_open in REAL_OPTIONS:
+        if getattr(args, name, None) is not None:
+            limits.real(getattr(args, name), "command line", f"--{name.replace('_', '-')}", low, high, low_open)
+    for value in _values(getattr(args, "imgsz", None)):
+        limits.image_size(value, "command line", "--imgsz")
+
+
+def _values(value) -> list:
+    return [] if value is None else value if isinstance(value, list) else [value]
+
+
+def _check_outputs(args) -> None:
+    """Output folders and files writable, run names plain names: before any work (a webcam run would otherwise
+    process a whole video and then fail to save it)."""
+    from spikeyolo.atomic import check_output_dir, check_output_file
+
+    name = getattr(args, "name", None)
+    if name is not None and (not name or Path(name).name != name or name in (".", "..")):
+        raise UsageError(f"--name {name!r} must be a plain folder name (no / or ..): runs stay inside --project")
+    for option in OUTPUT_DIRS:
+        if getattr(args, option, None):
+            check_output_dir(getattr(args, option), f"--{option.replace('_', '-')}")
+    for option in OUTPUT_FILES:
+        if getattr(args, option, None):
+            check_output_file(getattr(args, option), f"--{option}")
+
+
 def _check_device(args) -> None:
     """A --device this machine lacks is one clear line before anything runs."""
     from spikeyolo.device import check_device
@@ -402,13 +451,47 @@ def main(argv: list[str] | None = None) -> int:
     from spikeyolo.events import EventError
     from spikeyolo.detect.sources import SourceError
 
+    from spikeyolo.atomic import OutputError, remove_pending
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
+        _check_numbers(args)
         _check_device(args)
+        _check_outputs(args)
         COMMANDS[args.command][1](args)
-    except (UsageError, DatasetError, CheckpointError, ConversionError, SourceError, EventError) as err:
-        print(f"spikeyolo {args.command}: error: {err}", file=sys.stderr)
+    except (UsageError, DatasetError, CheckpointError, ConversionError, SourceError, EventError, OutputError,
+            limits.LimitError) as err:
+        print(f"spikeyolo {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except ValueError as err:  # the Python API's checks (a value no CLI check caught); SPIKEYOLO_DEBUG=1: traceback
+        if os.environ.get("SPIKEYOLO_DEBUG"):
+            raise
+        print(f"spikeyolo {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        remove_pending()
+        print(f"spikeyolo {args.command}: interrupted (nothing half-written was kept)", file=sys.stderr)
+        return 130
+    except Terminated:
+        remove_pending()
+        print(f"spikeyolo {args.command}: terminated (nothing half-written was kept)", file=sys.stderr)
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _one_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else repr(err)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that every writer removes its temporaries on the way out."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
 
 
 if __name__ == "__main__":

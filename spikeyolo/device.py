@@ -21,6 +21,8 @@ def check_device(device: str | int | torch.device) -> torch.device:
         resolved = torch_device(device)
     except RuntimeError as err:
         raise ValueError(f"device {device!r} is not a device name: use auto, cpu, or a CUDA index such as 0") from err
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r}: spikeyolo runs on cpu or cuda: use auto, cpu, or a CUDA index such as 0")
     if resolved.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if (resolved.index or 0) >= count:

@@ -126,7 +126,7 @@ class TrainResult:
 
 
 def train(data: str | Path, model: str | Path, levels: int | None = 4, epochs: int = 100, imgsz: int = 640,
-          device: str = "auto", batch: int = 16, resume: str | bool = False,
+          device: str = "auto", batch: int = 16, resume: str | Path | None = None,
           threshold: float = DEFAULT_THRESHOLD,
           **overrides) -> TrainResult:
     """Train a detector (QCFS if ``levels``) and write ``best.safetensors`` beside ultralytics' own files.
@@ -138,7 +138,10 @@ def train(data: str | Path, model: str | Path, levels: int | None = 4, epochs: i
     args = {"data": str(prepare_dataset(data)), "model": str(model), "epochs": epochs, "imgsz": imgsz,
             "device": ultralytics_device(device), "batch": batch, "plots": False, **colour, **overrides}
     if resume:
-        args.update(resume=str(resume) if resume is not True else True)
+        if resume is True or not Path(resume).is_file():
+            raise ValueError(f"resume needs the path of an existing last.pt, got {resume!r} (it is unpickled: only "
+                             "your own files; spikeyolo never searches for one)")
+        args.update(resume=str(resume))
     trainer = QCFSTrainer(levels=levels, threshold=threshold, overrides=args)
     trainer.train()
     best = trainer.best if trainer.best.exists() else trainer.last

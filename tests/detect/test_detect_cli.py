@@ -78,7 +78,7 @@ def test_truncated_video_keeps_frames_read(weights, tmp_path, capsys):
 @pytest.mark.parametrize("case,expected", [
     ("missing", "not found"), ("extension", "unsupported extension"), ("empty", "holds no images"),
     ("truncated_image", "cannot read image"), ("corrupt_mp4", "cannot open video"), ("camera", "cannot open camera"),
-    ("timesteps", "--timesteps must be >= 1"), ("conf", "--conf must be in [0, 1]"),
+    ("timesteps", "--timesteps must be in [1, 4096], got 0"), ("conf", "--conf must be in [0.0, 1.0], got 1.5"),
     ("every_step_ann", "does not go with --ann"),
     ("weights_format", "not a readable safetensors"), ("weights_nan", "non-finite"), ("weights_pt", "spikeyolo import"),
 ])
