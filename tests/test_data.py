@@ -79,7 +79,7 @@ def test_bad_inputs_give_one_clear_error(tmp_path):
     with pytest.raises(DatasetError, match="bad.json"):
         prepare_dataset(tmp_path / "bad.json")
     (tmp_path / "d.yaml").write_text("foo: 1\n")
-    with pytest.raises(DatasetError, match="needs 'train'"):
+    with pytest.raises(DatasetError, match="lacks train, val, names"):
         prepare_dataset(tmp_path / "d.yaml")
     voc = make_voc(tmp_path / "broken", count=4)
     (voc / "Annotations/img001.xml").write_text("<annotation><object>")

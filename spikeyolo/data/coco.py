@@ -4,24 +4,55 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from spikeyolo.data.records import BoxAudit, DatasetError, ImageRecord, checked_box
+from spikeyolo.data.records import BoxAudit, DatasetError, ImageRecord, checked_box, inside
 
 
 def load_coco_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DatasetError(f"cannot read COCO annotation file {path}: {err}; pass a valid instances JSON") from err
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise DatasetError(f"cannot read COCO annotation file {path}: {err}; pass a valid instances JSON") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"COCO file {path} holds a {type(data).__name__}, not an object with images, "
+                           "annotations and categories: pass an instances JSON")
     missing = [k for k in ("images", "annotations", "categories") if not isinstance(data.get(k), list)]
     if missing:
         raise DatasetError(f"COCO file {path} lacks {', '.join(missing)}: pass an instances JSON")
+    if not data["images"]:
+        raise DatasetError(f"COCO file {path} lists no images: pass an instances JSON with images")
+    _check_entries(path, data["images"], {"id": int, "file_name": str, "width": int, "height": int}, "image")
+    _check_entries(path, data["categories"], {"id": int, "name": str}, "category")
+    _check_entries(path, data["annotations"], {"image_id": int, "category_id": int}, "annotation")
+    for key, entries in (("id", data["images"]), ("file_name", data["images"]), ("id", data["categories"])):
+        values = [entry[key] for entry in entries]
+        if len(set(values)) != len(values):
+            twice = next(v for v in values if values.count(v) > 1)
+            raise DatasetError(f"COCO file {path}: {key} {twice!r} appears more than once: each must be unique")
+    for image in data["images"]:
+        if not (0 < image["width"] <= MAX_PIXELS and 0 < image["height"] <= MAX_PIXELS):
+            raise DatasetError(f"COCO file {path}: image {image['id']} has size {image['width']}x{image['height']} "
+                               f"(each side must be in 1..{MAX_PIXELS})")
     return data
+
+
+MAX_PIXELS = 100_000  # image side
+
+
+def _check_entries(path: Path, entries: list, fields: dict, kind: str) -> None:
+    """Every entry an object with these fields of these types (ints are not bools, ids not strings)."""
+    for n, entry in enumerate(entries):
+        bad = [k for k, t in fields.items() if not isinstance(entry, dict) or not isinstance(entry.get(k), t)
+               or isinstance(entry.get(k), bool)]
+        if bad:
+            shown = entry.get("id", n) if isinstance(entry, dict) else n
+            raise DatasetError(f"COCO file {path}: {kind} {shown!r} needs {', '.join(bad)} as "
+                               f"{'/'.join(fields[k].__name__ for k in bad)}: fix the file")
 
 
 def coco_image_dir(json_path: Path, data: dict) -> Path:
     """Where the images are: <root>/<split> for <root>/annotations/instances_<split>.json, else beside it."""
     split = json_path.stem.replace("instances_", "")
-    first = data["images"][0]["file_name"] if data["images"] else ""
+    first = data["images"][0]["file_name"]
     for folder in (json_path.parent.parent / split, json_path.parent.parent / "images", json_path.parent):
         if (folder / first).is_file():
             return folder
@@ -35,16 +66,20 @@ def read_coco(json_path: Path) -> tuple[list[ImageRecord], list[str], list[int],
     categories = sorted(data["categories"], key=lambda c: c["id"])
     category_ids = [c["id"] for c in categories]
     index = {cid: i for i, cid in enumerate(category_ids)}
-    folder = coco_image_dir(json_path, data) if data["images"] else json_path.parent
-    records = {img["id"]: ImageRecord(folder / img["file_name"], int(img["width"]), int(img["height"]),
-                                      image_id=img["id"]) for img in data["images"]}
+    for img in data["images"]:  # before any path is built from them
+        inside(json_path.parent, img["file_name"], f"{json_path} image {img['id']}")
+    folder = coco_image_dir(json_path, data)
+    records = {img["id"]: ImageRecord(folder / img["file_name"], img["width"], img["height"], image_id=img["id"])
+               for img in data["images"]}
     audit = BoxAudit()
     for ann in data["annotations"]:
         record = records.get(ann.get("image_id"))
         if record is None or ann.get("category_id") not in index or ann.get("iscrowd", 0):
             continue
-        bbox = ann.get("bbox") or [None] * 4
-        corners = None if None in bbox else (bbox[0], bbox[1], bbox[0] + bbox[2], bbox[1] + bbox[3])
+        bbox = ann.get("bbox")
+        numeric = isinstance(bbox, list) and len(bbox) == 4 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)
+        corners = (bbox[0], bbox[1], bbox[0] + bbox[2], bbox[1] + bbox[3]) if numeric else None
         box = checked_box(corners, record.width, record.height, audit, f"{json_path.name}#ann{ann.get('id')}")
         if box is not None:
             record.boxes.append((index[ann["category_id"]], *box))

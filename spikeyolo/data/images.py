@@ -18,15 +18,18 @@ def split_images(data_yaml: str | Path, split: str = "train") -> list[Path]:
     """Sorted image files of one split of an ultralytics dataset yaml (folder or list file)."""
     config = yaml.safe_load(Path(data_yaml).read_text())
     root = Path(config.get("path") or Path(data_yaml).parent)
-    entry = config.get(split)
-    if entry is None:
-        raise DatasetError(f"{data_yaml} has no '{split}' split")
-    folder = entry if Path(entry).is_absolute() else root / entry
-    folder = Path(folder)
-    if folder.is_file():
-        files = [Path(line.strip()) for line in folder.read_text().splitlines() if line.strip()]
-    else:
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    entries = config.get(split)
+    if entries is None:
+        raise DatasetError(f"{data_yaml} has no '{split}' split: use one of "
+                           f"{', '.join(k for k in ('train', 'val', 'test') if config.get(k))}")
+    files = []
+    for entry in entries if isinstance(entries, list) else [entries]:
+        folder = Path(entry) if Path(entry).is_absolute() else root / entry
+        if folder.is_file():
+            listed = [Path(line.strip()) for line in folder.read_text().splitlines() if line.strip()]
+            files += [p if p.is_absolute() else folder.parent / p for p in listed]
+        else:
+            files += sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise DatasetError(f"no images in split '{split}' of {data_yaml}")
     return files

@@ -106,14 +106,70 @@ def _prepare_coco(json_path: Path, cache: Path) -> Path:
     return _write_cache(target, {"val": records}, names, meta)
 
 
-def _check_yolo_yaml(path: Path) -> Path:
+def _read_yolo_yaml(path: Path) -> tuple[dict, Path]:
+    """The yaml's config and its dataset root, checked: train, val and names present, names strings."""
     try:
         config = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise DatasetError(f"cannot read dataset yaml {path}: {err}") from err
-    if not isinstance(config, dict) or "train" not in config or "names" not in config:
-        raise DatasetError(f"dataset yaml {path} needs 'train', 'val' and 'names' keys (ultralytics format)")
-    return path
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise DatasetError(f"cannot read dataset yaml {path}: {str(err).splitlines()[0]}") from None
+    missing = [k for k in ("train", "val", "names") if not isinstance(config, dict) or not config.get(k)]
+    if missing:
+        raise DatasetError(f"dataset yaml {path} lacks {', '.join(missing)}: it needs train, val and names "
+                           f"(ultralytics format)")
+    names = config["names"]
+    names = [names[k] for k in sorted(names)] if isinstance(names, dict) and all(
+        isinstance(k, int) for k in names) else names
+    if not isinstance(names, list) or not 0 < len(names) <= 10_000 or not all(isinstance(n, str) for n in names):
+        raise DatasetError(f"dataset yaml {path}: names must be a list (or an index → name mapping) of class names")
+    config["names"] = names
+    root = Path(str(config.get("path") or "."))
+    root = root if root.is_absolute() else path.parent / root
+    return config, root
+
+
+def _split_folders(path: Path, config: dict, root: Path, split: str) -> list[Path]:
+    entries = config[split] if isinstance(config[split], list) else [config[split]]
+    folders = []
+    for entry in entries:
+        folder = Path(str(entry)) if Path(str(entry)).is_absolute() else root / str(entry)
+        if not folder.exists():
+            raise DatasetError(f"dataset yaml {path}: {split} split {folder} not found: spikeyolo never downloads "
+                               f"datasets (a download: entry is not run); put the images there")
+        folders.append(folder.resolve())
+    return folders
+
+
+def _prepare_yaml(path: Path, cache: Path) -> Path:
+    """A copy of an ultralytics dataset yaml in the cache, without ``download`` (never run), whose image and label
+    folders are links: ultralytics then writes its labels.cache files into the cache, not into the dataset."""
+    config, root = _read_yolo_yaml(path)
+    splits = {s: _split_folders(path, config, root, s) for s in ("train", "val", "test") if config.get(s)}
+    target = cache / f"{path.stem}-yaml-{_fingerprint(path, [path])}"
+    if reused := _reuse(target):
+        return reused
+    with atomic_dir(target) as tmp:
+        entries = {}
+        for split, folders in splits.items():
+            entries[split] = [_link_split(tmp, target, f"{split}{i}", folder) for i, folder in enumerate(folders)]
+        out = {"path": str(target), **{s: e[0] if len(e) == 1 else e for s, e in entries.items()},
+               "names": dict(enumerate(config["names"]))}
+        (tmp / "data.yaml").write_text(yaml.safe_dump(out, sort_keys=False))
+        (tmp / "source.json").write_text(json.dumps({"format": "yaml", "source": str(path.resolve())}, indent=2))
+    return target / "data.yaml"
+
+
+def _link_split(tmp: Path, target: Path, name: str, folder: Path) -> str:
+    """images/NAME → the split's image folder and labels/NAME → its label folder (…/labels/… beside …/images/…, or
+    the image folder itself); an image list file (.txt) is used as it is."""
+    if not folder.is_dir():
+        return str(folder)
+    parts = folder.parts
+    labels = Path(*parts[:len(parts) - 1 - parts[::-1].index("images")], "labels",
+                  *parts[len(parts) - parts[::-1].index("images"):]) if "images" in parts else folder
+    for kind, source in (("images", folder), ("labels", labels if labels.is_dir() else folder)):
+        (tmp / kind).mkdir(exist_ok=True)
+        (tmp / kind / name).symlink_to(source, target_is_directory=True)
+    return f"images/{name}"
 
 
 def prepare_dataset(source: str | Path, cache_dir: str | Path | None = None,
@@ -131,6 +187,6 @@ def prepare_dataset(source: str | Path, cache_dir: str | Path | None = None,
     if source.suffix == ".json":
         return _prepare_coco(source, cache)
     if source.suffix in (".yaml", ".yml"):
-        return _check_yolo_yaml(source)
+        return _prepare_yaml(source, cache)
     raise DatasetError(f"{source} is not a dataset spikeyolo reads: pass a VOC folder (Annotations/, "
                        f"ImageSets/Main/), a COCO instances .json or an ultralytics dataset .yaml")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,11 +38,23 @@ class BoxAudit:
                            f"to the image in {len(self.files)} file(s): {names}")
 
 
+def inside(folder: Path, name: str, where: str) -> Path:
+    """``folder / name`` for a plain relative file name; a DatasetError for absolute paths or ones that climb out
+    with ``..`` (a dataset may not make spikeyolo link files from elsewhere on the machine)."""
+    if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts \
+            or "\x00" in name:
+        raise DatasetError(f"{where}: file name {str(name)[:80]!r} is not a plain relative name inside {folder}: "
+                           "name the images relative to their folder")
+    return folder / name
+
+
 def checked_box(box, width: int, height: int, audit: BoxAudit, where: str):
     """Clip an (x1, y1, x2, y2) box to the image; None (counted) if it is degenerate or not a number."""
     try:
-        x1, y1, x2, y2 = (float(v) for v in box)
+        x1, y1, x2, y2 = (float(v) if not isinstance(v, (bool, list, dict)) else float("nan") for v in box)
     except (TypeError, ValueError):
+        x1 = y1 = x2 = y2 = float("nan")
+    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):  # NaN, inf, text, a wrong count of numbers
         audit.skipped += 1
         audit.files.add(where)
         return None

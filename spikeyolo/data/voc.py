@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from spikeyolo.data.records import BoxAudit, DatasetError, ImageRecord, checked_box
+from spikeyolo.data.records import BoxAudit, DatasetError, ImageRecord, checked_box, inside
 
 VOC_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")  # what VOC-style sets use
 
@@ -16,10 +16,25 @@ def is_voc(root: Path) -> bool:
 
 
 def voc_split_ids(root: Path, split: str) -> list[str]:
+    """The ids of a split file; duplicates, ids that are paths and missing annotations are one DatasetError."""
     path = root / "ImageSets" / "Main" / f"{split}.txt"
-    if not path.is_file():
+    if not path.is_file() or Path(split).name != split:
         raise DatasetError(f"VOC split file {path} not found: pass a split that exists in ImageSets/Main")
-    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    try:
+        ids = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise DatasetError(f"cannot read VOC split file {path}: {err}") from None
+    seen = set()
+    for image_id in ids:
+        inside(root / "Annotations", f"{image_id}.xml", str(path))
+        if image_id in seen:
+            raise DatasetError(f"{path} lists id {image_id} twice: each image once per split file")
+        seen.add(image_id)
+    missing = [i for i in ids if not (root / "Annotations" / f"{i}.xml").is_file()]
+    if missing:
+        raise DatasetError(f"{path}: {len(missing)} id(s) have no annotation, e.g. {root / 'Annotations'}/"
+                           f"{missing[0]}.xml: restore the files or drop the ids")
+    return ids
 
 
 def _parse(xml_path: Path) -> ET.Element:
@@ -37,8 +52,9 @@ def voc_class_names(root: Path, ids: list[str]) -> list[str]:
 
 
 def _image_path(root: Path, image_id: str, xml: ET.Element) -> Path:
-    named = root / "JPEGImages" / (xml.findtext("filename") or "").strip()
-    if named.is_file():
+    filename = (xml.findtext("filename") or "").strip()
+    named = inside(root / "JPEGImages", filename, f"{root / 'Annotations'}/{image_id}.xml") if filename else None
+    if named is not None and named.is_file():
         return named
     for suffix in VOC_IMAGE_SUFFIXES:
         candidate = root / "JPEGImages" / f"{image_id}{suffix}"
@@ -55,8 +71,12 @@ def read_voc(root: Path, split: str, names: list[str]) -> tuple[list[ImageRecord
         xml_path = root / "Annotations" / f"{image_id}.xml"
         xml = _parse(xml_path)
         image = _image_path(root, image_id, xml)
-        with Image.open(image) as im:
-            width, height = im.size
+        try:
+            with Image.open(image) as im:
+                width, height = im.size
+        except (OSError, SyntaxError, ValueError, ImportError, Image.DecompressionBombError) as err:
+            raise DatasetError(f"{image} (VOC id {image_id}) is not an image spikeyolo can read ({err}): replace "
+                               "or drop it") from None
         record = ImageRecord(image, width, height, image_id=image_id)
         for obj in xml.iter("object"):
             name = (obj.findtext("name") or "").strip()
