@@ -12,7 +12,7 @@ import ast
 import math
 
 from spikeyolo.limits import (MAX_BURST, MAX_CHANNELS, MAX_CLASSES, MAX_LAYERS, MAX_LEVELS, MAX_PARAMETERS,
-                              MAX_REPEATS, MAX_SCALE, LimitError, image_size, integer, real)
+                              MAX_REPEATS, MAX_SCALE, MAX_SENSOR, LimitError, image_size, integer, real)
 
 LAYERS = {"Conv", "C2f", "C3", "C3k2", "C2PSA", "SPPF", "SPP", "Concat", "Detect", "Bottleneck", "C1", "C2", "C3x",
           "DWConv", "Focus", "BottleneckCSP", "GhostConv", "C3Ghost", "RepC3", "nn.Upsample", "nn.MaxPool2d",
@@ -170,6 +170,21 @@ def _mapping(meta: dict, key: str, where: str, required: bool = True) -> dict:
     return value
 
 
+def check_event_input(events, where: str) -> None:
+    """How an event model's frames were made (window, clip, sensor): read by detect and webcam."""
+    if events is None:
+        return
+    if not isinstance(events, dict):
+        raise _fail(where, "events", "must be a mapping")
+    integer(events.get("window_us", 1), where, "events.window_us", 1, 10**8)
+    real(events.get("clip", 1), where, "events.clip", 0, 255, low_open=True)
+    sensor = events.get("sensor", [1, 1])
+    if not isinstance(sensor, list) or len(sensor) != 2:
+        raise _fail(where, "events.sensor", "must be [width, height]")
+    for side in sensor:
+        integer(side, where, "events.sensor", 1, MAX_SENSOR)
+
+
 def check_detector_metadata(meta: dict, where: str) -> None:
     """A detector checkpoint's metadata: model yaml, class names, QCFS spec, image size."""
     names = check_names(meta.get("names"), where)
@@ -183,6 +198,7 @@ def check_detector_metadata(meta: dict, where: str) -> None:
         real(layer.get("threshold", 1.0), where, f"quantization.layers.{name}.threshold", 0, 1e6, low_open=True)
     if meta.get("imgsz") is not None:
         image_size(meta["imgsz"], where)
+    check_event_input(meta.get("events"), where)
 
 
 def check_snn_metadata(meta: dict, where: str) -> None:
@@ -207,3 +223,4 @@ def check_snn_metadata(meta: dict, where: str) -> None:
         image_size(source["imgsz"], f"{where} (source)")
     if source.get("levels") is not None:
         integer(source["levels"], where, "source.levels", 1, MAX_LEVELS)
+    check_event_input(source.get("events"), where)

@@ -19,6 +19,7 @@ from spikeyolo.data.images import IMAGE_SUFFIXES, decodes_fully, load_image, to_
 from spikeyolo.events import EventError, event_frame, read_events, time_windows
 from spikeyolo.events.io import EVENT_SUFFIXES
 from spikeyolo.events.live import DEFAULT_EVENT_INPUT
+from spikeyolo.limits import MAX_EVENT_WINDOWS
 
 LOGGER = logging.getLogger("spikeyolo.detect")
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpeg", ".mpg", ".wmv", ".webm"}
@@ -60,6 +61,9 @@ class ImageSource:
                 self.skipped.append(str(path))
                 continue
             yield Frame(image, str(path), 0)
+        if self.skipped and len(self.skipped) == len(self.files):
+            raise SourceError(f"none of the {len(self.files)} image(s) could be read (e.g. {self.skipped[0]}): they "
+                              "are truncated or not images")
 
 
 class VideoSource:
@@ -114,6 +118,10 @@ class EventSource:
             raise SourceError(str(err)) from err
         if len(self.events) == 0:
             raise SourceError(f"{path} holds no events")
+        if len(self) > MAX_EVENT_WINDOWS:
+            span = int(self.events.t[-1] - self.events.t[0])
+            raise SourceError(f"{path}: its events span {span} µs, {len(self)} windows of {self.stride_us} µs (limit "
+                              f"{MAX_EVENT_WINDOWS}): the timestamps are corrupt, or cut the recording")
 
     def __len__(self):
         return int((self.events.t[-1] - self.events.t[0]) // self.stride_us) + 1

@@ -25,6 +25,7 @@ class DetectionWriter:
         self.jsonl = AtomicFile(folder / "predictions.jsonl")
         self.jsonl_file = open(self.jsonl.tmp, "w")
         self.images: list[Path] = []
+        self.names: set[str] = set()  # output image names taken: a.jpg and a.png must not overwrite each other
         self.frames = 0
 
     def write(self, annotated: np.ndarray, det: Detections, names: dict, source: str, index: int, mode: str,
@@ -37,7 +38,7 @@ class DetectionWriter:
                                                     (w, h))
             self.video_writer.write(annotated)
         else:
-            out = AtomicFile(self.folder / f"{Path(source).stem}.jpg")
+            out = AtomicFile(self.folder / self._image_name(Path(source)))
             if not cv2.imwrite(str(out.tmp), annotated):
                 out.abort()
                 raise OutputError(f"cannot write {out.final} (is the disk full?)")
@@ -47,6 +48,16 @@ class DetectionWriter:
             record["steps"] = [{"t": t, "detections": _listed(step, names)} for t, step in enumerate(steps, 1)]
         self.jsonl_file.write(json.dumps(record) + "\n")
         self.frames += 1
+
+    def _image_name(self, source: Path) -> str:
+        """The input's own file name (its format kept), made unique: a.jpg, a.png, a_2.png, …"""
+        suffix = source.suffix.lower() if source.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp") else ".jpg"
+        name, n = f"{source.stem}{suffix}", 1
+        while name in self.names or name == "predictions.jsonl":
+            n += 1
+            name = f"{source.stem}_{n}{suffix}"
+        self.names.add(name)
+        return name
 
     def close(self) -> list[Path]:
         """Finalize every file; returns what was written."""

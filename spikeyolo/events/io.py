@@ -12,8 +12,9 @@ import zipfile
 
 import numpy as np
 
-from spikeyolo.events.stream import EventError, Events
 from spikeyolo.atomic import atomic_path
+from spikeyolo.events.stream import EventError, Events
+from spikeyolo.limits import MAX_SENSOR
 
 EVENT_SUFFIXES = {".aedat4", ".h5", ".hdf5", ".npy", ".npz"}
 
@@ -43,9 +44,9 @@ def _read_aedat4(path: Path) -> Events:
         raise EventError(f"cannot read AEDAT4 file {path} ({reason.strip()[:120]}): the file is corrupt or "
                          f"not AEDAT4") from err
     if not batches:
-        return Events.empty(width, height)
+        return _checked(path, *(np.zeros(0, np.int64),) * 4, width, height)
     events = np.concatenate(batches)
-    return Events(events["timestamp"], events["x"], events["y"], events["polarity"], width, height)
+    return _checked(path, events["timestamp"], events["x"], events["y"], events["polarity"], width, height)
 
 
 def _read_hdf5(path: Path) -> Events:
@@ -54,13 +55,13 @@ def _read_hdf5(path: Path) -> Events:
     try:
         with h5py.File(path, "r") as handle:
             group = handle["events"] if "events" in handle else handle
-            width = int(group.attrs.get("width", handle.attrs.get("width", 0)))
-            height = int(group.attrs.get("height", handle.attrs.get("height", 0)))
+            width = group.attrs.get("width", handle.attrs.get("width", 0))
+            height = group.attrs.get("height", handle.attrs.get("height", 0))
             x, y, t, p = (_field(group, *names) for names in (("x",), ("y",), ("t", "timestamp"), ("p", "polarity")))
-    except (OSError, KeyError) as err:
+    except (OSError, KeyError, TypeError, ValueError) as err:
         raise EventError(f"cannot read HDF5 events {path} ({err}): expected datasets x, y, t, p under 'events' "
-                         f"or at the root") from err
-    return _with_size(Events(t, x, y, p, width, height))
+                         f"or at the root") from None
+    return _checked(path, t, x, y, p, width, height)
 
 
 def _read_numpy(path: Path) -> Events:
@@ -71,16 +72,42 @@ def _read_numpy(path: Path) -> Events:
     except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise EventError(f"cannot read NumPy events {path} ({err}): expected a structured array with fields "
                          f"x, y, t, p") from err
-    size = data["size"] if hasattr(data, "keys") and "size" in data.keys() else (0, 0)
-    return _with_size(Events(t, x, y, p, int(size[0]), int(size[1])))
+    size = np.asarray(data["size"]).ravel() if hasattr(data, "keys") and "size" in data.keys() else np.zeros(2)
+    if size.shape != (2,) or size.dtype.kind not in "iu":
+        raise EventError(f"{path}: 'size' must be two integers (width, height)")
+    return _checked(path, t, x, y, p, size[0], size[1])
 
 
-def _with_size(events: Events) -> Events:
-    """Fill in a missing sensor size from the largest coordinates."""
-    if events.width <= 0 or events.height <= 0:
-        events.width = int(events.x.max()) + 1 if len(events) else 1
-        events.height = int(events.y.max()) + 1 if len(events) else 1
-    return events
+def _checked(path: Path, t, x, y, p, width, height) -> Events:
+    """Events from raw fields, refused in one EventError unless every field is numeric, finite, whole (t, x, y),
+    and inside the sensor, whose size (given, or the largest coordinates + 1) is at most MAX_SENSOR."""
+    fields = {"t": np.asarray(t), "x": np.asarray(x), "y": np.asarray(y), "p": np.asarray(p)}
+    for name, values in fields.items():
+        if values.ndim != 1 or values.dtype.kind not in "iufb":
+            raise EventError(f"{path}: event field {name} must be a 1-D array of numbers, got {values.dtype} "
+                             f"{values.shape}: the file is not an event recording spikeyolo reads")
+        if values.dtype.kind == "f" and len(values) and not (np.isfinite(values).all()
+                                                             and (name == "p" or (values == np.round(values)).all())):
+            raise EventError(f"{path}: event field {name} holds NaN, infinite or fractional values: the file is corrupt")
+    if not len(fields["t"]) == len(fields["x"]) == len(fields["y"]) == len(fields["p"]):
+        raise EventError(f"{path}: event fields t, x, y, p differ in length: the file is corrupt")
+    try:
+        width, height = int(width), int(height)
+    except (TypeError, ValueError):
+        raise EventError(f"{path}: sensor width and height must be integers") from None
+    count = len(fields["t"])
+    if width <= 0 or height <= 0:  # no size in the file: the largest coordinates
+        width = int(fields["x"].max()) + 1 if count else 1
+        height = int(fields["y"].max()) + 1 if count else 1
+    for name, size in (("width", width), ("height", height)):
+        if not 1 <= size <= MAX_SENSOR:
+            raise EventError(f"{path}: sensor {name} {size} is outside 1..{MAX_SENSOR}: the file is corrupt or not "
+                             "an event recording")
+    for name, size in (("x", width), ("y", height)):
+        if count and (fields[name].min() < 0 or fields[name].max() >= size):
+            raise EventError(f"{path}: event {name} coordinates fall outside the {width}x{height} sensor; the file "
+                             f"is corrupt or its resolution is wrong")
+    return Events(fields["t"], fields["x"], fields["y"], fields["p"], width, height)
 
 
 def read_events(path: str | Path) -> Events:

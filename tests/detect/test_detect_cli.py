@@ -44,7 +44,7 @@ def test_images_of_every_kind(weights, tmp_path):
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     assert run([folder, "--timesteps", "2"], weights, tmp_path / "out") == 0
     out = tmp_path / "out" / "exp"
-    assert sorted(p.name for p in out.glob("*.jpg")) == ["deep.jpg", "gray.jpg", "plain.jpg", "rgba.jpg"]
+    assert sorted(p.name for p in out.glob("*.*g")) == ["deep.png", "gray.png", "plain.jpg", "rgba.png"]  # own format
     lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(lines) == 4 and all(line["timesteps"] == 2 and line["mode"] == "SNN T=2 burst≤4" for line in lines)
     assert run([folder / "*.png", "--ann", "--precision", "bf16"], weights, tmp_path / "out") == 0  # a glob
