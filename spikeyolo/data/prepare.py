@@ -8,12 +8,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import yaml
 
 from spikeyolo.atomic import atomic_dir
 from spikeyolo.data.coco import read_coco
+from spikeyolo.data.images import IMAGE_SUFFIXES
 from spikeyolo.data.records import LOGGER, BoxAudit, DatasetError, ImageRecord
 from spikeyolo.data.voc import is_voc, read_voc, voc_class_names, voc_split_ids
 
@@ -158,17 +160,31 @@ def _prepare_yaml(path: Path, cache: Path) -> Path:
     return target / "data.yaml"
 
 
+def _label_of(image: Path) -> Path:
+    """Where ultralytics looks for an image's label: …/labels/… for …/images/… (the last one), suffix .txt."""
+    text = str(image)
+    marker = f"{os.sep}images{os.sep}"
+    if marker in text:
+        head, _, tail = text.rpartition(marker)
+        text = f"{head}{os.sep}labels{os.sep}{tail}"
+    return Path(text).with_suffix(".txt")
+
+
 def _link_split(tmp: Path, target: Path, name: str, folder: Path) -> str:
-    """images/NAME → the split's image folder and labels/NAME → its label folder (…/labels/… beside …/images/…, or
-    the image folder itself); an image list file (.txt) is used as it is."""
+    """images/NAME/… links to the split's images and labels/NAME/… copies of their labels, in the cache, so that
+    ultralytics (which resolves folders) writes its labels caches here; an image list file (.txt) is used as it is."""
     if not folder.is_dir():
         return str(folder)
-    parts = folder.parts
-    labels = Path(*parts[:len(parts) - 1 - parts[::-1].index("images")], "labels",
-                  *parts[len(parts) - parts[::-1].index("images"):]) if "images" in parts else folder
-    for kind, source in (("images", folder), ("labels", labels if labels.is_dir() else folder)):
-        (tmp / kind).mkdir(exist_ok=True)
-        (tmp / kind / name).symlink_to(source, target_is_directory=True)
+    for image in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+        relative = image.relative_to(folder)
+        link = tmp / "images" / name / relative
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(image.resolve())
+        label = _label_of(image)
+        if label.is_file():
+            copy = tmp / "labels" / name / relative.with_suffix(".txt")
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(label, copy)
     return f"images/{name}"
 
 
