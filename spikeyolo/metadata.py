@@ -72,7 +72,7 @@ def _scales(yaml: dict, where: str) -> tuple[float, float, float]:
     if not isinstance(scales, dict) or len(scales) > 8:
         raise _fail(where, "model_yaml.scales", "must map at most 8 scale names to [depth, width, max_channels]")
     scale = yaml.get("scale") or next(iter(scales))
-    if scale not in scales:
+    if not isinstance(scale, str) or scale not in scales:
         raise _fail(where, "model_yaml.scale", f"{scale!r} is not one of the scales {list(scales)}")
     for name, triple in scales.items():
         field = f"model_yaml.scales.{name}"

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 from PIL import Image
+
+# property-based tests: the same examples on every machine and run (a found bug is fixed, not re-rolled away)
+settings.register_profile("spikeyolo", derandomize=True, database=None)
+settings.load_profile("spikeyolo")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "datasets"

@@ -1,0 +1,166 @@
+"""Options and output paths from strangers: one line on stderr naming the option, exit 2, before any work, and no
+file left under a final name; Ctrl-C and SIGTERM leave nothing half-written (exit 130 / 143)."""
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from spikeyolo.cli import main
+from tests.conftest import ROOT
+
+WEIGHTS = str(ROOT / "weights/bccd-yolov8n-qcfs.safetensors")
+VIDEO = str(ROOT / "demo/bccd_pan.mp4")
+
+
+def one_line(capsys, *needles) -> str:
+    """The one error line (a progress bar may have drawn on stderr before it), without a traceback."""
+    text = capsys.readouterr().err
+    err = [line for line in text.strip().splitlines() if line.startswith("spikeyolo ")]
+    assert len(err) == 1 and "Traceback" not in text, text[-2000:]
+    for needle in needles:
+        assert needle in err[0], (needle, err[0])
+    return err[0]
+
+
+def leftovers(folder):
+    return [p for p in folder.rglob("*") if "tmp" in p.name or p.suffix in (".mp4", ".jsonl", ".json", ".safetensors")]
+
+
+OPTION_CASES = [
+    (["detect", VIDEO, "--imgsz", "-1"], "--imgsz must be in [32, 4096]"),
+    (["detect", VIDEO, "--imgsz", "100000"], "--imgsz must be in [32, 4096]"),
+    (["detect", VIDEO, "--imgsz", "100"], "multiple of 32"),
+    (["detect", VIDEO, "--device", "meta"], "runs on cpu or cuda"),
+    (["detect", VIDEO, "--burst", "0"], "--burst must be in [1, 64]"),
+    (["detect", VIDEO, "--timesteps", "100000"], "--timesteps must be in [1, 4096]"),
+    (["val", "--weights", WEIGHTS, "--data", "x", "--batch", "0"], "--batch must be in [1, 1024]"),
+    (["val", "--weights", WEIGHTS, "--data", "x", "--chunk", "-1"], "--chunk must be in [1, 4096]"),
+    (["val", "--weights", WEIGHTS, "--data", "x", "--imgsz", "-1"], "--imgsz must be in [32, 4096]"),
+    (["val", "--weights", WEIGHTS, "--data", "x", "--percentile", "nan"], "--percentile must be a finite number"),
+    (["convert", WEIGHTS, "--calib-images", "0"], "--calib-images must be in [1, 100000]"),
+    (["convert", WEIGHTS, "--initial-membrane", "nan"], "--initial-membrane must be a finite number"),
+    (["webcam", "--source", VIDEO, "--conf", "5"], "--conf must be in [0.0, 1.0]"),
+    (["train", "--data", "x", "--levels", "1000000000"], "--levels must be in [0, 256]"),
+    (["train", "--data", "x", "--threshold", "0"], "--threshold must be in (0.0"),
+    (["train", "--data", "x", "--resume"], None),  # argparse: --resume needs a path
+    (["train", "--data", "x", "--resume", "nowhere/last.pt"], "--resume nowhere/last.pt not found"),
+    (["val", "--weights", WEIGHTS, "--data", "x", "--name", "../../escape"], "must be a plain folder name"),
+    (["benchmark", "--imgsz", "0"], None),  # argparse: positive integers
+]
+
+
+@pytest.mark.parametrize("argv,expected", OPTION_CASES, ids=[" ".join(c[0][:1] + c[0][-2:]) for c in OPTION_CASES])
+def test_bad_options_are_one_line_before_any_work(argv, expected, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if expected is None:  # argparse's own usage error: exit 2 too
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        return
+    assert main(argv) == 2
+    one_line(capsys, expected)
+    assert not list(tmp_path.rglob("*"))  # nothing created: no run folder, no cache, nothing outside
+    assert not (ROOT.parent / "escape").exists()
+
+
+@pytest.fixture
+def readonly(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    yield folder
+    folder.chmod(0o700)
+
+
+def _skip_if_root_can_write(folder):
+    probe = folder / "probe"
+    try:
+        probe.write_text("")
+        probe.unlink()
+        pytest.skip("running as root: a read-only folder is still writable")
+    except OSError:
+        pass
+
+
+@pytest.mark.parametrize("kind", ["read-only", "a-file", "a-folder"])
+def test_outputs_that_cannot_be_written_fail_before_the_work(kind, tmp_path, capsys, readonly):
+    if kind == "read-only":
+        _skip_if_root_can_write(readonly)
+        video_out, json_out, save_dir = readonly / "x.mp4", readonly / "r.json", readonly / "runs"
+    elif kind == "a-file":
+        blocker = tmp_path / "blocker"
+        blocker.write_text("")
+        video_out, json_out, save_dir = blocker / "x.mp4", blocker / "r.json", blocker / "runs"
+    else:
+        video_out, json_out, save_dir = tmp_path, tmp_path, None
+    started = time.perf_counter()
+    assert main(["webcam", "--source", VIDEO, "--headless", "--output", str(video_out)]) == 2
+    one_line(capsys, "--output")
+    assert time.perf_counter() - started < 20  # refused before processing the video
+    assert main(["val", "--weights", WEIGHTS, "--data", str(tmp_path / "nodata"), "--json", str(json_out)]) == 2
+    one_line(capsys, "--json")
+    assert main(["convert", WEIGHTS, "--out", str(json_out)]) == 2
+    one_line(capsys, "--out")
+    if save_dir is not None:
+        assert main(["detect", VIDEO, "--save-dir", str(save_dir)]) == 2
+        one_line(capsys, "--save-dir")
+    assert not [p for p in tmp_path.rglob("*") if "tmp" in p.name]
+
+
+def test_a_video_the_disk_cannot_hold_never_gets_its_final_name(tmp_path, capsys, monkeypatch):
+    """OpenCV's writer fails silently on a full disk: simulated by a writer that writes nothing."""
+    class FullDisk:
+        def __init__(self, *args):
+            pass
+
+        def write(self, frame):
+            pass
+
+        def release(self):
+            pass
+
+    video = tmp_path / "clip.avi"
+    real = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 48))
+    for _ in range(3):
+        real.write(np.zeros((48, 64, 3), np.uint8))
+    real.release()
+    monkeypatch.setattr(cv2, "VideoWriter", FullDisk)
+    assert main(["detect", str(video), "--save-dir", str(tmp_path / "out"), "--imgsz", "64"]) == 2
+    one_line(capsys, "could not be written", "disk full")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*"))
+
+
+def test_ctrl_c_is_one_line_and_130(tmp_path, capsys, monkeypatch):
+    from spikeyolo.detect import run
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "draw_detections", interrupted)
+    assert main(["detect", VIDEO, "--save-dir", str(tmp_path / "out"), "--imgsz", "64"]) == 130
+    one_line(capsys, "interrupted")
+    assert not leftovers(tmp_path)
+
+
+def test_sigterm_removes_every_temporary(tmp_path):
+    """A real process, terminated while it writes its video: exit 143, no temporary, nothing under a final name."""
+    script = ("import sys, time\nfrom spikeyolo.detect import run\nfrom spikeyolo.cli import main\n"
+              "original = run.draw_detections\n"
+              "def slow(*a, **k):\n    print('writing', flush=True)\n    time.sleep(0.5)\n    return original(*a, **k)\n"
+              "run.draw_detections = slow\n"
+              f"sys.exit(main(['detect', {VIDEO!r}, '--save-dir', {str(tmp_path / 'out')!r}, '--imgsz', '64']))\n")
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    for line in process.stdout:
+        if "writing" in line:
+            break
+    time.sleep(1.2)  # a few frames written under temporary names
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err[-1000:]
+    assert "terminated" in err.strip().splitlines()[-1]
+    assert not leftovers(tmp_path), leftovers(tmp_path)
