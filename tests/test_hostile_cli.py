@@ -164,3 +164,10 @@ def test_sigterm_removes_every_temporary(tmp_path):
     assert process.returncode == 143, err[-1000:]
     assert "terminated" in err.strip().splitlines()[-1]
     assert not leftovers(tmp_path), leftovers(tmp_path)
+
+
+def test_a_split_the_dataset_lacks_is_one_line(voc_dataset, tmp_path, capsys):
+    assert main(["val", "--weights", WEIGHTS, "--data", str(voc_dataset), "--split", "bogus",
+                 "--project", str(tmp_path)]) == 2
+    one_line(capsys, "has no 'bogus' split: use one of")
+    assert not list(tmp_path.rglob("*"))

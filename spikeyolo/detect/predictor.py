@@ -12,6 +12,7 @@ from spikeyolo.device import torch_device
 from spikeyolo.engine import default_backend
 from spikeyolo.engine.runner import check_precision, reduced_precision
 from spikeyolo.eval.detections import Detections
+from spikeyolo.limits import image_size
 from spikeyolo.resources import resource
 from spikeyolo.ultra import letterbox_batch, non_max_suppression, scale_to_frame
 
@@ -42,6 +43,8 @@ class Detector:
         _check_weights(self.weights)
         if burst is not None and burst < 1:
             raise ValueError(f"burst must be >= 1, got {burst}")
+        if imgsz is not None:
+            image_size(imgsz, "Detector")
         self.timesteps, self.ann, self.conf, self.iou, self.burst = timesteps, ann, conf, iou, burst
         self.snm = snm
         self.device = torch_device(device)

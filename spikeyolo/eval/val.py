@@ -13,6 +13,7 @@ from spikeyolo.eval.anytime import evaluate_anytime
 from spikeyolo.eval.cost import CostMeter
 from spikeyolo.eval.evaluators import COCOEvaluator, dataset_evaluator
 from spikeyolo.eval.report import build_report
+from spikeyolo.limits import image_size
 
 DEFAULT_TIMESTEPS = (1, 2, 4, 8, 16, 32, 64)
 LOGGER = logging.getLogger("spikeyolo.val")
@@ -41,8 +42,11 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
     timesteps = sorted(set(int(t) for t in timesteps))
     if not timesteps or timesteps[0] < 1:
         raise ValueError(f"timesteps must be positive integers, got {timesteps}")
+    if imgsz is not None:
+        image_size(imgsz, "val")
     weights_file = read_weights(weights)  # a bad weights file fails before the dataset is prepared
     data_yaml = prepare_dataset(data)
+    split_images(data_yaml, split)  # a split the dataset lacks is one DatasetError naming those it has
     check_classes(weights_file.names, data_yaml, data, weights)  # before any conversion
 
     def calibration(size: int) -> list:  # channel / layer modes: images of the train split
