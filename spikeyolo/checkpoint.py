@@ -100,8 +100,8 @@ def load_detector(path: str | Path, device: str | torch.device = "cpu",
     except RuntimeError as err:
         raise CheckpointError(f"{path} does not match its own model description: {str(err)[:200]}") from err
     bad = [name for name, m in model.named_modules()
-           if isinstance(getattr(m, "threshold", None), torch.Tensor) and not bool((m.threshold > 0).all())]
-    if bad:
-        raise CheckpointError(f"{path}: QCFS threshold λ of {bad[0]} is not positive: retrain or use other weights")
+           if isinstance(getattr(m, "threshold", None), torch.Tensor) and not bool((m.threshold != 0).all())]
+    if bad:  # QCFS runs with |λ| (training may carry λ < 0); a zero λ would divide by zero once converted
+        raise CheckpointError(f"{path}: QCFS threshold λ of {bad[0]} is 0: retrain or use other weights")
     model.names = dict(enumerate(meta["names"]))
     return model.to(device).eval(), meta

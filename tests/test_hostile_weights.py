@@ -119,3 +119,15 @@ def test_hostile_snn_metadata(case, good, tmp_path, capsys):
     assert main(["detect", "demo/bccd_pan.mp4", "--weights", path, "--save-dir", str(tmp_path / "out")]) == 2
     assert_one_line(capsys, path, field)
     assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_a_zero_lambda_in_the_tensors_is_refused(good, tmp_path, capsys):
+    with safe_open(str(good[0]), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta = f.metadata()
+    key = next(k for k in tensors if k.endswith("act.threshold"))
+    tensors[key] = tensors[key] * 0
+    save_file(tensors, str(tmp_path / "z.safetensors"), metadata=meta)
+    assert main(["convert", str(tmp_path / "z.safetensors"), "--out", str(tmp_path / "o.safetensors")]) == 2
+    assert_one_line(capsys, "z.safetensors", "is 0")
+    assert not (tmp_path / "o.safetensors").exists()

@@ -78,7 +78,7 @@ def neuron_thresholds(model: nn.Module, mode: str, stats: dict | None) -> dict[s
         if isinstance(block.act, nn.Identity):
             continue
         if mode == "qcfs":
-            thresholds[name] = block.act.threshold.detach().abs().float().clone()
+            thresholds[name] = block.act.threshold.detach().abs().clamp_min(1e-4).float().clone()  # as QCFS runs
             continue
         layer = stats[name]["layer"].clamp_min(1e-3)
         if mode == "layer":
