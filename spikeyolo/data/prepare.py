@@ -16,6 +16,7 @@ import yaml
 from spikeyolo.atomic import atomic_dir
 from spikeyolo.data.coco import read_coco
 from spikeyolo.data.images import IMAGE_SUFFIXES
+from spikeyolo.data.yolo import read_yolo_labels
 from spikeyolo.data.records import LOGGER, BoxAudit, DatasetError, ImageRecord
 from spikeyolo.data.voc import is_voc, read_voc, voc_class_names, voc_split_ids
 
@@ -152,7 +153,8 @@ def _prepare_yaml(path: Path, cache: Path) -> Path:
     with atomic_dir(target) as tmp:
         entries = {}
         for split, folders in splits.items():
-            entries[split] = [_link_split(tmp, target, f"{split}{i}", folder) for i, folder in enumerate(folders)]
+            entries[split] = [_link_split(tmp, f"{split}{i}", folder, len(config["names"]))
+                              for i, folder in enumerate(folders)]
         out = {"path": str(target), **{s: e[0] if len(e) == 1 else e for s, e in entries.items()},
                "names": dict(enumerate(config["names"]))}
         (tmp / "data.yaml").write_text(yaml.safe_dump(out, sort_keys=False))
@@ -170,7 +172,7 @@ def _label_of(image: Path) -> Path:
     return Path(text).with_suffix(".txt")
 
 
-def _link_split(tmp: Path, target: Path, name: str, folder: Path) -> str:
+def _link_split(tmp: Path, name: str, folder: Path, classes: int) -> str:
     """images/NAME/… links to the split's images and labels/NAME/… copies of their labels, in the cache, so that
     ultralytics (which resolves folders) writes its labels caches here; an image list file (.txt) is used as it is."""
     if not folder.is_dir():
@@ -182,6 +184,7 @@ def _link_split(tmp: Path, target: Path, name: str, folder: Path) -> str:
         link.symlink_to(image.resolve())
         label = _label_of(image)
         if label.is_file():
+            read_yolo_labels(label, classes)  # a broken label is one DatasetError naming its file and line
             copy = tmp / "labels" / name / relative.with_suffix(".txt")
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(label, copy)

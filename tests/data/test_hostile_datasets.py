@@ -210,3 +210,33 @@ def test_coco_reader_fuzzed(images, annotations, categories, image, tmp_path_fac
         return
     for record in records:
         assert all(0 <= b[1] < b[3] <= record.width and 0 <= b[2] < b[4] <= record.height for b in record.boxes)
+
+
+@pytest.mark.parametrize("line,expected", [("0 0.5 0.5 0.2", "expected 5 numbers"), ("x 0.5 0.5 0.2 0.2", "numbers only"),
+                                           ("7 0.5 0.5 0.2 0.2", "class 7.0 is not one of 0..1"),
+                                           ("0 nan 0.5 0.2 0.2", "not finite"), ("0 1.5 0.5 0.2 0.2", "normalized"),
+                                           ("0.5 0.5 0.5 0.2 0.2", "class 0.5")])
+def test_a_broken_yolo_label_is_one_error_naming_its_line(line, expected, voc_dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPIKEYOLO_CACHE", str(tmp_path / "cache"))
+    data = yolo_dataset(tmp_path / "ds", voc_dataset, tmp_path / "marker")
+    label = sorted((tmp_path / "ds/labels/train").glob("*.txt"))[0]
+    label.write_text(label.read_text() + line + "\n")
+    with pytest.raises(DatasetError, match=f"{label.name}:\\d+: .*{expected}"):
+        prepare_dataset(data)
+    no_temporaries(tmp_path / "cache")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(alphabet="0123456789.-e naninf\n\t", max_size=80))
+def test_yolo_label_reader_fuzzed(text, tmp_path_factory):
+    """Random label text: rows of 5 (or a class and polygon) finite numbers in range, or DatasetError."""
+    from spikeyolo.data.yolo import read_yolo_labels
+
+    path = tmp_path_factory.mktemp("fuzz") / "a.txt"
+    path.write_text(text)
+    try:
+        rows = read_yolo_labels(path, classes=3)
+    except DatasetError:
+        return
+    for row in rows:
+        assert row[0] in (0, 1, 2) and all(0 <= v <= 1 for v in row[1:]) and (len(row) == 5 or len(row) % 2)

@@ -1,0 +1,39 @@
+"""YOLO txt labels (one object a line: class cx cy w h, or class x1 y1 x2 y2 … for a polygon), normalized to [0, 1]."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from spikeyolo.data.records import DatasetError
+
+MAX_LABEL_BYTES = 10_000_000  # one label file
+
+
+def read_yolo_labels(path: Path, classes: int) -> list[list[float]]:
+    """The rows of a label file; a DatasetError naming the file and line for anything ultralytics would drop or
+    misread (not numbers, NaN, a class outside 0..classes-1, coordinates outside [0, 1], a wrong count)."""
+    try:
+        if path.stat().st_size > MAX_LABEL_BYTES:
+            raise DatasetError(f"{path}: label file larger than {MAX_LABEL_BYTES} bytes: not a label file")
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise DatasetError(f"cannot read label file {path}: {err}") from None
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            values = [float(v) for v in line.split()]
+        except ValueError:
+            raise DatasetError(f"{where}: a label line holds numbers only (class cx cy w h), got {line[:60]!r}") from None
+        if len(values) != 5 and (len(values) < 7 or len(values) % 2 == 0):
+            raise DatasetError(f"{where}: expected 5 numbers (class cx cy w h) or a class and polygon points, "
+                               f"got {len(values)}")
+        cls, coords = values[0], values[1:]
+        if not all(math.isfinite(v) for v in values) or cls != int(cls) or not 0 <= cls < classes:
+            raise DatasetError(f"{where}: class {values[0]} is not one of 0..{classes - 1} (or a value is not finite)")
+        if not all(0.0 <= v <= 1.0 for v in coords):
+            raise DatasetError(f"{where}: coordinates must be normalized to [0, 1], got {line[:60]!r}")
+        rows.append(values)
+    return rows
