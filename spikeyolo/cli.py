@@ -37,7 +37,8 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a (QCFS) detector", description="Train a detector with QCFS activations.")
     p.add_argument("--data", required=True, help="VOC folder, COCO instances .json or ultralytics dataset .yaml")
     p.add_argument("--model", default="yolov8n-relu", help="model yaml or configs/models name (default yolov8n-relu)")
-    p.add_argument("--from", dest="from_pt", help="your own ultralytics .pt to fine-tune with QCFS (it is unpickled)")
+    p.add_argument("--from", dest="from_pt", help="an ultralytics (YOLOv8, YOLO11) or YOLOv5 v6 .pt to fine-tune with "
+                   "QCFS; read without running its code (its classes become inert stand-ins)")
     p.add_argument("--levels", type=int, default=4, help="QCFS quantization levels L; 0 trains the plain ANN")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"initial QCFS threshold λ of every layer (default {DEFAULT_THRESHOLD})")
@@ -259,27 +260,33 @@ def _run_detect(args) -> None:
 
 
 def _add_import(sub) -> None:
-    p = sub.add_parser("import", help="convert your own ultralytics .pt into spikeyolo's safetensors format",
-                       description="Unpickles the given ultralytics .pt (only for files you trust) and writes "
-                                   "spikeyolo's safetensors format, which loads without unpickling.")
-    p.add_argument("pt", help="an ultralytics detection checkpoint (.pt) you trust")
+    p = sub.add_parser("import", help="an ultralytics or YOLOv5 .pt as spikeyolo safetensors (no code runs)",
+                       description="Reads the .pt with torch's weights-only loader, every class it names replaced by "
+                                   "an inert stand-in (nothing in the file runs), rebuilds the detector and writes "
+                                   "spikeyolo's safetensors format. YOLOv5 v6.x maps onto ultralytics' v5u model: "
+                                   "backbone and neck carried, Detect head initialized.")
+    p.add_argument("pt", help="an ultralytics (YOLOv8, YOLO11, …) or YOLOv5 v6.x detection checkpoint (.pt)")
     p.add_argument("--out", help="output .safetensors (default: beside the .pt)")
     p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--activation", help="replace the model's activation, e.g. 'nn.ReLU()' (for QCFS fine-tuning)")
 
 
 def _run_import(args) -> None:
     from spikeyolo.checkpoint import save_detector
-    from spikeyolo.ultra import load_checkpoint
+    from spikeyolo.importing import import_checkpoint
+    from spikeyolo.metadata import check_activation
 
     pt = Path(args.pt)
     if not pt.is_file():
-        raise UsageError(f"{pt} not found: pass your ultralytics .pt file")
-    try:
-        model, _ = load_checkpoint(pt)
-    except Exception as err:  # ultralytics reports damaged files in several ways
-        raise UsageError(f"cannot load {pt} as an ultralytics checkpoint: {str(err).splitlines()[0][:200]}") from err
-    out = save_detector(model, Path(args.out) if args.out else pt.with_suffix(".safetensors"), imgsz=args.imgsz,
-                        imported_from=str(pt))
+        raise UsageError(f"{pt} not found: pass your .pt checkpoint")
+    if args.activation:
+        check_activation(args.activation, "--activation")
+    imported = import_checkpoint(pt, args.activation)
+    out = save_detector(imported.model, Path(args.out) if args.out else pt.with_suffix(".safetensors"),
+                        imgsz=args.imgsz, imported_from=str(pt), imported_class=imported.source,
+                        carried_tensors=len(imported.carried), initialized_tensors=len(imported.initialized))
+    print(f"{pt} ({imported.source}): {len(imported.carried)} tensors carried, {len(imported.initialized)} "
+          f"initialized{' (' + imported.initialized[0].rsplit('.', 3)[0] + ' …)' if imported.initialized else ''}")
     print(f"saved {out}")
 
 

@@ -88,8 +88,16 @@ _configure()
 
 
 def yaml_model(cfg: str | Path | dict) -> dict:
-    """Read a model yaml (path or dict) into a dict, as ultralytics does."""
-    return copy.deepcopy(cfg) if isinstance(cfg, dict) else _tasks.yaml_model_load(str(cfg))
+    """Read a model yaml (path or dict) into a dict, as ultralytics does, but from exactly this file (ultralytics
+    renames some, e.g. yolov5n-relu.yaml → yolov5-rel.yaml), with the scale its name gives (yolov8n → n)."""
+    if isinstance(cfg, dict):
+        return copy.deepcopy(cfg)
+    import yaml
+
+    config = yaml.safe_load(Path(cfg).read_text())
+    config.setdefault("scale", _tasks.guess_model_scale(Path(cfg)))
+    config["yaml_file"] = str(cfg)
+    return config
 
 
 def conv_blocks(model: nn.Module) -> list[tuple[str, Conv]]:

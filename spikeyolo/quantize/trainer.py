@@ -1,12 +1,16 @@
 """Training: the ultralytics detection trainer, with QCFS activations swapped into every Conv block."""
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import yaml
 
+from spikeyolo.atomic import write_text
 from spikeyolo.checkpoint import save_detector
 from spikeyolo.data import prepare_dataset
 from spikeyolo.device import ultralytics_device
@@ -15,6 +19,7 @@ from spikeyolo.quantize.swap import calibrate_thresholds, quantize_model
 from spikeyolo.ultra import DEFAULT_CFG, DetectionTrainer, build_detection_model, load_checkpoint, smart_value
 
 
+LOGGER = logging.getLogger("spikeyolo.train")
 THRESHOLD_LR_SCALE = 20.0  # λ's learning rate as a multiple of the weights'
 
 
@@ -22,23 +27,32 @@ class QCFSTrainer(DetectionTrainer):
     """DetectionTrainer whose model has one QCFS module per layer (``levels`` None: a plain ANN)."""
 
     def __init__(self, levels: int | None = None, threshold: float = DEFAULT_THRESHOLD,
-                 overrides: dict | None = None, _callbacks=None, threshold_lr_scale: float = THRESHOLD_LR_SCALE):
+                 overrides: dict | None = None, _callbacks=None, threshold_lr_scale: float = THRESHOLD_LR_SCALE,
+                 pretrained=None):
         self.levels, self.init_threshold = levels, threshold
         self.threshold_lr_scale = threshold_lr_scale
         self.calibrate_lambda = False
+        self.pretrained = pretrained  # a PickledCheckpoint (--from), its tensors loaded into the built model
         super().__init__(overrides=overrides, _callbacks=_callbacks)
         self.add_callback("on_pretrain_routine_end", calibrate_lambda_once)
 
     def get_model(self, cfg=None, weights=None, verbose=True):
         model = build_detection_model(cfg, nc=self.data["nc"], verbose=verbose)
         model = self.set_model_names_for_load(model)
-        levels = self.levels or _levels_of(weights)
+        levels = self.levels or _levels_of(weights) or (self.pretrained.qcfs_levels if self.pretrained else None)
         if levels:
             quantize_model(model, levels, self.init_threshold)
-        if weights:
+        if weights:  # ultralytics' own (resume)
             model.load(weights)
-            # a pretrained non-QCFS model (--from): start λ from its activations, not a constant
             self.calibrate_lambda = bool(levels) and _levels_of(weights) is None
+        elif self.pretrained is not None:  # --from, read without unpickling: every tensor that fits
+            target = model.state_dict()
+            fits = {k: v for k, v in self.pretrained.state.items() if k in target and target[k].shape == v.shape}
+            model.load_state_dict(fits, strict=False)
+            LOGGER.info(f"--from {self.pretrained.path}: {len(fits)} of {len(target)} tensors carried, the rest "
+                        "initialized")
+            # a pretrained non-QCFS model: start λ from its activations, not a constant
+            self.calibrate_lambda = bool(levels) and not self.pretrained.qcfs_levels
         return model
 
     def build_optimizer(self, model, name="auto", lr=0.001, momentum=0.9, decay=1e-5, iterations=1e5):
@@ -74,6 +88,25 @@ def calibrate_lambda_once(trainer) -> None:
         ema_lambdas = [m.threshold for m in trainer.ema.ema.modules() if isinstance(m, QCFS)]
         for source, target in zip([m.threshold for m in trainer.model.modules() if isinstance(m, QCFS)], ema_lambdas):
             target.data.copy_(source.data)
+
+
+def pretrained_model(path: str | Path):
+    """(the checkpoint read without unpickling, a model yaml to train it from): the yaml is the one the import
+    rebuilt (checked like weights metadata; YOLOv5 mapped to v5u), written to the cache."""
+    from spikeyolo.data.prepare import default_cache_dir
+    from spikeyolo.importing import import_checkpoint
+    from spikeyolo.pickled import PickledCheckpoint
+
+    imported = import_checkpoint(path)
+    config = {k: v for k, v in imported.model.yaml.items() if k != "yaml_file"}
+    text = yaml.safe_dump(config, sort_keys=False)
+    folder = default_cache_dir().parent / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{Path(path).stem}-{hashlib.sha1(text.encode()).hexdigest()[:12]}.yaml"
+    write_text(target, text)
+    carried = {k: v for k, v in imported.model.state_dict().items() if k in set(imported.carried)}
+    return PickledCheckpoint(Path(path), imported.source, config, imported.names, carried,
+                             imported.qcfs_levels), target
 
 
 def _levels_of(model) -> int | None:
@@ -135,6 +168,9 @@ def train(data: str | Path, model: str | Path, levels: int | None = 4, epochs: i
     """
     events = event_settings(data)
     colour = {"hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.0} if events else {}  # event counts are not colours
+    pretrained = None
+    if Path(model).suffix == ".pt":  # --from: read without unpickling, trained from its own (checked) yaml
+        pretrained, model = pretrained_model(model)
     args = {"data": str(prepare_dataset(data)), "model": str(model), "epochs": epochs, "imgsz": imgsz,
             "device": ultralytics_device(device), "batch": batch, "plots": False, **colour, **overrides}
     if resume:
@@ -142,7 +178,7 @@ def train(data: str | Path, model: str | Path, levels: int | None = 4, epochs: i
             raise ValueError(f"resume needs the path of an existing last.pt, got {resume!r} (it is unpickled: only "
                              "your own files; spikeyolo never searches for one)")
         args.update(resume=str(resume))
-    trainer = QCFSTrainer(levels=levels, threshold=threshold, overrides=args)
+    trainer = QCFSTrainer(levels=levels, threshold=threshold, overrides=args, pretrained=pretrained)
     trainer.train()
     best = trainer.best if trainer.best.exists() else trainer.last
     net, _ = load_checkpoint(best)

@@ -1,0 +1,86 @@
+"""Users' ``.pt`` detectors as spikeyolo models, without unpickling their code (``spikeyolo.pickled``).
+
+Ultralytics checkpoints (YOLOv8, YOLO11, …) are rebuilt from their own model yaml, checked like any weights
+metadata (``spikeyolo.metadata``), and take every tensor. YOLOv5 v6.x checkpoints (``models.yolo.Model``, an
+anchor-based head) map onto ultralytics' anchor-free ``yolov5`` (v5u) architecture: layers 0–23 (backbone and neck)
+have the same names and shapes and are carried over; the Detect head is initialized anew.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from spikeyolo.checkpoint import CheckpointError
+from spikeyolo.limits import LimitError
+from spikeyolo.metadata import check_model_yaml
+from spikeyolo.pickled import PickledCheckpoint, read_pickled_checkpoint
+from spikeyolo.quantize import quantize_model
+from spikeyolo.resources import resource
+from spikeyolo.ultra import build_detection_model, yaml_model
+
+YOLOV5_SCALES = {(0.33, 0.25): "n", (0.33, 0.5): "s", (0.67, 0.75): "m", (1.0, 1.0): "l", (1.33, 1.25): "x"}
+
+
+@dataclass
+class ImportedModel:
+    """A detector built from a user's checkpoint, and which of its tensors came from the file."""
+    model: nn.Module
+    names: list[str]
+    carried: list[str]
+    initialized: list[str]
+    source: str  # the checkpoint's model class, e.g. models.yolo.Model
+    qcfs_levels: int | None = None
+
+
+def _yolov5_yaml(checkpoint: PickledCheckpoint, activation: str | None) -> dict:
+    yaml = checkpoint.yaml or {}
+    scale = YOLOV5_SCALES.get((round(float(yaml.get("depth_multiple", 0)), 2),
+                               round(float(yaml.get("width_multiple", 0)), 2)))
+    if scale is None:
+        raise CheckpointError(f"{checkpoint.path}: a YOLOv5 model with depth/width multiples "
+                              f"{yaml.get('depth_multiple')}/{yaml.get('width_multiple')} is none of n, s, m, l, x")
+    config = yaml_model(resource("configs/models/yolov5n.yaml"))
+    config["scales"] = {scale: [float(yaml["depth_multiple"]), float(yaml["width_multiple"]), 1024]}
+    config["scale"] = scale
+    if activation:
+        config["activation"] = activation
+    return config
+
+
+def import_checkpoint(path: str | Path, activation: str | None = None) -> ImportedModel:
+    """The detector in ``path`` (a .pt), with ``activation`` (e.g. 'nn.ReLU()') in place of its own if given."""
+    checkpoint = read_pickled_checkpoint(path)
+    if checkpoint.model_class == "models.yolo.Model":
+        config = _yolov5_yaml(checkpoint, activation)
+    elif checkpoint.model_class.startswith(("ultralytics.", "spikeyolo.")) and checkpoint.yaml:
+        config = {k: v for k, v in checkpoint.yaml.items() if k != "yaml_file"}
+        if activation:
+            config["activation"] = activation
+    else:
+        raise CheckpointError(f"{path} holds a {checkpoint.model_class}: spikeyolo imports ultralytics detectors "
+                              "(YOLOv8, YOLO11, …) and YOLOv5 v6.x checkpoints")
+    try:
+        check_model_yaml(config, str(path), len(checkpoint.names))
+    except LimitError as err:
+        raise CheckpointError(f"{err}: the checkpoint was not imported") from None
+    model = build_detection_model(config, nc=len(checkpoint.names))
+    if checkpoint.qcfs_levels:  # a spikeyolo QCFS model: the same QCFS layers, so that λ is carried too
+        quantize_model(model, checkpoint.qcfs_levels)
+    target = model.state_dict()
+    carried = [k for k, v in checkpoint.state.items() if k in target and target[k].shape == v.shape
+               and _carried_layer(k, checkpoint, len(model.model) - 1)]
+    if not carried:
+        raise CheckpointError(f"{path}: none of its tensors fits the rebuilt model: not a detector spikeyolo reads")
+    model.load_state_dict({k: checkpoint.state[k] for k in carried}, strict=False)
+    model.names = dict(enumerate(checkpoint.names))
+    initialized = [k for k in target if k not in set(carried)]
+    return ImportedModel(model.eval(), checkpoint.names, carried, initialized, checkpoint.model_class,
+                         checkpoint.qcfs_levels)
+
+
+def _carried_layer(key: str, checkpoint: PickledCheckpoint, head: int) -> bool:
+    """YOLOv5's anchor-based head does not carry over (same names, other meaning); everything else may."""
+    return checkpoint.model_class != "models.yolo.Model" or not key.startswith(f"model.{head}.")
+

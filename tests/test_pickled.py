@@ -1,0 +1,83 @@
+"""Users' .pt checkpoints read without running their code: payloads refused or inert, real checkpoints mapped."""
+import hashlib
+import sys
+import types
+
+import pytest
+import torch
+
+from spikeyolo.checkpoint import CheckpointError
+from spikeyolo.cli import main
+from spikeyolo.importing import import_checkpoint
+from spikeyolo.pickled import read_pickled_checkpoint
+from tests.conftest import ROOT
+
+YOLOV5 = ROOT.parent / "shared" / "weights" / "yolov5n-v6.1-coco.pt"
+
+
+class _SystemPayload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_payload_naming_a_function_outside_the_model_namespaces_is_refused(tmp_path, capsys):
+    marker = tmp_path / "marker"
+    path = tmp_path / "evil.pt"
+    torch.save({"model": _SystemPayload(marker)}, path)
+    with pytest.raises(CheckpointError, match="names posix.system|names os.system"):
+        read_pickled_checkpoint(path)
+    assert main(["import", str(path), "--out", str(tmp_path / "o.safetensors")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "system" in err[0] and "was not loaded" in err[0]
+    assert not marker.exists() and not (tmp_path / "o.safetensors").exists()
+
+
+def test_a_class_in_a_model_namespace_becomes_an_inert_stand_in(tmp_path, monkeypatch):
+    """A class named like YOLOv5's, whose real __setstate__ would write a file: the stand-in runs none of it."""
+    marker = tmp_path / "marker"
+    module = types.ModuleType("models.common")
+
+    class Evil:
+        def __setstate__(self, state):
+            marker.write_text("ran")
+
+    Evil.__module__, Evil.__qualname__ = "models.common", "Evil"
+    module.Evil = Evil
+    monkeypatch.setitem(sys.modules, "models", types.ModuleType("models"))
+    monkeypatch.setitem(sys.modules, "models.common", module)
+    evil = Evil()
+    evil.__dict__["names"] = ["a"]
+    torch.save({"model": evil}, tmp_path / "evil.pt")
+    monkeypatch.delitem(sys.modules, "models.common")
+    monkeypatch.delitem(sys.modules, "models")
+    with pytest.raises(CheckpointError):  # no tensors, so not a detector; what matters: nothing ran
+        import_checkpoint(tmp_path / "evil.pt")
+    assert not marker.exists()
+
+
+@pytest.mark.skipif(not YOLOV5.is_file(), reason="../shared/weights not present")
+def test_the_official_yolov5n_checkpoint_maps_onto_v5u(tmp_path, capsys):
+    assert hashlib.sha256(YOLOV5.read_bytes()).hexdigest().startswith("4f180cf23ba0717a")
+    source = read_pickled_checkpoint(YOLOV5)
+    assert source.model_class == "models.yolo.Model" and len(source.names) == 80 and source.names[0] == "person"
+    imported = import_checkpoint(YOLOV5, "nn.ReLU()")
+    assert len(imported.carried) == 342 and all(k.startswith("model.24.") for k in imported.initialized)
+    state = imported.model.state_dict()
+    assert all(torch.equal(state[k], source.state[k]) for k in imported.carried)  # carried exactly
+    assert type(imported.model.model[0].act).__name__ == "ReLU"
+    with torch.no_grad():
+        assert imported.model(torch.rand(1, 3, 64, 64))[0].shape == (1, 84, 84)
+    out = tmp_path / "y5.safetensors"
+    assert main(["import", str(YOLOV5), "--out", str(out), "--activation", "nn.ReLU()"]) == 0
+    assert "342 tensors carried, 85 initialized" in capsys.readouterr().out
+
+
+def test_a_damaged_checkpoint_is_one_line(tmp_path, capsys):
+    (tmp_path / "bad.pt").write_bytes(b"PK\x03\x04 not really a zip")
+    assert main(["import", str(tmp_path / "bad.pt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.pt" in err[0]
