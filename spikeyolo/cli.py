@@ -68,6 +68,8 @@ def _run_train(args) -> None:
         raise UsageError(f"--resume {args.resume} not found: pass the last.pt of the run to continue")
     if args.from_pt and not Path(args.from_pt).is_file():
         raise UsageError(f"--from {args.from_pt} not found: pass your ultralytics .pt file")
+    if args.from_pt and Path(args.from_pt).suffix not in (".pt", ".safetensors"):
+        raise UsageError(f"--from {args.from_pt}: pass a .pt checkpoint or spikeyolo .safetensors weights")
     model = Path(args.from_pt) if args.from_pt else resolve_model(args.model)
     result = train(args.data, model, levels=args.levels or None, epochs=args.epochs, imgsz=args.imgsz,
                    device=args.device, batch=args.batch, resume=args.resume, threshold=args.threshold,

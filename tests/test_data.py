@@ -85,3 +85,35 @@ def test_bad_inputs_give_one_clear_error(tmp_path):
     (voc / "Annotations/img001.xml").write_text("<annotation><object>")
     with pytest.raises(DatasetError, match="img001.xml"):
         prepare_dataset(voc)
+
+
+def _coco_root(root, categories_val=None):
+    """A COCO-2017-layout root: annotations/instances_{train,val}2017.json, images in train2017/ and val2017/."""
+    from PIL import Image
+
+    (root / "annotations").mkdir(parents=True)
+    for split, count in (("train2017", 3), ("val2017", 2)):
+        (root / split).mkdir()
+        images = []
+        for i in range(count):
+            Image.new("RGB", (64, 48)).save(root / split / f"{split}_{i}.jpg")
+            images.append({"id": i + 1, "file_name": f"{split}_{i}.jpg", "width": 64, "height": 48})
+        annotations = [{"id": i + 1, "image_id": i + 1, "category_id": 7, "bbox": [4, 4, 20, 20], "iscrowd": 0}
+                       for i in range(count)]
+        categories = categories_val if split == "val2017" and categories_val else [{"id": 7, "name": "thing"}]
+        (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(
+            {"images": images, "annotations": annotations, "categories": categories}))
+    return root
+
+
+def test_coco_root_trains_on_train_and_validates_on_val(tmp_path):
+    from spikeyolo.eval.evaluators import dataset_evaluator
+
+    data_yaml = prepare_dataset(_coco_root(tmp_path / "coco"))
+    root = data_yaml.parent
+    assert len(list((root / "images/train").iterdir())) == 3 and len(list((root / "images/val").iterdir())) == 2
+    assert yaml.safe_load(data_yaml.read_text())["names"] == {0: "thing"}
+    assert sorted(dataset_evaluator(data_yaml, "val").ids) == ["val2017_0", "val2017_1"]  # the val JSON's images
+    assert sorted(dataset_evaluator(data_yaml, "train").ids) == ["train2017_0", "train2017_1", "train2017_2"]
+    with pytest.raises(DatasetError, match="list different categories"):
+        prepare_dataset(_coco_root(tmp_path / "mixed", categories_val=[{"id": 8, "name": "other"}]))

@@ -147,3 +147,24 @@ def test_train_settings_are_checked(voc_dataset, capsys):
                          ("warmup", "not KEY=VALUE")):
         assert main(["train", "--data", str(voc_dataset), bad]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_from_spikeyolo_safetensors_carries_every_tensor(voc_dataset, tmp_path, caplog):
+    """--from a spikeyolo .safetensors (e.g. what 'spikeyolo import' wrote): trained from it, nothing unpickled."""
+    import logging
+
+    from spikeyolo.checkpoint import save_detector
+    from spikeyolo.cli import main
+    from spikeyolo.ultra import build_detection_model
+
+    source = build_detection_model(ROOT / "configs/models/yolov5n-relu.yaml", nc=2)
+    source.names = {0: "bar", 1: "square"}
+    weights = save_detector(source, tmp_path / "v5.safetensors", imgsz=64)
+    common = ["--data", str(voc_dataset), "--epochs", "1", "--imgsz", "64", "--batch", "4", "--project", str(tmp_path)]
+    with caplog.at_level(logging.INFO, logger="spikeyolo.train"):
+        assert main(["train", "--from", str(weights), "--levels", "4", "--name", "v5", *common]) == 0
+    carried = next(r.message for r in caplog.records if "tensors carried" in r.message)
+    total = len(source.state_dict())
+    assert f"{total} of " in carried  # every tensor of the source (the QCFS λ are the new ones)
+    model, meta = load_detector(tmp_path / "v5/weights/best.safetensors")
+    assert meta["quantization"]["levels"] == 4 and type(model.model[9].cv1.act).__name__ == "QCFS"

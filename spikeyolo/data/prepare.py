@@ -109,6 +109,32 @@ def _prepare_coco(json_path: Path, cache: Path) -> Path:
     return _write_cache(target, {"val": records}, names, meta)
 
 
+def coco_root_files(root: Path) -> dict[str, Path] | None:
+    """A COCO root (annotations/instances_train*.json and instances_val*.json, images in train*/ and val*/), as
+    COCO 2017 ships: {'train': json, 'val': json}; None if ``root`` is not one."""
+    folder = root / "annotations"
+    found = {split: sorted(folder.glob(f"instances_{split}*.json")) for split in ("train", "val")}
+    return {split: files[0] for split, files in found.items()} if folder.is_dir() and all(found.values()) else None
+
+
+def _prepare_coco_root(root: Path, files: dict[str, Path], cache: Path) -> Path:
+    """Train on the train JSON, validate on the val JSON (the COCO protocol); their categories must agree."""
+    target = cache / f"{root.name}-cocoroot-{_fingerprint(root, list(files.values()))}"
+    if reused := _reuse(target):
+        return reused
+    splits, audits, categories = {}, {}, {}
+    for split, path in files.items():
+        records, names, category_ids, audits[str(path)] = read_coco(path)
+        splits[split], categories[split] = records, (names, category_ids)
+    if categories["train"] != categories["val"]:
+        raise DatasetError(f"{files['train']} and {files['val']} list different categories: a COCO root needs the "
+                           "same categories in both")
+    names, category_ids = categories["val"]
+    meta = {"format": "coco", "source": str(files["val"].resolve()), "category_ids": category_ids,
+            "sources": {split: str(path.resolve()) for split, path in files.items()}, "audits": _audits(audits)}
+    return _write_cache(target, splits, names, meta)
+
+
 def _read_yolo_yaml(path: Path) -> tuple[dict, Path]:
     """The yaml's config and its dataset root, checked: train, val and names present, names strings."""
     try:
@@ -199,6 +225,8 @@ def prepare_dataset(source: str | Path, cache_dir: str | Path | None = None,
         raise DatasetError(f"dataset {source} not found: pass a VOC folder, a COCO instances JSON or a dataset yaml")
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
+    if source.is_dir() and (files := coco_root_files(source)):
+        return _prepare_coco_root(source, files, cache)
     if source.is_dir() and is_voc(source):
         if not (source / "ImageSets" / "Main" / f"{val_split}.txt").is_file():
             val_split = "val"

@@ -55,6 +55,6 @@ def dataset_evaluator(data_yaml: Path, split: str):
     if source["format"] == "voc":
         voc_split = source["splits"]["train" if split == "train" else "test"]
         return VOCEvaluator(Path(source["source"]), voc_split, names)
-    if source["format"] == "coco":
-        return COCOEvaluator(Path(source["source"]))
+    if source["format"] == "coco":  # a COCO root keeps one annotation file per split
+        return COCOEvaluator(Path(source.get("sources", {}).get(split, source["source"])))
     return None

@@ -97,7 +97,15 @@ def pretrained_model(path: str | Path):
     from spikeyolo.importing import import_checkpoint
     from spikeyolo.pickled import PickledCheckpoint
 
-    imported = import_checkpoint(path)
+    if Path(path).suffix == ".safetensors":  # spikeyolo's own format (e.g. written by spikeyolo import)
+        from spikeyolo.checkpoint import load_detector
+        from spikeyolo.importing import ImportedModel
+
+        net, meta = load_detector(path)
+        state = net.state_dict()
+        imported = ImportedModel(net, meta["names"], list(state), [], "spikeyolo", meta["quantization"].get("levels"))
+    else:
+        imported = import_checkpoint(path)
     config = {k: v for k, v in imported.model.yaml.items() if k != "yaml_file"}
     text = yaml.safe_dump(config, sort_keys=False)
     folder = default_cache_dir().parent / "models"
@@ -169,7 +177,7 @@ def train(data: str | Path, model: str | Path, levels: int | None = 4, epochs: i
     events = event_settings(data)
     colour = {"hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.0} if events else {}  # event counts are not colours
     pretrained = None
-    if Path(model).suffix == ".pt":  # --from: read without unpickling, trained from its own (checked) yaml
+    if Path(model).suffix in (".pt", ".safetensors"):  # --from: never unpickled; trained from its checked yaml
         pretrained, model = pretrained_model(model)
     args = {"data": str(prepare_dataset(data)), "model": str(model), "epochs": epochs, "imgsz": imgsz,
             "device": ultralytics_device(device), "batch": batch, "plots": False, **colour, **overrides}
