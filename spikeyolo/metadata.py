@@ -85,7 +85,7 @@ def _scales(yaml: dict, where: str) -> tuple[float, float, float]:
     return float(depth), float(width), float(max_channels)
 
 
-def _layer(entry, index: int, count: int, where: str) -> tuple[list[int], int, str, list]:
+def _layer(entry, index: int, where: str) -> tuple[list[int], int, str, list]:
     field = f"model_yaml layer {index}"
     if not isinstance(entry, list) or len(entry) != 4:
         raise _fail(where, field, f"must be [from, repeats, module, args], got {str(entry)[:80]}")
@@ -135,7 +135,7 @@ def parameter_bound(entries: list, channels: int, depth: float, width: float, ma
     repeats + 2 full convolutions of its widest shape)."""
     widths, total = [], 0
     for index, entry in enumerate(entries):
-        sources, repeats, module, args = _layer(entry, index, len(entries), where)
+        sources, repeats, module, args = _layer(entry, index, where)
         inputs = [widths[s] if s >= 0 else (widths[s] if widths else channels) for s in sources]
         c_in = sum(inputs)
         if module == "Concat":

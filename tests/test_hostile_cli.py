@@ -150,7 +150,8 @@ def test_sigterm_removes_every_temporary(tmp_path):
     """A real process, terminated while it writes its video: exit 143, no temporary, nothing under a final name."""
     script = ("import sys, time\nfrom spikeyolo.detect import run\nfrom spikeyolo.cli import main\n"
               "original = run.draw_detections\n"
-              "def slow(*a, **k):\n    print('writing', flush=True)\n    time.sleep(0.5)\n    return original(*a, **k)\n"
+              "def slow(*a, **k):\n    print('writing', flush=True)\n    time.sleep(0.5)\n"
+              "    return original(*a, **k)\n"
               "run.draw_detections = slow\n"
               f"sys.exit(main(['detect', {VIDEO!r}, '--save-dir', {str(tmp_path / 'out')!r}, '--imgsz', '64']))\n")
     process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

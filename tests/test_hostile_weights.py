@@ -29,7 +29,8 @@ def rewrite(source, target, mutate) -> str:
         meta = json.loads(f.metadata()["spikeyolo"])
     changed = mutate(meta)
     changed = meta if changed is None else changed
-    save_file(tensors, str(target), metadata={"spikeyolo": changed if isinstance(changed, str) else json.dumps(changed)})
+    text = changed if isinstance(changed, str) else json.dumps(changed)
+    save_file(tensors, str(target), metadata={"spikeyolo": text})
     return str(target)
 
 

@@ -1,4 +1,4 @@
-"""YOLO txt labels (one object a line: class cx cy w h, or class x1 y1 x2 y2 … for a polygon), normalized to [0, 1]."""
+"""YOLO txt labels: one object a line, class cx cy w h (or class x1 y1 x2 y2 … for a polygon), in [0, 1]."""
 from __future__ import annotations
 
 import math
@@ -26,7 +26,8 @@ def read_yolo_labels(path: Path, classes: int) -> list[list[float]]:
         try:
             values = [float(v) for v in line.split()]
         except ValueError:
-            raise DatasetError(f"{where}: a label line holds numbers only (class cx cy w h), got {line[:60]!r}") from None
+            raise DatasetError(f"{where}: a label line holds numbers only (class cx cy w h), "
+                               f"got {line[:60]!r}") from None
         if len(values) != 5 and (len(values) < 7 or len(values) % 2 == 0):
             raise DatasetError(f"{where}: expected 5 numbers (class cx cy w h) or a class and polygon points, "
                                f"got {len(values)}")

@@ -88,7 +88,8 @@ def _checked(path: Path, t, x, y, p, width, height) -> Events:
                              f"{values.shape}: the file is not an event recording spikeyolo reads")
         if values.dtype.kind == "f" and len(values) and not (np.isfinite(values).all()
                                                              and (name == "p" or (values == np.round(values)).all())):
-            raise EventError(f"{path}: event field {name} holds NaN, infinite or fractional values: the file is corrupt")
+            raise EventError(f"{path}: event field {name} holds NaN, infinite or fractional values: the file is "
+                             "corrupt")
     if not len(fields["t"]) == len(fields["x"]) == len(fields["y"]) == len(fields["p"]):
         raise EventError(f"{path}: event fields t, x, y, p differ in length: the file is corrupt")
     try:

@@ -4,7 +4,8 @@
 
 λ (``threshold``) is learnable per layer, ``levels`` is L.  Gradients are those of the paper's
 code (z/λ clamped to [0, 1], a straight-through floor, times λ; autograd of that composition is the
-test's reference): ∂h/∂z = 1 and ∂h/∂λ = h/λ − z/λ for 0 < z < λ;  ∂h/∂λ = 1 for z ≥ λ;  0 for z ≤ 0.
+test's reference): ∂h/∂z = 1 and ∂h/∂λ = h/λ − z/λ for 0 < z < λ;  ∂h/∂λ = 1 for z ≥ λ;
+0 for z ≤ 0.
 
 The signed variant serves leaky-ReLU layers: the negative side is α·z quantized the same way
 (clipped at −λ), which is what a signed IBT neuron with negative threshold θ/α produces.

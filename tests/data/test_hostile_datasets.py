@@ -212,7 +212,8 @@ def test_coco_reader_fuzzed(images, annotations, categories, image, tmp_path_fac
         assert all(0 <= b[1] < b[3] <= record.width and 0 <= b[2] < b[4] <= record.height for b in record.boxes)
 
 
-@pytest.mark.parametrize("line,expected", [("0 0.5 0.5 0.2", "expected 5 numbers"), ("x 0.5 0.5 0.2 0.2", "numbers only"),
+@pytest.mark.parametrize("line,expected", [("0 0.5 0.5 0.2", "expected 5 numbers"),
+                                           ("x 0.5 0.5 0.2 0.2", "numbers only"),
                                            ("7 0.5 0.5 0.2 0.2", "class 7.0 is not one of 0..1"),
                                            ("0 nan 0.5 0.2 0.2", "not finite"), ("0 1.5 0.5 0.2 0.2", "normalized"),
                                            ("0.5 0.5 0.5 0.2 0.2", "class 0.5")])
