@@ -20,7 +20,8 @@ from spikeyolo.quantize import quantization_spec, quantize_model
 from spikeyolo.ultra import build_detection_model
 
 FORMAT = "spikeyolo-detector/1"
-SNN_FORMAT = "spikeyolo-snn/1"  # spikeyolo.convert.artifact writes it
+SNN_FORMAT = "spikeyolo-snn/2"  # spikeyolo.convert.artifact writes it; /2: leaky layers with v0 > 0 have memory
+SNN_FORMATS = ("spikeyolo-snn/1", SNN_FORMAT)  # read
 
 
 class CheckpointError(ValueError):
@@ -54,16 +55,27 @@ def read_metadata(path: str | Path, expected: str | tuple[str, ...] = FORMAT) ->
         raise CheckpointError(f"{path}: its spikeyolo metadata is not valid JSON ({err}): pass weights written by "
                               "spikeyolo") from None
     expected = (expected,) if isinstance(expected, str) else expected
+    found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+    newer = isinstance(found, str) and any(_newer(found, known) for known in expected)
+    if newer:
+        raise CheckpointError(f"{path} is a {found} file, newer than this spikeyolo reads ({', '.join(expected)}): "
+                              "upgrade spikeyolo")
     if not isinstance(meta, dict) or meta.get("format") not in expected:
-        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise CheckpointError(f"{path} is not a {' or '.join(expected)} file (format {found!r}): "
                               f"pass weights written by spikeyolo")
     try:
-        (check_snn_metadata if meta["format"] == SNN_FORMAT else check_detector_metadata)(meta, str(path))
+        (check_snn_metadata if meta["format"] in SNN_FORMATS else check_detector_metadata)(meta, str(path))
     except LimitError as err:
         raise CheckpointError(f"{err}: the file was not loaded (nothing in its metadata is run or opened); "
                               "pass weights written by spikeyolo") from None
     return meta
+
+
+def _newer(found: str, known: str) -> bool:
+    """'spikeyolo-snn/3' is newer than 'spikeyolo-snn/2' (same kind, larger version)."""
+    kind, _, version = found.rpartition("/")
+    known_kind, _, known_version = known.rpartition("/")
+    return kind == known_kind and version.isdigit() and known_version.isdigit() and int(version) > int(known_version)
 
 
 def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:

@@ -132,3 +132,19 @@ def test_a_zero_lambda_in_the_tensors_is_refused(good, tmp_path, capsys):
     assert main(["convert", str(tmp_path / "z.safetensors"), "--out", str(tmp_path / "o.safetensors")]) == 2
     assert_one_line(capsys, "z.safetensors", "is 0")
     assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_snn_artifact_versions(good, tmp_path, capsys):
+    """A newer format is one line (upgrade); /1 artifacts still load, except leaky layers converted with the old,
+    one-level-off IBT neurons."""
+    newer = rewrite(good[1], tmp_path / "new.safetensors", _set(["format"], "spikeyolo-snn/3"))
+    assert main(["detect", "demo/bccd_pan.mp4", "--weights", newer, "--save-dir", str(tmp_path / "out")]) == 2
+    assert_one_line(capsys, "spikeyolo-snn/3", "upgrade spikeyolo")
+    old = rewrite(good[1], tmp_path / "old.safetensors", _set(["format"], "spikeyolo-snn/1"))
+    from spikeyolo.convert.artifact import load_snn
+
+    assert load_snn(old).meta["mode"] == "qcfs"  # a ReLU model: the same network as before
+    leaky = save_snn(convert(live_model("tiny-yolo-leaky", 4), "qcfs"), tmp_path / "leaky.safetensors")
+    old_leaky = rewrite(leaky, tmp_path / "old-leaky.safetensors", _set(["format"], "spikeyolo-snn/1"))
+    with pytest.raises(CheckpointError, match="old IBT neurons"):
+        load_snn(old_leaky)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from spikeyolo.checkpoint import SNN_FORMAT, CheckpointError, read_metadata, read_tensors, write_safetensors
+from spikeyolo.checkpoint import (SNN_FORMAT, SNN_FORMATS, CheckpointError, read_metadata, read_tensors,
+                                  write_safetensors)
 from spikeyolo.convert.convert import spikify
 from spikeyolo.engine.runner import SpikingDetector
 from spikeyolo.ultra import build_detection_model, fold_batchnorm
@@ -34,7 +35,11 @@ def save_snn(detector: SpikingDetector, path: str | Path, source: dict | None = 
 def load_snn(path: str | Path, device: str | torch.device = "cpu", backend: str = "torch",
              meta: dict | None = None) -> SpikingDetector:
     """Rebuild a SpikingDetector from an artifact written by save_snn (``meta``: its metadata, already read)."""
-    meta = meta or read_metadata(path, SNN_FORMAT)
+    meta = meta or read_metadata(path, SNN_FORMATS)
+    if meta["format"] != SNN_FORMAT and meta["initial_membrane"] != 0 and any(
+            spec["negative_slope"] > 0 for spec in meta["neurons"].values()):
+        raise CheckpointError(f"{path} ({meta['format']}) has leaky layers converted with the old IBT neurons, one "
+                              "level off from their QCFS twin: convert the detector checkpoint again")
     net = build_detection_model(meta["model_yaml"], nc=len(meta["names"]))
     fold_batchnorm(net)
     thresholds = {name: torch.ones(spec["channels"]) if spec["per_channel"] else torch.tensor(1.0)

@@ -16,7 +16,8 @@ from torch import nn
 
 from spikeyolo.checkpoint import FORMAT as DETECTOR_FORMAT
 from spikeyolo.checkpoint import CheckpointError, load_detector, read_metadata
-from spikeyolo.convert.artifact import SNN_FORMAT, check_asked, load_snn
+from spikeyolo.checkpoint import SNN_FORMATS
+from spikeyolo.convert.artifact import check_asked, load_snn
 from spikeyolo.convert.convert import convert
 
 
@@ -28,7 +29,7 @@ class WeightsFile:
 
     @property
     def is_snn(self) -> bool:
-        return self.meta["format"] == SNN_FORMAT
+        return self.meta["format"] in SNN_FORMATS
 
     @property
     def names(self) -> list[str]:
@@ -50,7 +51,7 @@ class WeightsFile:
 
 def read_weights(path: str | Path) -> WeightsFile:
     """A detector checkpoint's or an SNN artifact's metadata, read once."""
-    return WeightsFile(Path(path), read_metadata(path, (DETECTOR_FORMAT, SNN_FORMAT)))
+    return WeightsFile(Path(path), read_metadata(path, (DETECTOR_FORMAT, *SNN_FORMATS)))
 
 
 def default_settings(weights: WeightsFile, mode: str | None, burst: int | None) -> tuple[str, int]:
