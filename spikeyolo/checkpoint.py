@@ -56,7 +56,7 @@ def read_metadata(path: str | Path, expected: str | tuple[str, ...] = FORMAT) ->
                               "spikeyolo") from None
     expected = (expected,) if isinstance(expected, str) else expected
     found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-    newer = isinstance(found, str) and any(_newer(found, known) for known in expected)
+    newer = isinstance(found, str) and found not in expected and any(_newer(found, known) for known in expected)
     if newer:
         raise CheckpointError(f"{path} is a {found} file, newer than this spikeyolo reads ({', '.join(expected)}): "
                               "upgrade spikeyolo")
