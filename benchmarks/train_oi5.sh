@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Toward a natural-image model (issue 18, not yet shippable): the official COCO YOLOv5n (../shared/weights, read
+# without unpickling) mapped onto v5u, fine-tuned on oi5 as a SiLU ANN, then with QCFS (L = 4), then evaluated.
+# Usage: bash benchmarks/train_oi5.sh [ann epochs] [qcfs epochs] [imgsz] [device]
+set -euo pipefail
+ANN_EPOCHS=${1:-10}; QCFS_EPOCHS=${2:-8}; IMGSZ=${3:-320}; DEVICE=${4:-cpu}
+DATA=${OI5:-../shared/datasets/oi5}
+common=(--data "$DATA" --imgsz "$IMGSZ" --batch 16 --device "$DEVICE" --project runs/oi5)
+mkdir -p runs/oi5
+spikeyolo import ../shared/weights/yolov5n-v6.1-coco.pt --out runs/oi5/yolov5n-coco.safetensors --imgsz "$IMGSZ"
+spikeyolo train "${common[@]}" --from runs/oi5/yolov5n-coco.safetensors --levels 0 --epochs "$ANN_EPOCHS" --name silu
+spikeyolo train "${common[@]}" --from runs/oi5/silu/weights/best.safetensors --levels 4 --epochs "$QCFS_EPOCHS" \
+  --name qcfs-from-silu
+spikeyolo val --data "$DATA" --imgsz "$IMGSZ" --weights runs/oi5/qcfs-from-silu/weights/best.safetensors \
+  --timesteps 1,2,4 --project runs/oi5-val --name burst4
+spikeyolo val --data "$DATA" --imgsz "$IMGSZ" --weights runs/oi5/qcfs-from-silu/weights/best.safetensors \
+  --timesteps 1,2,4,8,16,32 --burst 1 --snm --no-ann --project runs/oi5-val --name snm
