@@ -26,7 +26,7 @@ from ultralytics.engine import trainer as _trainer
 from ultralytics.engine.results import Results
 from ultralytics.models.yolo.detect import DetectionPredictor, DetectionTrainer, DetectionValidator
 from ultralytics.nn import tasks as _tasks
-from ultralytics.nn.modules import DFL, SPPF, Bottleneck, C2f, Concat, Conv, Detect
+from ultralytics.nn.modules import C3, DFL, SPPF, Bottleneck, C2f, Concat, Conv, Detect
 from ultralytics.nn.tasks import DetectionModel, load_checkpoint
 from ultralytics.utils import DEFAULT_CFG, SETTINGS, USER_CONFIG_DIR
 from ultralytics.utils import nms as _nms
@@ -132,7 +132,7 @@ def predict_ann(model: nn.Module, source, imgsz: int = 640, conf: float = 0.25, 
 
 
 # Module types a detector may contain for spiking conversion (containers and the linear pieces).
-CONVERTIBLE = (DetectionModel, nn.Sequential, nn.ModuleList, Conv, nn.Conv2d, C2f, Bottleneck, SPPF,
+CONVERTIBLE = (DetectionModel, nn.Sequential, nn.ModuleList, Conv, nn.Conv2d, C2f, C3, Bottleneck, SPPF,
                nn.MaxPool2d, nn.Upsample, Concat, Detect, DFL, nn.Identity, nn.BatchNorm2d)
 
 

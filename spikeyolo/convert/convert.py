@@ -54,7 +54,7 @@ def check_convertible(model: nn.Module, mode: str) -> None:
     modules = [f"{type(m).__name__} at {name}" for name, m in model.named_modules()
                if not isinstance(m, CONVERTIBLE + SPIKING_ACTIVATIONS)]
     if modules:
-        raise ConversionError(f"cannot convert {_listing(modules)}: spikeyolo converts Conv, C2f, Bottleneck, SPPF, "
+        raise ConversionError(f"cannot convert {_listing(modules)}: spikeyolo converts Conv, C2f, C3, Bottleneck, SPPF, "
                               f"max-pool, upsample, concat and the Detect head; build the model from those")
     if mode == "qcfs" and not any(isinstance(b.act, QCFS) for _, b in conv_blocks(model)):
         raise ConversionError("mode qcfs needs a QCFS-trained model: use --mode channel or layer with --calib")

@@ -92,7 +92,8 @@ def layer_flips(ann: nn.Module, snn, images: torch.Tensor) -> list[float]:
     return flips
 
 
-@pytest.mark.parametrize("name,expected_neurons", [("yolov8n-relu", 57), ("tiny-yolo-leaky", 18)])
+@pytest.mark.parametrize("name,expected_neurons", [("yolov8n-relu", 57), ("tiny-yolo-leaky", 18),
+                                                    ("yolov5n-relu", 69)])
 def test_qcfs_bursts_reproduce_every_layer_in_one_step(name, expected_neurons):
     """burst = L, T = 1: every layer equals the BN-folded QCFS network's, SPPF's chained pools and the leaky layers'
     negative side included (256 px: an 8x8 map at SPPF, so that its 5x5 pools are not all global maxima). The
