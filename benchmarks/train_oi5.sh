@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Toward a natural-image model (issue 18, not yet shippable): the official COCO YOLOv5n (../shared/weights, read
 # without unpickling) mapped onto v5u with ReLU, fine-tuned on oi5 as an ANN, then with QCFS (L = 4), then evaluated.
-# Session 6 (12/10/6 epochs at 320 px): SiLU ANN 0.14 mAP50 but QCFS from it 0.04; ReLU ANN 0.063, QCFS from it 0.047.
+# Session 6, 320 px, oi5 val mAP50: SiLU ANN (10 epochs) 0.14, QCFS from it (8) 0.04 at best; ReLU ANN (10) 0.063,
+# QCFS from it (6) 0.047.
 # Usage: bash benchmarks/train_oi5.sh [ann epochs] [qcfs epochs] [imgsz] [device]
 set -euo pipefail
 ANN_EPOCHS=${1:-10}; QCFS_EPOCHS=${2:-6}; IMGSZ=${3:-320}; DEVICE=${4:-cpu}
