@@ -62,8 +62,6 @@ def _run_train(args) -> None:
         settings = train_settings(args.settings)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    if args.levels < 0:
-        raise UsageError(f"--levels must be >= 0, got {args.levels}")
     if args.resume and not Path(args.resume).is_file():
         raise UsageError(f"--resume {args.resume} not found: pass the last.pt of the run to continue")
     if args.from_pt and not Path(args.from_pt).is_file():
@@ -102,8 +100,6 @@ def _run_convert(args) -> None:
 
     if args.mode != "qcfs" and not args.calib:
         raise UsageError(f"--mode {args.mode} needs --calib DATA (images to measure activations on)")
-    if not 0 < args.percentile <= 100:
-        raise UsageError(f"--percentile must be in (0, 100], got {args.percentile}")
     weights = read_weights(args.weights)
     if weights.is_snn:
         raise UsageError(f"{args.weights} is already a converted SNN: convert the detector checkpoint")
@@ -231,14 +227,7 @@ def _run_detect(args) -> None:
     from spikeyolo.detect.run import detect
     from spikeyolo.detect.sources import open_source
 
-    if args.timesteps < 1:
-        raise UsageError(f"--timesteps must be >= 1, got {args.timesteps}")
-    for name in ("conf", "iou"):
-        if not 0.0 <= getattr(args, name) <= 1.0:
-            raise UsageError(f"--{name} must be in [0, 1], got {getattr(args, name)}")
     open_source(args.source)  # fail on a bad source before anything is loaded or created
-    if args.burst is not None and args.burst < 1:
-        raise UsageError(f"--burst must be >= 1, got {args.burst}")
     if args.every_step and args.ann:
         raise UsageError("--every-step reads the SNN after each step: it does not go with --ann")
     from spikeyolo.events.io import EVENT_SUFFIXES
@@ -314,8 +303,6 @@ def _add_webcam(sub) -> None:
 def _run_webcam(args) -> None:
     from spikeyolo.demo import LiveDemo
 
-    if args.timesteps < 1:
-        raise UsageError(f"--timesteps must be >= 1, got {args.timesteps}")
     if args.headless and not args.output:
         raise UsageError("--headless needs --output VIDEO.mp4 (there is no window to show the frames)")
     if args.output and Path(args.output).suffix.lower() != ".mp4":
@@ -349,8 +336,6 @@ def _run_benchmark(args) -> None:
 
     weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
     _check_weights(weights)
-    if args.repeats < 1:
-        raise UsageError(f"--repeats must be >= 1, got {args.repeats}")
     engines = tuple(args.engines.split(",")) if args.engines else None
     from spikeyolo.bench.speed import ENGINES
 
@@ -401,7 +386,8 @@ OUTPUT_FILES = ("json", "out", "output", "screenshot")
 
 
 def _check_numbers(args) -> None:
-    """Every number option within spikeyolo.limits, before anything is loaded (one line, exit 2)."""
+    """Every number option within spikeyolo.limits, before anything is loaded (one line, exit 2): the one place
+    the commands' numbers are checked."""
     for name, low, high in INTEGER_OPTIONS:
         for value in _values(getattr(args, name, None)):
             limits.integer(value, "command line", f"--{name.replace('_', '-')}", low, high)

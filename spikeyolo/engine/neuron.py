@@ -239,11 +239,18 @@ def _fused_or_torch(kind: str):
     return run
 
 
+_FUSED = {kind: _fused_or_torch(kind) for kind in _TORCH}  # built once, not once per layer call
+
+
 def _backend(name: str, kind: str, max_spikes: int):
-    """The ``kind`` ('if', 'snm' or 'signed_memory') multi-step function of backend ``name``."""
+    """The ``kind`` ('if', 'snm' or 'signed_memory') multi-step function of backend ``name`` (validated when it was
+    set, by ``check_backend``: here, on every layer call, only the name is checked; a missing or failing Triton
+    falls back to torch with one warning)."""
     if max_spikes < 1:
         raise ValueError(f"max_spikes must be >= 1, got {max_spikes}")
-    return _TORCH[kind] if check_backend(name) == "torch" else _fused_or_torch(kind)
+    if name not in BACKENDS:
+        raise ValueError(f"unknown neuron backend {name!r}: use 'torch' or 'triton'")
+    return _TORCH[kind] if name == "torch" else _FUSED[kind]
 
 
 def snm_multistep(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Tensor, threshold: torch.Tensor,
