@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
 
-from spikeyolo.checkpoint import CheckpointError
+from spikeyolo.checkpoint import CheckpointError, load_detector
 from spikeyolo.limits import LimitError
 from spikeyolo.metadata import check_model_yaml
 from spikeyolo.pickled import PickledCheckpoint, read_pickled_checkpoint
@@ -32,6 +33,21 @@ class ImportedModel:
     initialized: list[str]
     source: str  # the checkpoint's model class, e.g. models.yolo.Model
     qcfs_levels: int | None = None
+    path: Path | None = None
+
+    def carried_state(self) -> dict[str, torch.Tensor]:
+        """The tensors that came from the file (not those initialized anew)."""
+        carried = set(self.carried)
+        return {k: v for k, v in self.model.state_dict().items() if k in carried}
+
+
+def import_weights(path: str | Path) -> ImportedModel:
+    """A .pt (``import_checkpoint``) or spikeyolo .safetensors (every tensor carried) as an ImportedModel."""
+    if Path(path).suffix != ".safetensors":
+        return import_checkpoint(path)
+    net, meta = load_detector(path)
+    return ImportedModel(net, meta["names"], list(net.state_dict()), [], "spikeyolo",
+                         meta["quantization"].get("levels"), Path(path))
 
 
 def _yolov5_yaml(checkpoint: PickledCheckpoint, activation: str | None) -> dict:
@@ -77,7 +93,7 @@ def import_checkpoint(path: str | Path, activation: str | None = None) -> Import
     model.names = dict(enumerate(checkpoint.names))
     initialized = [k for k in target if k not in set(carried)]
     return ImportedModel(model.eval(), checkpoint.names, carried, initialized, checkpoint.model_class,
-                         checkpoint.qcfs_levels)
+                         checkpoint.qcfs_levels, Path(path))
 
 
 def _carried_layer(key: str, checkpoint: PickledCheckpoint, head: int) -> bool:

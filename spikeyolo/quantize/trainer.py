@@ -32,7 +32,7 @@ class QCFSTrainer(DetectionTrainer):
         self.levels, self.init_threshold = levels, threshold
         self.threshold_lr_scale = threshold_lr_scale
         self.calibrate_lambda = False
-        self.pretrained = pretrained  # a PickledCheckpoint (--from), its tensors loaded into the built model
+        self.pretrained = pretrained  # an ImportedModel (--from): its carried tensors go into the built model
         super().__init__(overrides=overrides, _callbacks=_callbacks)
         self.add_callback("on_pretrain_routine_end", calibrate_lambda_once)
 
@@ -47,7 +47,8 @@ class QCFSTrainer(DetectionTrainer):
             self.calibrate_lambda = bool(levels) and _levels_of(weights) is None
         elif self.pretrained is not None:  # --from, read without unpickling: every tensor that fits
             target = model.state_dict()
-            fits = {k: v for k, v in self.pretrained.state.items() if k in target and target[k].shape == v.shape}
+            fits = {k: v for k, v in self.pretrained.carried_state().items()
+                    if k in target and target[k].shape == v.shape}
             model.load_state_dict(fits, strict=False)
             LOGGER.info(f"--from {self.pretrained.path}: {len(fits)} of {len(target)} tensors carried, the rest "
                         "initialized")
@@ -91,30 +92,19 @@ def calibrate_lambda_once(trainer) -> None:
 
 
 def pretrained_model(path: str | Path):
-    """(the checkpoint read without unpickling, a model yaml to train it from): the yaml is the one the import
+    """(the model imported without unpickling, a model yaml to train it from): the yaml is the one the import
     rebuilt (checked like weights metadata; YOLOv5 mapped to v5u), written to the cache."""
     from spikeyolo.data.prepare import default_cache_dir
-    from spikeyolo.importing import import_checkpoint
-    from spikeyolo.pickled import PickledCheckpoint
+    from spikeyolo.importing import import_weights
 
-    if Path(path).suffix == ".safetensors":  # spikeyolo's own format (e.g. written by spikeyolo import)
-        from spikeyolo.checkpoint import load_detector
-        from spikeyolo.importing import ImportedModel
-
-        net, meta = load_detector(path)
-        state = net.state_dict()
-        imported = ImportedModel(net, meta["names"], list(state), [], "spikeyolo", meta["quantization"].get("levels"))
-    else:
-        imported = import_checkpoint(path)
+    imported = import_weights(path)
     config = {k: v for k, v in imported.model.yaml.items() if k != "yaml_file"}
     text = yaml.safe_dump(config, sort_keys=False)
     folder = default_cache_dir().parent / "models"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{Path(path).stem}-{hashlib.sha1(text.encode()).hexdigest()[:12]}.yaml"
     write_text(target, text)
-    carried = {k: v for k, v in imported.model.state_dict().items() if k in set(imported.carried)}
-    return PickledCheckpoint(Path(path), imported.source, config, imported.names, carried,
-                             imported.qcfs_levels), target
+    return imported, target
 
 
 def _levels_of(model) -> int | None:
