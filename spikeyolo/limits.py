@@ -22,6 +22,7 @@ MAX_PARAMETERS = 1_000_000_000  # a model yaml's parameters (4 GB float32), boun
 MAX_SENSOR = 4096         # event camera width and height
 MAX_EVENT_WINDOWS = 1_000_000  # frames one event recording may produce
 MAX_CALIB_IMAGES = 100_000
+MAX_IMAGE_SIDE = 100_000  # pixels, of an image a dataset annotation describes
 
 
 class LimitError(ValueError):

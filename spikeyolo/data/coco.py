@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 from spikeyolo.data.records import BoxAudit, DatasetError, ImageRecord, checked_box, inside
+from spikeyolo.limits import MAX_IMAGE_SIDE
 
 
 def load_coco_json(path: Path) -> dict:
@@ -24,18 +26,14 @@ def load_coco_json(path: Path) -> dict:
     _check_entries(path, data["categories"], {"id": int, "name": str}, "category")
     _check_entries(path, data["annotations"], {"image_id": int, "category_id": int}, "annotation")
     for key, entries in (("id", data["images"]), ("file_name", data["images"]), ("id", data["categories"])):
-        values = [entry[key] for entry in entries]
-        if len(set(values)) != len(values):
-            twice = next(v for v in values if values.count(v) > 1)
+        twice = next((v for v, n in Counter(entry[key] for entry in entries).items() if n > 1), None)
+        if twice is not None:
             raise DatasetError(f"COCO file {path}: {key} {twice!r} appears more than once: each must be unique")
     for image in data["images"]:
-        if not (0 < image["width"] <= MAX_PIXELS and 0 < image["height"] <= MAX_PIXELS):
+        if not (0 < image["width"] <= MAX_IMAGE_SIDE and 0 < image["height"] <= MAX_IMAGE_SIDE):
             raise DatasetError(f"COCO file {path}: image {image['id']} has size {image['width']}x{image['height']} "
-                               f"(each side must be in 1..{MAX_PIXELS})")
+                               f"(each side must be in 1..{MAX_IMAGE_SIDE})")
     return data
-
-
-MAX_PIXELS = 100_000  # image side
 
 
 def _check_entries(path: Path, entries: list, fields: dict, kind: str) -> None:

@@ -17,6 +17,7 @@ from spikeyolo.atomic import atomic_dir
 from spikeyolo.data.coco import read_coco
 from spikeyolo.data.images import IMAGE_SUFFIXES
 from spikeyolo.data.yolo import read_yolo_labels
+from spikeyolo.limits import MAX_CLASSES
 from spikeyolo.data.records import LOGGER, BoxAudit, DatasetError, ImageRecord
 from spikeyolo.data.voc import is_voc, read_voc, voc_class_names, voc_split_ids
 
@@ -148,7 +149,7 @@ def _read_yolo_yaml(path: Path) -> tuple[dict, Path]:
     names = config["names"]
     names = [names[k] for k in sorted(names)] if isinstance(names, dict) and all(
         isinstance(k, int) for k in names) else names
-    if not isinstance(names, list) or not 0 < len(names) <= 10_000 or not all(isinstance(n, str) for n in names):
+    if not isinstance(names, list) or not 0 < len(names) <= MAX_CLASSES or not all(isinstance(n, str) for n in names):
         raise DatasetError(f"dataset yaml {path}: names must be a list (or an index → name mapping) of class names")
     config["names"] = names
     root = Path(str(config.get("path") or "."))
