@@ -148,3 +148,22 @@ def test_snn_artifact_versions(good, tmp_path, capsys):
     old_leaky = rewrite(leaky, tmp_path / "old-leaky.safetensors", _set(["format"], "spikeyolo-snn/1"))
     with pytest.raises(CheckpointError, match="old IBT neurons"):
         load_snn(old_leaky)
+
+
+def test_an_snn_artifact_names_no_file_to_open_elsewhere(good, tmp_path, monkeypatch):
+    """source.weights in an artifact is followed only to a file beside it (where convert writes), never elsewhere."""
+    import shutil
+
+    from spikeyolo.convert import load
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(good[0], elsewhere / "other.safetensors")
+    named = str(elsewhere / "other.safetensors")
+    path = rewrite(good[1], tmp_path / "s.safetensors", _set(["source", "weights"], named))
+    opened = []
+    monkeypatch.setattr(load, "load_detector", lambda p, *a, **k: (opened.append(p), None))
+    assert load.load_model(path).ann is None and opened == []
+    shutil.copy(good[0], tmp_path / "other.safetensors")  # the same name beside the artifact: that one is read
+    load.load_model(path)
+    assert opened == [tmp_path / "other.safetensors"]

@@ -15,8 +15,7 @@ import torch
 from torch import nn
 
 from spikeyolo.checkpoint import FORMAT as DETECTOR_FORMAT
-from spikeyolo.checkpoint import CheckpointError, load_detector, read_metadata
-from spikeyolo.checkpoint import SNN_FORMATS
+from spikeyolo.checkpoint import SNN_FORMATS, CheckpointError, load_detector, read_metadata
 from spikeyolo.convert.artifact import check_asked, load_snn
 from spikeyolo.convert.convert import convert
 
@@ -84,8 +83,7 @@ def load_model(weights: str | Path | WeightsFile, device: str | torch.device = "
             raise CheckpointError(f"{weights.path} is a converted SNN: the ANN needs the detector checkpoint")
         spiking = load_snn(weights.path, device, backend, meta=weights.meta)
         check_asked(spiking, weights.path, burst, snm, mode)
-        source = Path(weights.source.get("weights") or "")
-        network = load_detector(source, device)[0] if ann and source.is_file() else None
+        network = load_detector(source, device)[0] if ann and (source := _source_beside(weights)) else None
         return LoadedModel(weights, network, spiking, _settings(spiking, imgsz, weights.levels))
     network, _ = load_detector(weights.path, device, meta=weights.meta)
     if not snn:
@@ -96,6 +94,14 @@ def load_model(weights: str | Path | WeightsFile, device: str | torch.device = "
         batches = [b.to(device) for b in calibration(imgsz)] if calibration else None
     spiking = convert(network, mode, batches, percentile, initial_membrane, backend=backend, burst=burst, snm=snm)
     return LoadedModel(weights, network if ann else None, spiking.to(device), _settings(spiking, imgsz, weights.levels))
+
+
+def _source_beside(weights: WeightsFile) -> Path | None:
+    """The detector checkpoint an SNN was converted from, when it lies in the artifact's own folder (as convert
+    writes it by default): a path in a stranger's metadata is never followed anywhere else on the machine."""
+    named = Path(str(weights.source.get("weights") or ""))
+    candidate = weights.path.parent / named.name
+    return candidate if named.name and candidate.is_file() and candidate != weights.path else None
 
 
 def _settings(snn, imgsz: int, levels: int | None) -> dict:
