@@ -244,7 +244,8 @@ def _run_detect(args) -> None:
         raise
     skipped = f", {len(summary.skipped)} unreadable image(s) skipped" if summary.skipped else ""
     broken = ", video broke off early (frames read were saved)" if summary.broken_video else ""
-    print(f"{summary.mode}: {summary.frames} frame(s), {summary.detections} detection(s), "
+    neurons = f" ({detector.neurons})" if detector.neurons else ""  # which neurons ran, as val and convert say
+    print(f"{summary.mode}{neurons}: {summary.frames} frame(s), {summary.detections} detection(s), "
           f"{summary.fps:.1f} FPS{skipped}{broken}")
     for path in summary.outputs:
         print(f"saved {path}")

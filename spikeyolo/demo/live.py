@@ -17,7 +17,7 @@ from spikeyolo.demo.overlay import heads_up, with_strip
 from spikeyolo.detect.predictor import Detector
 from spikeyolo.detect.sources import open_source
 from spikeyolo.atomic import AtomicFile, atomic_path
-from spikeyolo.detect.writers import check_video
+from spikeyolo.detect.writers import finish_video
 from spikeyolo.events.live import FrameToEvents
 from spikeyolo.ultra import draw_detections
 
@@ -133,13 +133,7 @@ class LiveDemo:
             if not headless:
                 cv2.destroyAllWindows()
         if writer is not None:
-            writer.release()
-            try:
-                check_video(video.tmp, frames, video.final)
-            except BaseException:
-                video.abort()
-                raise
-            video.commit()
+            finish_video(writer, video, frames)
         if screenshot is not None and last is not None:
             with atomic_path(screenshot) as tmp:
                 cv2.imwrite(str(tmp), last)

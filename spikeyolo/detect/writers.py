@@ -64,10 +64,8 @@ class DetectionWriter:
         written = []
         try:
             if self.video_writer is not None:
-                self.video_writer.release()
-                self.video_writer = None
-                check_video(self.video.tmp, self.frames, self.video.final)
-                written.append(self.video.commit())
+                writer, self.video_writer = self.video_writer, None
+                written.append(finish_video(writer, self.video, self.frames))
             self.jsonl_file.close()
             written.append(self.jsonl.commit())
         except BaseException:
@@ -87,14 +85,18 @@ class DetectionWriter:
             image.unlink(missing_ok=True)
 
 
-def check_video(path: Path, frames: int, final: Path) -> None:
-    """A written video must read back with the frames written (OpenCV's writer fails silently on a full disk)."""
-    capture = cv2.VideoCapture(str(path))
+def finish_video(writer, video: AtomicFile, frames: int) -> Path:
+    """Release an OpenCV writer and give its video the final name, only if it reads back with the ``frames``
+    written (OpenCV's writer fails silently on a full disk); else the temporary is removed and OutputError."""
+    writer.release()
+    capture = cv2.VideoCapture(str(video.tmp))
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
     capture.release()
     if count != frames:
-        raise OutputError(f"{final} could not be written completely ({count} of {frames} frames read back; is the "
-                          "disk full?)")
+        video.abort()
+        raise OutputError(f"{video.final} could not be written completely ({count} of {frames} frames read back; "
+                          "is the disk full?)")
+    return video.commit()
 
 
 def _record(det: Detections, names: dict, source: str, index: int, mode: str, timesteps: int | None) -> dict:

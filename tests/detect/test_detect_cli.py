@@ -69,7 +69,8 @@ def test_truncated_video_keeps_frames_read(weights, tmp_path, capsys):
     data = _video(tmp_path / "full.avi", frames=30).read_bytes()
     (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])
     assert run([tmp_path / "cut.avi"], weights, tmp_path / "out") == 0
-    assert "broke off early" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "broke off early" in out and "burst≤4 (IF, bursts of up to 4 spikes):" in out  # the neurons that ran
     lines = (tmp_path / "out/exp/predictions.jsonl").read_text().splitlines()
     capture = cv2.VideoCapture(str(tmp_path / "out/exp/cut.mp4"))
     assert 0 < len(lines) < 30 and capture.get(cv2.CAP_PROP_FRAME_COUNT) == len(lines)  # finalized, playable
