@@ -102,6 +102,8 @@ def _layer(entry, index: int, where: str) -> tuple[list[int], int, str, list]:
         raise _fail(where, f"{field} args", "must be a list of at most 8 literals")
     for j, arg in enumerate(args):
         _check_arg(arg, where, f"{field} args[{j}]", first=j == 0 and module not in NO_WEIGHTS)
+    if module == "nn.Upsample" and len(args) > 1:  # every activation after it grows by its square
+        integer(args[1], where, f"{field} scale factor", 1, 4)
     return sources, repeats, module, args
 
 

@@ -64,6 +64,7 @@ DETECTOR_CASES = {
     "channels-huge": (lambda m: m["model_yaml"]["backbone"][0][3].__setitem__(0, 10**9), "args[0]"),
     "params-huge": (lambda m: m["model_yaml"]["scales"].__setitem__("n", [2.0, 2.0, 4096]), "parameters"),
     "unknown-key": (_set(["model_yaml", "download"], "http://x"), "unknown keys"),
+    "upsample-huge": (lambda m: m["model_yaml"]["head"][0][3].__setitem__(1, 64), "scale factor"),
     "bad-json": (lambda m: "{not json", "not valid JSON"),
     "a-list": (lambda m: "[1, 2]", "is not a spikeyolo-detector/1"),
     "no-names": (lambda m: m.pop("names") and None, "names"),
