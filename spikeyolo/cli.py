@@ -33,9 +33,37 @@ def resolve_model(name: str) -> Path:
     raise UsageError(f"model {name} not found: pass a model yaml or one of: {known}")
 
 
+DATA_HELP = ("a COCO root or instances .json, a Roboflow COCO export, a VOCdevkit or VOC folder, a labelImg folder, "
+             "or a dataset .yaml (ultralytics, or spikeyolo's format: coco|voc); `spikeyolo data PATH` shows what "
+             "it finds")
+
+
+def _add_data(p, required: bool = True) -> None:
+    """--data and the split choice, the same on every command that reads a dataset."""
+    if required:
+        p.add_argument("--data", required=True, help=DATA_HELP)
+    p.add_argument("--train-split", help="the dataset's split(s) to train on, in its own names (e.g. trainval, "
+                   "2007/trainval+2012/trainval, train2017, train); default: the layout's standard")
+    p.add_argument("--val-split", help="the dataset's split to validate on (e.g. test, 2007/test, val2017, valid)")
+
+
+def _add_data_command(sub) -> None:
+    p = sub.add_parser("data", help="show what a dataset path holds", description="Detect a dataset's layout and "
+                       "print its splits, images and boxes per class, and the boxes skipped and why.")
+    p.add_argument("path", help=DATA_HELP)
+    _add_data(p, required=False)
+
+
+def _run_data(args) -> None:
+    from spikeyolo.data.summary import dataset_summary, format_summary
+
+    logging.getLogger("spikeyolo.data").setLevel(logging.ERROR)  # the summary says what the warnings would
+    print(format_summary(dataset_summary(args.path, args.train_split, args.val_split)))
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a (QCFS) detector", description="Train a detector with QCFS activations.")
-    p.add_argument("--data", required=True, help="VOC folder, COCO instances .json or ultralytics dataset .yaml")
+    _add_data(p)
     p.add_argument("--model", default="yolov8n-relu", help="model yaml or configs/models name (default yolov8n-relu)")
     p.add_argument("--from", dest="from_pt", help="an ultralytics (YOLOv8, YOLO11) or YOLOv5 v6 .pt to fine-tune with "
                    "QCFS; read without running its code (its classes become inert stand-ins)")
@@ -70,7 +98,8 @@ def _run_train(args) -> None:
         raise UsageError(f"--from {args.from_pt}: pass a .pt checkpoint or spikeyolo .safetensors weights")
     model = Path(args.from_pt) if args.from_pt else resolve_model(args.model)
     result = train(args.data, model, levels=args.levels or None, epochs=args.epochs, imgsz=args.imgsz,
-                   device=args.device, batch=args.batch, resume=args.resume, threshold=args.threshold,
+                   train_split=args.train_split, val_split=args.val_split, device=args.device, batch=args.batch,
+                   resume=args.resume, threshold=args.threshold,
                    project=str(Path(args.project).resolve()), name=args.name, seed=args.seed, **settings)
     print(f"checkpoint: {result.checkpoint}\nmAP50 {result.map50:.4f}  mAP50-95 {result.map50_95:.4f}")
 
@@ -159,9 +188,11 @@ def _add_val(sub) -> None:
     p = sub.add_parser("val", help="mAP of the ANN and its SNN at every T, with the SNN cost",
                        description="Evaluate the ANN and the SNN (simulated once to the largest T) side by side.")
     p.add_argument("--weights", required=True, help="a spikeyolo checkpoint or SNN artifact (.safetensors)")
-    p.add_argument("--data", required=True, help="VOC folder, COCO instances .json or dataset .yaml")
+    _add_data(p)
     p.add_argument("--timesteps", type=_int_list, default=[1, 2, 4, 8, 16, 32, 64], help="e.g. 1,2,4,8,16,32,64")
-    p.add_argument("--split", default="val", help="dataset split (VOC: val is the test split)")
+    p.add_argument("--split", default="val", choices=("train", "val", "test"),
+                   help="which prepared split to evaluate: val is --val-split (VOC: its test set), train is "
+                   "--train-split, test a third split where the dataset has one (a Roboflow export's test/)")
     p.add_argument("--mode", choices=("qcfs", "channel", "layer"), help="conversion of a checkpoint (default: qcfs "
                    "for QCFS models, else channel with calibration on the train split)")
     p.add_argument("--percentile", type=float, default=99.9)
@@ -186,7 +217,8 @@ def _run_val(args) -> None:
 
     report = validate(args.weights, args.data, args.timesteps, args.split, args.imgsz, args.batch, args.device,
                       args.mode, args.percentile, ann=not args.no_ann, burst=args.burst, chunk=args.chunk,
-                      snm=args.snm, precision=args.precision)
+                      snm=args.snm, precision=args.precision, train_split=args.train_split,
+                      val_split=args.val_split)
     folder = new_run_dir(args.project, args.name)
     for key, results in report.pop("coco_results", {}).items():
         write_json(results, folder / f"coco_results_{'ann' if key == 'ann' else 'T' + key}.json")
@@ -370,7 +402,8 @@ def torch_threads() -> int:
     return torch.get_num_threads()
 
 
-COMMANDS = {"train": (_add_train, _run_train), "convert": (_add_convert, _run_convert), "val": (_add_val, _run_val),
+COMMANDS = {"data": (_add_data_command, _run_data), "train": (_add_train, _run_train),
+            "convert": (_add_convert, _run_convert), "val": (_add_val, _run_val),
             "detect": (_add_detect, _run_detect), "import": (_add_import, _run_import),
             "webcam": (_add_webcam, _run_webcam), "benchmark": (_add_benchmark, _run_benchmark)}
 

@@ -24,8 +24,8 @@ def test_voc_to_yolo_labels(voc_dataset, caplog):
     config = yaml.safe_load(data_yaml.read_text())
     assert config["names"] == {0: "bar", 1: "square"}
     root = data_yaml.parent
-    assert len(list((root / "images/train").iterdir())) == 12 and len(list((root / "images/test").iterdir())) == 4
-    assert "skipped 2 degenerate box(es)" in caplog.text and "img000.xml" in caplog.text
+    assert len(list((root / "images/train").iterdir())) == 12 and len(list((root / "images/val").iterdir())) == 4
+    assert "skipped 2 box(es) (2 under 1 px" in caplog.text and "img000.xml" in caplog.text
     lines = (root / "labels/train/img001.txt").read_text().split("\n")
     cls, cx, cy, w, h = lines[0].split()
     assert cls in ("0", "1") and all(0 < float(v) <= 1 for v in (cx, cy, w, h))
@@ -55,8 +55,8 @@ def test_bccd_real_data(caplog):
     config = yaml.safe_load(data_yaml.read_text())
     assert sorted(config["names"].values()) == ["Platelets", "RBC", "WBC"]
     assert len(list((data_yaml.parent / "images/train").iterdir())) == 292
-    assert len(list((data_yaml.parent / "images/test").iterdir())) == 72
-    assert "degenerate" in caplog.text  # BCCD carries broken boxes; they are reported, not fatal
+    assert len(list((data_yaml.parent / "images/val").iterdir())) == 72
+    assert "under 1 px" in caplog.text  # BCCD carries broken boxes; they are reported, not fatal
 
 
 def test_coco_tiny_keeps_category_ids():

@@ -5,6 +5,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from spikeyolo.data.images import IMAGE_SUFFIXES
 from spikeyolo.data.records import BoxAudit, DatasetError, ImageRecord, checked_box, inside
 from spikeyolo.limits import MAX_IMAGE_SIDE
 
@@ -48,37 +49,66 @@ def _check_entries(path: Path, entries: list, fields: dict, kind: str) -> None:
 
 
 def coco_image_dir(json_path: Path, data: dict) -> Path:
-    """Where the images are: <root>/<split> for <root>/annotations/instances_<split>.json, else beside it."""
+    """Where the images are: <root>/<split> for <root>/annotations/instances_<split>.json, <root>/images, or beside
+    the file (a Roboflow export); the folder that holds most of the listed files."""
     split = json_path.stem.replace("instances_", "")
-    first = data["images"][0]["file_name"]
-    for folder in (json_path.parent.parent / split, json_path.parent.parent / "images", json_path.parent):
-        if (folder / first).is_file():
-            return folder
-    raise DatasetError(f"images of {json_path} not found (looked for {first} in ../{split}, ../images and "
-                       f"beside the file): keep them in one of those folders")
+    candidates = [json_path.parent.parent / split, json_path.parent.parent / "images", json_path.parent]
+    sample = [img["file_name"] for img in data["images"][:50]]
+    found = [sum((folder / name).is_file() for name in sample) for folder in candidates]
+    if max(found) == 0:
+        raise DatasetError(f"images of {json_path} not found (looked for {sample[0]} in ../{split}, ../images and "
+                           f"beside the file): keep them in one of those folders")
+    return candidates[found.index(max(found))]
 
 
-def read_coco(json_path: Path) -> tuple[list[ImageRecord], list[str], list[int], BoxAudit]:
+def check_images_present(json_path: Path, data: dict, folder: Path) -> None:
+    """Every image the JSON lists is a file in ``folder``; else one DatasetError: how many are missing, one example,
+    and a file that is there (an export whose file names differ from its JSON shows it at once)."""
+    missing = [img["file_name"] for img in data["images"] if not (folder / img["file_name"]).is_file()]
+    if missing:
+        listed = {img["file_name"] for img in data["images"]}
+        unlisted = next((p.name for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES
+                         and p.name not in listed), None)
+        there = f"; the folder has e.g. {unlisted!r}, which the JSON does not list" if unlisted else ""
+        raise DatasetError(f"{json_path}: {len(missing)} of {len(data['images'])} listed image(s) are not in {folder}, "
+                           f"e.g. {missing[0]!r}{there}: the JSON and the image files must match")
+
+
+def class_categories(data: dict) -> list[dict]:
+    """The categories that are classes, by id: a Roboflow export's group category (the supercategory of the
+    others, with no boxes of its own, e.g. id 0 'cells') is not a class."""
+    used = {ann["category_id"] for ann in data["annotations"]}
+    groups = {c.get("supercategory") for c in data["categories"]}
+    return sorted((c for c in data["categories"] if c["id"] in used or c["name"] not in groups
+                   or all(o["name"] == c["name"] for o in data["categories"] if o.get("supercategory") == c["name"])),
+                  key=lambda c: c["id"])
+
+
+def read_coco(json_path: Path, images: Path | None = None) -> tuple[list[ImageRecord], list[str], list[int], BoxAudit]:
     """Records with contiguous class indices, the names, and index → COCO category id."""
     data = load_coco_json(json_path)
-    categories = sorted(data["categories"], key=lambda c: c["id"])
+    categories = class_categories(data)
     category_ids = [c["id"] for c in categories]
     index = {cid: i for i, cid in enumerate(category_ids)}
     for img in data["images"]:  # before any path is built from them
         inside(json_path.parent, img["file_name"], f"{json_path} image {img['id']}")
-    folder = coco_image_dir(json_path, data)
+    folder = images or coco_image_dir(json_path, data)
+    check_images_present(json_path, data, folder)
     records = {img["id"]: ImageRecord(folder / img["file_name"], img["width"], img["height"], image_id=img["id"])
                for img in data["images"]}
     audit = BoxAudit()
     for ann in data["annotations"]:
+        where = f"{json_path.name}#ann{ann.get('id')}"
         record = records.get(ann.get("image_id"))
         if record is None or ann.get("category_id") not in index or ann.get("iscrowd", 0):
+            audit.skip("image id not in images" if record is None else "category not in categories"
+                       if ann.get("category_id") not in index else "crowd (left to the COCO evaluator)", where)
             continue
         bbox = ann.get("bbox")
         numeric = isinstance(bbox, list) and len(bbox) == 4 and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)
         corners = (bbox[0], bbox[1], bbox[0] + bbox[2], bbox[1] + bbox[3]) if numeric else None
-        box = checked_box(corners, record.width, record.height, audit, f"{json_path.name}#ann{ann.get('id')}")
+        box = checked_box(corners, record.width, record.height, audit, where)
         if box is not None:
             record.boxes.append((index[ann["category_id"]], *box))
             record.difficult.append(False)

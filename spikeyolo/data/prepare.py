@@ -1,4 +1,4 @@
-"""Turn a VOC folder, a COCO JSON or a YOLO dataset yaml into a dataset yaml the ultralytics trainer reads.
+"""Turn any dataset layout spikeyolo reads (``layouts``) into a dataset yaml the ultralytics trainer reads.
 
 VOC and COCO are written as YOLO txt labels under a cache directory (images are linked, never
 copied, and the source dataset is never written to). A finished cache entry is reused.
@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -19,17 +20,18 @@ from spikeyolo.data.images import IMAGE_SUFFIXES
 from spikeyolo.data.yolo import read_yolo_labels
 from spikeyolo.limits import MAX_CLASSES
 from spikeyolo.data.records import LOGGER, BoxAudit, DatasetError, ImageRecord
-from spikeyolo.data.voc import is_voc, read_voc, voc_class_names, voc_split_ids
+from spikeyolo.data.layouts import Layout, find_layout
+from spikeyolo.data.voc import read_voc_part, voc_part_names
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("SPIKEYOLO_CACHE", Path.home() / ".cache" / "spikeyolo")) / "datasets"
 
 
-def _fingerprint(source: Path, files: list[Path]) -> str:
-    h = hashlib.sha1(f"{CACHE_VERSION}:{source.resolve()}".encode())
+def _fingerprint(source: Path, files: list[Path], splits: dict | None = None) -> str:
+    h = hashlib.sha1(f"{CACHE_VERSION}:{source.resolve()}:{json.dumps(splits, sort_keys=True)}".encode())
     for f in files:
         st = f.stat()
         h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
@@ -42,12 +44,15 @@ def _yolo_line(cls: int, box, width: int, height: int) -> str:
             f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}")
 
 
-def _write_split(root: Path, split: str, records: list[ImageRecord]) -> None:
-    images, labels = root / "images" / split, root / "labels" / split
+def _write_split(root: Path, role: str, records: list[ImageRecord]) -> None:
+    images, labels = root / "images" / role, root / "labels" / role
     images.mkdir(parents=True)
     labels.mkdir(parents=True)
     for r in records:
         link = images / f"{Path(r.path).stem}{Path(r.path).suffix.lower()}"
+        if link.is_symlink() or (labels / f"{link.stem}.txt").exists():
+            raise DatasetError(f"two images of the {role} split are named {link.stem} (one is {r.path}): image "
+                               "names must be unique within a split")
         link.symlink_to(Path(r.path).resolve())
         lines = [_yolo_line(b[0], b[1:], r.width, r.height) for b, hard in zip(r.boxes, r.difficult) if not hard]
         (labels / f"{link.stem}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
@@ -56,13 +61,9 @@ def _write_split(root: Path, split: str, records: list[ImageRecord]) -> None:
 def _write_cache(target: Path, splits: dict[str, list[ImageRecord]], names: list[str], meta: dict) -> Path:
     """Write the whole entry under a temporary name, then rename: no half-written cache, even on failure."""
     with atomic_dir(target) as tmp:
-        for split, records in splits.items():
-            _write_split(tmp, split, records)
-        first = next(iter(splits))
-        config = {"path": str(target), "train": f"images/{first}", "val": f"images/{list(splits)[-1]}",
-                  "names": dict(enumerate(names))}
-        if "test" in splits:
-            config["test"] = "images/test"
+        for role, records in splits.items():
+            _write_split(tmp, role, records)
+        config = {"path": str(target), **{role: f"images/{role}" for role in splits}, "names": dict(enumerate(names))}
         (tmp / "data.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         (tmp / "source.json").write_text(json.dumps(meta, indent=2))
     return target / "data.yaml"
@@ -73,67 +74,68 @@ def _reuse(target: Path) -> Path | None:
     if not (target / "data.yaml").is_file():
         return None
     for source, audit in json.loads((target / "source.json").read_text()).get("audits", {}).items():
-        BoxAudit(audit["skipped"], audit["clipped"], set(audit["files"])).report(source)
+        BoxAudit.from_dict(audit).report(source)
     return target / "data.yaml"
+
+
+def _summary(layout: Layout, splits: dict[str, list[ImageRecord]], names: list[str]) -> dict:
+    """Per role: the split it was read from, its images, and its boxes per class (difficult ones counted apart)."""
+    summary = {}
+    for role, records in splits.items():
+        boxes = Counter(names[b[0]] for r in records for b in r.boxes)
+        summary[role] = {"split": layout.split_names()[role], "images": len(records),
+                         "boxes": {name: boxes[name] for name in names},
+                         "difficult": sum(sum(r.difficult) for r in records)}
+    return summary
+
+
+def _read_parts(layout: Layout) -> tuple[dict, list[str], list[int] | None, dict[str, BoxAudit]]:
+    """Each distinct part read once: its records, the class names and COCO category ids (the same in every
+    split's JSON), and the box audit of each part."""
+    parts = list(dict.fromkeys(part for parts in layout.splits.values() for part in parts))
+    names = voc_part_names(parts) if layout.format == "voc" else None
+    records, audits, classes = {}, {}, {}
+    for part in parts:
+        audit = audits[f"{layout.source}:{part.name}"] = BoxAudit()
+        if layout.format == "voc":
+            records[part] = read_voc_part(part, names, audit)
+        else:
+            records[part], part_names, category_ids, audits[f"{layout.source}:{part.name}"] = \
+                read_coco(part.annotations, part.images)
+            classes[part.name] = (part_names, category_ids)
+    category_ids = None
+    if classes:
+        (first, (names, category_ids)), *others = classes.items()
+        for name, other in others:
+            if other != (names, category_ids):
+                raise DatasetError(f"{layout.source}: splits {first} and {name} list different categories: every "
+                                   "split needs the same categories")
+    if not names:
+        raise DatasetError(f"{layout.source}: no object classes found in its annotations")
+    return records, names, category_ids, audits
+
+
+def _prepare_parts(layout: Layout, cache: Path) -> Path:
+    """VOC or COCO parts → YOLO labels under the cache, with source.json saying where each split came from."""
+    parts = [part for parts in layout.splits.values() for part in parts]
+    files = sorted({part.annotations for part in parts}) if layout.format == "coco" else \
+        [part.annotations / f"{i}.xml" for part in parts for i in part.ids]
+    target = cache / f"{layout.source.stem}-{layout.format}-{_fingerprint(layout.source, files, layout.split_names())}"
+    if reused := _reuse(target):
+        return reused
+    records, names, category_ids, audits = _read_parts(layout)
+    splits = {role: [r for part in parts for r in records[part]] for role, parts in layout.splits.items()}
+    meta = {"format": layout.format, "kind": layout.kind, "source": str(layout.source.resolve()),
+            "splits": {role: [part.as_dict() for part in parts] for role, parts in layout.splits.items()},
+            "category_ids": category_ids, "summary": _summary(layout, splits, names), "audits": _audits(audits),
+            "notes": layout.notes}
+    return _write_cache(target, splits, names, meta)
 
 
 def _audits(found: dict[str, BoxAudit]) -> dict:
     for source, audit in found.items():
         audit.report(source)
-    return {s: {"skipped": a.skipped, "clipped": a.clipped, "files": sorted(a.files)} for s, a in found.items()}
-
-
-def _prepare_voc(root: Path, cache: Path, train_split: str, val_split: str) -> Path:
-    ids = sorted(set(voc_split_ids(root, train_split)) | set(voc_split_ids(root, val_split)))
-    xmls = [root / "Annotations" / f"{i}.xml" for i in ids]
-    target = cache / f"{root.name}-voc-{_fingerprint(root, xmls)}"
-    if reused := _reuse(target):
-        return reused
-    names = voc_class_names(root, ids)
-    splits, found = {}, {}
-    for split in (train_split, val_split):
-        records, found[f"{root}/{split}"] = read_voc(root, split, names)
-        splits["train" if split == train_split else "test"] = records
-    meta = {"format": "voc", "source": str(root.resolve()), "splits": {"train": train_split, "test": val_split},
-            "audits": _audits(found)}
-    return _write_cache(target, splits, names, meta)
-
-
-def _prepare_coco(json_path: Path, cache: Path) -> Path:
-    target = cache / f"{json_path.stem}-coco-{_fingerprint(json_path, [json_path])}"
-    LOGGER.warning(f"{json_path} is a single split: it serves as both train and val")
-    if reused := _reuse(target):
-        return reused
-    records, names, category_ids, audit = read_coco(json_path)
-    meta = {"format": "coco", "source": str(json_path.resolve()), "category_ids": category_ids,
-            "audits": _audits({str(json_path): audit})}
-    return _write_cache(target, {"val": records}, names, meta)
-
-
-def coco_root_files(root: Path) -> dict[str, Path] | None:
-    """A COCO root (annotations/instances_train*.json and instances_val*.json, images in train*/ and val*/), as
-    COCO 2017 ships: {'train': json, 'val': json}; None if ``root`` is not one."""
-    folder = root / "annotations"
-    found = {split: sorted(folder.glob(f"instances_{split}*.json")) for split in ("train", "val")}
-    return {split: files[0] for split, files in found.items()} if folder.is_dir() and all(found.values()) else None
-
-
-def _prepare_coco_root(root: Path, files: dict[str, Path], cache: Path) -> Path:
-    """Train on the train JSON, validate on the val JSON (the COCO protocol); their categories must agree."""
-    target = cache / f"{root.name}-cocoroot-{_fingerprint(root, list(files.values()))}"
-    if reused := _reuse(target):
-        return reused
-    splits, audits, categories = {}, {}, {}
-    for split, path in files.items():
-        records, names, category_ids, audits[str(path)] = read_coco(path)
-        splits[split], categories[split] = records, (names, category_ids)
-    if categories["train"] != categories["val"]:
-        raise DatasetError(f"{files['train']} and {files['val']} list different categories: a COCO root needs the "
-                           "same categories in both")
-    names, category_ids = categories["val"]
-    meta = {"format": "coco", "source": str(files["val"].resolve()), "category_ids": category_ids,
-            "sources": {split: str(path.resolve()) for split, path in files.items()}, "audits": _audits(audits)}
-    return _write_cache(target, splits, names, meta)
+    return {source: audit.as_dict() for source, audit in found.items()}
 
 
 def _read_yolo_yaml(path: Path) -> tuple[dict, Path]:
@@ -177,15 +179,20 @@ def _prepare_yaml(path: Path, cache: Path) -> Path:
     target = cache / f"{path.stem}-yaml-{_fingerprint(path, [path])}"
     if reused := _reuse(target):
         return reused
+    names = config["names"]
     with atomic_dir(target) as tmp:
-        entries = {}
+        entries, summary = {}, {}
         for split, folders in splits.items():
-            entries[split] = [_link_split(tmp, f"{split}{i}", folder, len(config["names"]))
+            counts = summary[split] = {"split": split, "images": 0, "boxes": Counter(), "difficult": 0}
+            entries[split] = [_link_split(tmp, f"{split}{i}", folder, names, counts)
                               for i, folder in enumerate(folders)]
+            counts["boxes"] = {name: counts["boxes"][name] for name in names}
         out = {"path": str(target), **{s: e[0] if len(e) == 1 else e for s, e in entries.items()},
-               "names": dict(enumerate(config["names"]))}
+               "names": dict(enumerate(names))}
         (tmp / "data.yaml").write_text(yaml.safe_dump(out, sort_keys=False))
-        (tmp / "source.json").write_text(json.dumps({"format": "yaml", "source": str(path.resolve())}, indent=2))
+        meta = {"format": "yaml", "kind": "ultralytics dataset yaml", "source": str(path.resolve()),
+                "summary": summary}
+        (tmp / "source.json").write_text(json.dumps(meta, indent=2))
     return target / "data.yaml"
 
 
@@ -199,9 +206,10 @@ def _label_of(image: Path) -> Path:
     return Path(text).with_suffix(".txt")
 
 
-def _link_split(tmp: Path, name: str, folder: Path, classes: int) -> str:
+def _link_split(tmp: Path, name: str, folder: Path, names: list[str], counts: dict) -> str:
     """images/NAME/… links to the split's images and labels/NAME/… copies of their labels, in the cache, so that
-    ultralytics (which resolves folders) writes its labels caches here; an image list file (.txt) is used as it is."""
+    ultralytics (which resolves folders) writes its labels caches here; an image list file (.txt) is used as it is.
+    ``counts`` gathers images and boxes per class."""
     if not folder.is_dir():
         return str(folder)
     for image in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
@@ -209,32 +217,25 @@ def _link_split(tmp: Path, name: str, folder: Path, classes: int) -> str:
         link = tmp / "images" / name / relative
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(image.resolve())
+        counts["images"] += 1
         label = _label_of(image)
-        if label.is_file():
-            read_yolo_labels(label, classes)  # a broken label is one DatasetError naming its file and line
+        if label.is_file():  # a broken label is one DatasetError naming its file and line
+            counts["boxes"].update(names[int(row[0])] for row in read_yolo_labels(label, len(names)))
             copy = tmp / "labels" / name / relative.with_suffix(".txt")
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(label, copy)
     return f"images/{name}"
 
 
-def prepare_dataset(source: str | Path, cache_dir: str | Path | None = None,
-                    train_split: str = "trainval", val_split: str = "test") -> Path:
-    """Path to an ultralytics dataset yaml for ``source`` (VOC dir, COCO json or dataset yaml)."""
-    source = Path(source).expanduser()
-    if not source.exists():
-        raise DatasetError(f"dataset {source} not found: pass a VOC folder, a COCO instances JSON or a dataset yaml")
+def prepare_dataset(source: str | Path, cache_dir: str | Path | None = None, train_split: str | None = None,
+                    val_split: str | None = None) -> Path:
+    """Path to an ultralytics dataset yaml for ``source`` (any layout ``find_layout`` reads), written once under the
+    cache with a source.json that says what was read; ``train_split`` / ``val_split`` choose the layout's splits."""
+    layout = find_layout(Path(source).expanduser(), train_split, val_split)
+    for note in layout.notes:
+        LOGGER.warning(note)
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    if source.is_dir() and (files := coco_root_files(source)):
-        return _prepare_coco_root(source, files, cache)
-    if source.is_dir() and is_voc(source):
-        if not (source / "ImageSets" / "Main" / f"{val_split}.txt").is_file():
-            val_split = "val"
-        return _prepare_voc(source, cache, train_split, val_split)
-    if source.suffix == ".json":
-        return _prepare_coco(source, cache)
-    if source.suffix in (".yaml", ".yml"):
-        return _prepare_yaml(source, cache)
-    raise DatasetError(f"{source} is not a dataset spikeyolo reads: pass a VOC folder (Annotations/, "
-                       f"ImageSets/Main/), a COCO instances .json or an ultralytics dataset .yaml")
+    if layout.format == "yaml":
+        return _prepare_yaml(layout.source, cache)
+    return _prepare_parts(layout, cache)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,18 +25,48 @@ class ImageRecord:
     image_id: int | str | None = None
 
 
+NOT_A_NUMBER = "coordinates not numbers"
+UNDER_ONE_PIXEL = "under 1 px once clipped to the image"
+
+
 @dataclass
 class BoxAudit:
-    """Counts of what the box checks skipped or clipped, with the files involved."""
-    skipped: int = 0
+    """What the box checks skipped (counted by reason) or clipped, with the files involved."""
+    reasons: Counter = field(default_factory=Counter)
     clipped: int = 0
     files: set[str] = field(default_factory=set)
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.reasons.values())
+
+    def skip(self, reason: str, where: str) -> None:
+        self.reasons[reason] += 1
+        self.files.add(where)
+
+    def merge(self, other: "BoxAudit") -> None:
+        self.reasons.update(other.reasons)
+        self.clipped += other.clipped
+        self.files |= other.files
+
+    def as_dict(self) -> dict:
+        return {"skipped": dict(self.reasons), "clipped": self.clipped, "files": sorted(self.files)}
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> "BoxAudit":
+        return cls(Counter(saved["skipped"]), saved["clipped"], set(saved["files"]))
+
+    def describe(self) -> str:
+        """'skipped 3 box(es) (3 crowd …) and clipped 2 to the image', or '' when nothing was."""
+        why = "; ".join(f"{n} {reason}" for reason, n in sorted(self.reasons.items()))
+        done = ([f"skipped {self.skipped} box(es) ({why})"] if self.skipped else []) + \
+            ([f"clipped {self.clipped} to the image"] if self.clipped else [])
+        return " and ".join(done)
 
     def report(self, source: str) -> None:
         if self.skipped or self.clipped:
             names = ", ".join(sorted(self.files)[:5]) + (" ..." if len(self.files) > 5 else "")
-            LOGGER.warning(f"{source}: skipped {self.skipped} degenerate box(es) and clipped {self.clipped} "
-                           f"to the image in {len(self.files)} file(s): {names}")
+            LOGGER.warning(f"{source}: {self.describe()} in {len(self.files)} file(s): {names}")
 
 
 def inside(folder: Path, name: str, where: str) -> Path:
@@ -55,14 +86,12 @@ def checked_box(box, width: int, height: int, audit: BoxAudit, where: str):
     except (TypeError, ValueError):
         x1 = y1 = x2 = y2 = float("nan")
     if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):  # NaN, inf, text, a wrong count of numbers
-        audit.skipped += 1
-        audit.files.add(where)
+        audit.skip(NOT_A_NUMBER, where)
         return None
     cx1, cy1 = min(max(x1, 0.0), width), min(max(y1, 0.0), height)
     cx2, cy2 = min(max(x2, 0.0), width), min(max(y2, 0.0), height)
     if cx2 - cx1 < 1.0 or cy2 - cy1 < 1.0:
-        audit.skipped += 1
-        audit.files.add(where)
+        audit.skip(UNDER_ONE_PIXEL, where)
         return None
     if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
         audit.clipped += 1

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from spikeyolo.data.coco import read_coco
 from spikeyolo.data.images import dataset_names
-from spikeyolo.data.voc import read_voc
+from spikeyolo.data.layouts import COCOPart
+from spikeyolo.data.records import BoxAudit
+from spikeyolo.data.voc import VOCPart, read_voc_part
 from spikeyolo.eval.coco import coco_evaluate, coco_results, load_ground_truth
 from spikeyolo.eval.detections import Detections
 from spikeyolo.eval.voc import voc_evaluate
@@ -15,9 +17,9 @@ from spikeyolo.eval.voc import voc_evaluate
 class VOCEvaluator:
     name = "voc"
 
-    def __init__(self, root: Path, split: str, names: list[str]):
-        records, _ = read_voc(root, split, names)
-        self.truth = {str(r.image_id): r for r in records}
+    def __init__(self, parts: list[VOCPart], names: list[str]):
+        audit = BoxAudit()
+        self.truth = {Path(r.path).stem: r for part in parts for r in read_voc_part(part, names, audit)}
         self.names = names
 
     def image_key(self, path: str) -> str:
@@ -30,9 +32,9 @@ class VOCEvaluator:
 class COCOEvaluator:
     name = "coco"
 
-    def __init__(self, annotation_file: Path):
+    def __init__(self, annotation_file: Path, images: Path | None = None):
         self.ground_truth = load_ground_truth(annotation_file)
-        _, _, self.category_ids, _ = read_coco(annotation_file)
+        _, _, self.category_ids, _ = read_coco(annotation_file, images)
         self.ids = {Path(img["file_name"]).stem: img["id"] for img in self.ground_truth.dataset["images"]}
 
     def image_key(self, path: str) -> int:
@@ -46,15 +48,15 @@ class COCOEvaluator:
 
 
 def dataset_evaluator(data_yaml: Path, split: str):
-    """The evaluator for a dataset prepared by spikeyolo (None for a plain ultralytics yaml)."""
+    """The evaluator of one role (train, val, test) of a dataset prepared by spikeyolo, on its original
+    annotations (None for an ultralytics yaml: ultralytics' own metric is the only one)."""
     source_file = Path(data_yaml).parent / "source.json"
     if not source_file.is_file():
         return None
     source = json.loads(source_file.read_text())
-    names = dataset_names(data_yaml)
     if source["format"] == "voc":
-        voc_split = source["splits"]["train" if split == "train" else "test"]
-        return VOCEvaluator(Path(source["source"]), voc_split, names)
-    if source["format"] == "coco":  # a COCO root keeps one annotation file per split
-        return COCOEvaluator(Path(source.get("sources", {}).get(split, source["source"])))
+        return VOCEvaluator([VOCPart.from_dict(part) for part in source["splits"][split]], dataset_names(data_yaml))
+    if source["format"] == "coco":  # one annotation file per split, with its own category ids
+        part = COCOPart.from_dict(source["splits"][split][0])
+        return COCOEvaluator(part.annotations, part.images)
     return None

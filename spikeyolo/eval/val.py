@@ -1,6 +1,7 @@
 """`spikeyolo val` as a Python API: ANN and SNN accuracy at every T, and the SNN cost, in one run."""
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -33,10 +34,17 @@ def check_classes(model_names: list[str], data_yaml: Path, data: str | Path, wei
                        f"classes are matched by index")
 
 
+def dataset_split_name(data_yaml: Path, role: str) -> str:
+    """The dataset's own name of a prepared role (e.g. VOC2007/test for val), for the report."""
+    summary = json.loads((Path(data_yaml).parent / "source.json").read_text()).get("summary", {})
+    return summary.get(role, {}).get("split", role)
+
+
 def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS, split: str = "val",
              imgsz: int | None = None, batch: int = 16, device: str = "auto", mode: str | None = None,
              percentile: float = 99.9, calib_images: int = 64, ann: bool = True, cost: bool = True,
-             burst: int | None = None, chunk: int | None = None, snm: bool = False, precision: str = "fp32") -> dict:
+             burst: int | None = None, chunk: int | None = None, snm: bool = False, precision: str = "fp32",
+             train_split: str | None = None, val_split: str | None = None) -> dict:
     """Evaluate ANN and SNN (simulated once to max T) and return the report dict."""
     device = torch_device(device)  # 'auto', '0', … as torch reads them
     timesteps = sorted(set(int(t) for t in timesteps))
@@ -45,7 +53,7 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
     if imgsz is not None:
         image_size(imgsz, "val")
     weights_file = read_weights(weights)  # a bad weights file fails before the dataset is prepared
-    data_yaml = prepare_dataset(data)
+    data_yaml = prepare_dataset(data, train_split=train_split, val_split=val_split)
     split_images(data_yaml, split)  # a split the dataset lacks is one DatasetError naming those it has
     check_classes(weights_file.names, data_yaml, data, weights)  # before any conversion
 
@@ -66,7 +74,8 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
         if meter:
             meter.close()
     report_cost = meter.report(timesteps) if meter else None
-    report = build_report(accuracy, report_cost, str(data), str(weights), {**meta, "split": split})
+    report = build_report(accuracy, report_cost, str(data), str(weights), {**meta, "split": split,
+                          "dataset_split": dataset_split_name(data_yaml, split)})
     if isinstance(evaluator, COCOEvaluator):
         report["coco_results"] = {str(key): evaluator.results(found) for key, found in accuracy["detections"].items()}
     return report

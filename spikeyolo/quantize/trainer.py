@@ -158,18 +158,19 @@ class TrainResult:
 
 def train(data: str | Path, model: str | Path, levels: int | None = 4, epochs: int = 100, imgsz: int = 640,
           device: str = "auto", batch: int = 16, resume: str | Path | None = None,
-          threshold: float = DEFAULT_THRESHOLD,
+          threshold: float = DEFAULT_THRESHOLD, train_split: str | None = None, val_split: str | None = None,
           **overrides) -> TrainResult:
     """Train a detector (QCFS if ``levels``) and write ``best.safetensors`` beside ultralytics' own files.
 
-    ``model`` is a model yaml, or a user's ultralytics ``.pt`` (``--from``) to fine-tune with QCFS.
+    ``model`` is a model yaml, or a user's ultralytics ``.pt`` (``--from``) to fine-tune with QCFS; ``train_split``
+    and ``val_split`` choose the dataset's splits in its own names (default: its layout's standard).
     """
     events = event_settings(data)
     colour = {"hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.0} if events else {}  # event counts are not colours
     pretrained = None
     if Path(model).suffix in (".pt", ".safetensors"):  # --from: never unpickled; trained from its checked yaml
         pretrained, model = pretrained_model(model)
-    args = {"data": str(prepare_dataset(data)), "model": str(model), "epochs": epochs, "imgsz": imgsz,
+    args = {"data": str(prepare_dataset(data, train_split=train_split, val_split=val_split)), "model": str(model), "epochs": epochs, "imgsz": imgsz,
             "device": ultralytics_device(device), "batch": batch, "plots": False, **colour, **overrides}
     if resume:
         if resume is True or not Path(resume).is_file():

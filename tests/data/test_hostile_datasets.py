@@ -115,7 +115,7 @@ def test_coco_boxes_that_are_not_numbers_are_skipped_and_counted(bbox, tmp_path)
 def yolo_dataset(root: Path, voc_dataset: Path, marker: Path, val: str = "images/val") -> Path:
     """A YOLO-layout copy of the shapes dataset with a yaml whose download: script would create ``marker``."""
     prepared = prepare_dataset(voc_dataset).parent
-    for split, source in (("train", "train"), ("val", "test")):
+    for split, source in (("train", "train"), ("val", "val")):
         for kind in ("images", "labels"):
             shutil.copytree(prepared / kind / source, root / kind / split)
     config = {"path": str(root), "train": "images/train", "val": val, "names": {0: "bar", 1: "square"},
