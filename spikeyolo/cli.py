@@ -228,7 +228,8 @@ def _run_val(args) -> None:
     if args.json:
         write_json(report, Path(args.json))
     print(table(report))
-    print(f"report: {folder}/report.json, report.csv, map_vs_timesteps.png, firing_rate.png")
+    print(f"report: {folder}/report.json, report.csv, map_vs_timesteps.png, firing_rate.png, map_vs_energy.png, "
+          "energy_per_layer.png")
 
 
 def _add_detect(sub) -> None:

@@ -68,6 +68,7 @@ class SpikingDetector(nn.Module):
         self.net = net
         self.meta = meta or {}
         self.precision = "fp32"
+        self.chunk_observers: list = []  # called (images, steps, first) after each chunk (the cost meter's event graph)
         self.use_channels_last(channels_last)
 
     def set_precision(self, precision: str) -> None:
@@ -130,5 +131,7 @@ class SpikingDetector(nn.Module):
                 out = self.net(images)
             out = out[0] if isinstance(out, (tuple, list)) else out
             outputs.append(out.view(steps, images.shape[0], *out.shape[1:]))
+            for observe in self.chunk_observers:
+                observe(images, steps, done == 0)
             done += steps
         return torch.cat(outputs)

@@ -31,41 +31,63 @@ def write_json(report: dict, path: Path) -> None:
     write_text(path, json.dumps(report, indent=2))
 
 
+BASELINE_LABELS = {"ann_fp32": "ANN fp32", "ann_int8": "ANN int8"}
+
+
+def baseline_label(key: str) -> str:
+    return BASELINE_LABELS.get(key, key.replace("qcfs_", "QCFS ").replace("bit", "-bit"))
+
+
 def write_csv(report: dict, path: Path) -> None:
-    rows = [["model", "T", "map50", "map50_95", "sops_per_image", "energy_mj_per_image", "firing_rate"]]
-    if report["ann"]:
-        cost = report.get("cost", {})
-        rows.append(["ann", "", report["ann"]["map50"], report["ann"]["map50_95"], "", cost.get("ann_energy_mj", ""), ""])
+    rows = [["model", "T", "map50", "map50_95", "sops_per_image", "other_ops_per_image", "firing_rate",
+             "energy_compute_mj", "energy_lemaire_mj"]]
+    cost = report.get("cost", {})
+    for key, base in cost.get("baselines", {}).items():
+        accuracy = report["ann"] if report["ann"] and key != "ann_int8" else {}
+        rows.append([key, "", accuracy.get("map50", ""), accuracy.get("map50_95", ""), base["macs"],
+                     base["other_ops"], "", base["energy_mj"], base["energy_lemaire_mj"]])
+    if report["ann"] and not cost:
+        rows.append(["ann", "", report["ann"]["map50"], report["ann"]["map50_95"], "", "", "", "", ""])
     for t, r in report["snn"].items():
-        rows.append(["snn", t, r["map50"], r["map50_95"], r.get("sops", ""), r.get("energy_mj", ""),
-                     r.get("firing_rate", "")])
+        rows.append(["snn", t, r["map50"], r["map50_95"], r.get("sops", ""), r.get("other_ops", ""),
+                     r.get("firing_rate", ""), r.get("energy_mj", ""), r.get("energy_lemaire_mj", "")])
     text = io.StringIO()
     csv.writer(text).writerows(rows)
     write_text(path, text.getvalue())
 
 
 def table(report: dict) -> str:
-    """The terminal table: ANN first, then the SNN at each T."""
+    """The terminal table: the ANN baselines first (accuracy measured for the network val ran: its fp32 and
+    L-level forms compute the same function; int8 accuracy is not measured), then the SNN at each T."""
     neurons = report.get("neurons", "?")  # convert.load.describe_neurons
     precision = report.get("precision", "fp32")
     convs = f", {precision} convolutions" if precision != "fp32" else ""
     lines = [f"SNN: {report.get('mode', '?')} conversion, {neurons}{convs}",
-             f"{'model':>6} {'T':>5} {'mAP50':>8} {'mAP50-95':>9} {'SOPs/img':>11} {'energy mJ':>10} {'rate':>7}"
-             f" {'dataset metric':>15}"]
+             f"{'model':>10} {'T':>4} {'mAP50':>7} {'mAP50-95':>8} {'ops/img':>16} {'rate':>6} {'compute mJ':>10}"
+             f" {'Lemaire mJ':>10} {'dataset metric':>15}"]
     cost = report.get("cost", {})
-    if report["ann"]:
-        energy = f"{cost['ann_energy_mj']:.4f}" if cost else ""
-        lines.append(f"{'ANN':>6} {'':>5} {report['ann']['map50']:8.4f} {report['ann']['map50_95']:9.4f} "
-                     f"{'MACs ' + format(cost.get('ann_macs', 0) / 1e9, '.2f') + 'G' if cost else '':>11} {energy:>10} "
-                     f"{'':>7} {_official(report['ann']):>15}")
+    for key, base in cost.get("baselines", {}).items():
+        accuracy = report["ann"] if report["ann"] and key != "ann_int8" else None
+        scores = f"{accuracy['map50']:7.4f} {accuracy['map50_95']:8.4f}" if accuracy else f"{'–':>7} {'–':>8}"
+        lines.append(f"{baseline_label(key):>10} {'':>4} {scores} {'MAC ' + _giga(base['macs']):>16} {'':>6} "
+                     f"{base['energy_mj']:10.4f} {base['energy_lemaire_mj']:10.3f} "
+                     f"{_official(accuracy) if accuracy else '':>15}")
+    if report["ann"] and not cost:
+        lines.append(f"{'ANN':>10} {'':>4} {report['ann']['map50']:7.4f} {report['ann']['map50_95']:8.4f}")
     for t, r in report["snn"].items():
-        extra = (f"{r['sops'] / 1e9:10.3f}G {r['energy_mj']:10.4f} {r['firing_rate']:7.4f}" if "sops" in r
-                 else f"{'':>11} {'':>10} {'':>7}")
-        lines.append(f"{'SNN':>6} {t:>5} {r['map50']:8.4f} {r['map50_95']:9.4f} {extra} {_official(r):>15}")
+        extra = (f"{'AC ' + _giga(r['sops']) + ' +' + _giga(r['other_ops']):>16} {r['firing_rate']:6.3f} "
+                 f"{r['energy_mj']:10.4f} {r['energy_lemaire_mj']:10.3f}" if "sops" in r else f"{'':>16} {'':>6}")
+        lines.append(f"{'SNN':>10} {t:>4} {r['map50']:7.4f} {r['map50_95']:8.4f} {extra} {_official(r):>15}")
     if cost:
-        lines.append(f"energy: {cost['energy_model']}; first layer {cost['first_layer_macs'] / 1e6:.1f}M MACs, "
-                     f"once per image")
+        lines.append(f"ops: synaptic accumulates (a burst of n spikes is n) + other ops (neuron updates, pools, adds, "
+                     f"head); the image's convolution ({cost['first_layer_macs'] / 1e6:.1f}M MACs) once per image")
+        lines.append(f"energy: {cost['energy_models']['compute']}; Lemaire: {cost['energy_models']['lemaire']}")
+        lines.append("int8 accuracy is not measured (no int8 model is run); rate is spikes per neuron per step")
     return "\n".join(lines)
+
+
+def _giga(count: float) -> str:
+    return f"{count / 1e9:.2f}G" if count >= 1e8 else f"{count / 1e6:.1f}M"
 
 
 def _official(entry: dict) -> str:
@@ -102,11 +124,58 @@ def write_plots(report: dict, folder: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(max(6, len(layers) * 0.18), 4))
         ax.bar(range(len(layers)), [l["firing_rate"] for l in layers])
         ax.set_xticks(range(len(layers)), [l["name"].removeprefix("model.") for l in layers], rotation=90, fontsize=6)
-        ax.set_ylabel(f"firing rate at T={max(steps)}")
+        ax.set_ylabel(f"spikes per neuron per step at T={max(steps)}")
         fig.tight_layout()
         written.append(_save(fig, folder / "firing_rate.png"))
+    if report.get("cost", {}).get("baselines"):
+        written.append(_save(_accuracy_vs_energy(plt, report), folder / "map_vs_energy.png"))
+        written.append(_save(_layer_energy(plt, report), folder / "energy_per_layer.png"))
     plt.close("all")
     return written
+
+
+def _accuracy_vs_energy(plt, report: dict):
+    """mAP50 against energy per image: the SNN at every T, the ANN baselines' energies, both energy models."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    steps = list(report["snn"])
+    cost = report["cost"]
+    for ax, key, title in ((axes[0], "energy_mj", "compute only (45 nm)"),
+                           (axes[1], "energy_lemaire_mj", "Lemaire (memory)")):
+        ax.plot([report["snn"][t][key] for t in steps], [report["snn"][t]["map50"] for t in steps], marker="o",
+                label="SNN (T = " + ", ".join(steps) + ")")
+        for t in steps:
+            ax.annotate(t, (report["snn"][t][key], report["snn"][t]["map50"]), fontsize=7)
+        for name, base in cost["baselines"].items():
+            ax.axvline(base[key], linestyle="--", color="C1" if name == "ann_fp32" else "C2" if name == "ann_int8"
+                       else "C3", label=f"{baseline_label(name)} energy")
+        if report["ann"]:
+            ax.axhline(report["ann"]["map50"], color="grey", linestyle=":", label="ANN mAP50")
+        ax.set_xscale("log")
+        ax.set_xlabel("energy per image (mJ)")
+        ax.set_ylabel("mAP50")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _layer_energy(plt, report: dict):
+    """Energy per layer at the largest T: SNN against the fp32 ANN, under both models."""
+    rows = [r for r in report["cost"]["layer_costs"] if r["energy_mj"] or r["ann_energy_mj"]]
+    fig, axes = plt.subplots(2, 1, figsize=(max(8, len(rows) * 0.12), 6), sharex=True)
+    x = list(range(len(rows)))
+    for ax, snn_key, ann_key, title in ((axes[0], "energy_mj", "ann_energy_mj", "compute only"),
+                                        (axes[1], "energy_lemaire_mj", "ann_energy_lemaire_mj", "Lemaire")):
+        ax.bar([i - 0.2 for i in x], [r[snn_key] for r in rows], width=0.4,
+               label=f"SNN T={max(map(int, report['snn']))}")
+        ax.bar([i + 0.2 for i in x], [r[ann_key] for r in rows], width=0.4, label="ANN fp32")
+        ax.set_ylabel("mJ per image")
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
+    axes[1].set_xticks(x, [r["name"].removeprefix("model.") for r in rows], rotation=90, fontsize=5)
+    fig.tight_layout()
+    return fig
 
 
 def _save(fig, path: Path) -> Path:

@@ -64,7 +64,7 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
                         percentile=percentile, imgsz=imgsz, backend=default_backend(device))  # fused on CUDA
     ann_model, snn, meta = loaded.ann, loaded.snn, {**loaded.settings, "precision": precision}
     snn.set_precision(precision)  # the ANN row stays the float32 reference
-    meter = CostMeter(snn) if cost else None
+    meter = CostMeter(snn, levels=loaded.settings.get("levels")) if cost else None
     evaluator = dataset_evaluator(data_yaml, split)
     try:
         accuracy = evaluate_anytime(ann_model if ann else None, snn, data_yaml, timesteps, meta["imgsz"], batch,

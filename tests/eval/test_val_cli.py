@@ -41,7 +41,8 @@ def test_val_writes_report(weights, voc_dataset, tmp_path, capsys):
                "--imgsz", "64", "--batch", "4", "--project", str(tmp_path), "--json", str(tmp_path / "r.json")])
     assert rc == 0
     folder = tmp_path / "exp"
-    for name in ("report.json", "report.csv", "map_vs_timesteps.png", "firing_rate.png"):
+    for name in ("report.json", "report.csv", "map_vs_timesteps.png", "firing_rate.png", "map_vs_energy.png",
+                 "energy_per_layer.png"):
         assert (folder / name).is_file()
     report = json.loads((tmp_path / "r.json").read_text())
     assert set(report["snn"]) == {"1", "2", "4"} and report["mode"] == "qcfs"
@@ -52,8 +53,11 @@ def test_val_writes_report(weights, voc_dataset, tmp_path, capsys):
     assert report["snn"]["4"]["sops"] > report["snn"]["1"]["sops"]  # SOPs accumulate over steps
     cost = report["cost"]
     assert cost["ann_macs"] > cost["first_layer_macs"] > 0 and cost["ann_energy_mj"] > 0
-    assert len(cost["layers"]) == 57 and all(0 <= layer["firing_rate"] <= 1 for layer in cost["layers"])
-    assert "estimate" in cost["energy_model"]
+    # a burst of up to 4 spikes counts each: up to 4 spikes per neuron per step
+    assert len(cost["layers"]) == 57 and all(0 <= layer["firing_rate"] <= 4 for layer in cost["layers"])
+    assert set(cost["energy_models"]) == {"compute", "lemaire"} and "n accumulates" in cost["energy_model"]
+    assert set(cost["baselines"]) == {"ann_fp32", "ann_int8", "qcfs_3bit"}
+    assert all(report["snn"][t]["energy_lemaire_mj"] > 0 for t in ("1", "2", "4"))
     out = capsys.readouterr().out
     # one set of defaults: a QCFS checkpoint runs bursts of up to L spikes, as in detect and convert
     assert "VOC07" in out and "SNN: qcfs conversion, IF, bursts of up to 4 spikes" in out
