@@ -1,6 +1,9 @@
 """ANN and SNN accuracy side by side, the SNN simulated once to the largest T and read at every T."""
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
+
 from dataclasses import dataclass, field
 
 import torch
@@ -54,25 +57,42 @@ def evaluate_anytime(ann: nn.Module | None, snn: SpikingDetector | None, data, t
     ``on_batch(images, snn)`` is called after each SNN batch (the cost meters read neuron records there).
     ``evaluator`` (VOC or COCO, see spikeyolo.eval.evaluators) adds the dataset's own metric.
     ``chunk`` runs the steps in slices of that many (state carried over) to bound memory.
-    Returns {"ann": Accuracy | None, "snn": {T: Accuracy}, "detections": {key: {image: Detections}}}.
+    Returns {"ann": Accuracy | None, "snn": {T: Accuracy}, "detections": {key: {image: Detections}},
+    "seconds": {"ann": s, "snn": s, "images": n}} (the networks' wall time, synchronized on CUDA).
     """
     names = (snn.names if snn is not None else ann.names)
     keys = (["ann"] if ann is not None else []) + (sorted(set(timesteps)) if snn is not None else [])
     loader, validators = detection_validators(data, names, keys, imgsz, batch, device, split, **overrides)
     horizon = max(timesteps) if snn is not None else 0
     detections = {key: {} for key in keys}
+    seconds = {"ann": 0.0, "snn": 0.0, "images": 0}
     for raw in tqdm(loader, desc=f"val {split} (SNN to T={horizon})" if snn else f"val {split}", unit="batch"):
         batch_dict = validators[keys[0]].preprocess(raw)
         images = batch_dict["img"]
+        seconds["images"] += images.shape[0]
         if ann is not None:
-            out = ann(images)
+            with _timed(seconds, "ann", images):
+                out = ann(images)
             out = out[0] if isinstance(out, (tuple, list)) else out
             _update(validators["ann"], out, batch_dict, evaluator, detections["ann"])
         if snn is not None:
-            per_step = snn(images, horizon, chunk=chunk)
+            with _timed(seconds, "snn", images):
+                per_step = snn(images, horizon, chunk=chunk)
             for t in keys[1 if ann is not None else 0:]:
                 _update(validators[t], per_step[t - 1], batch_dict, evaluator, detections[t])
             if on_batch is not None:
                 on_batch(images, snn)
     results = {key: _accuracy(validators[key], evaluator, detections[key]) for key in keys}
-    return {"ann": results.get("ann"), "snn": {t: results[t] for t in keys if t != "ann"}, "detections": detections}
+    return {"ann": results.get("ann"), "snn": {t: results[t] for t in keys if t != "ann"}, "detections": detections,
+            "seconds": seconds}
+
+
+@contextmanager
+def _timed(seconds: dict, key: str, images: torch.Tensor):
+    if images.is_cuda:
+        torch.cuda.synchronize(images.device)
+    start = time.perf_counter()
+    yield
+    if images.is_cuda:
+        torch.cuda.synchronize(images.device)
+    seconds[key] += time.perf_counter() - start

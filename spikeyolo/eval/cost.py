@@ -122,8 +122,7 @@ class CostMeter:
                 "neuron_layers": [r for r in layers if r["kind"] == "neuron"],
                 "layer_costs": layers, "parameters": sum(p.numel() for p in self.snn.net.parameters()),
                 "neuron_state_bytes_per_image": state * WORD, "energy_models": MODELS,
-                "energy_model": f"headline: {MODELS['compute']}; a burst of n spikes counts n accumulates",
-                "latency": {"first_output_step": 1, "steps_to_reported_accuracy": list(timesteps)}}
+                "energy_model": f"headline: {MODELS['compute']}; a burst of n spikes counts n accumulates"}
 
 
 def _total(ledgers: list[Ledger], add_pj: float = LEMAIRE_ADD_PJ, mul_pj: float = LEMAIRE_MUL_PJ) -> dict:

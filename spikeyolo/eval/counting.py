@@ -20,6 +20,7 @@ the shapes, kept in ``Site`` (per image and step).
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -171,6 +172,7 @@ class EventGraph:
         self.shapes: dict[str, torch.Size] = {}
         self.steps = 1
         self.images = 0
+        self.seconds = 0.0  # spent counting (inside the detector's runs: subtract it from their wall time)
         self.twin = copy.deepcopy(snn.net).float()
         self._hooks = []
         self._build(snn.net)
@@ -208,6 +210,7 @@ class EventGraph:
 
     def _on_neuron(self, name: str):
         def hook(neuron, inputs, out):
+            start = time.perf_counter()
             counts = _spike_counts(neuron, out.float())
             if name in self.replayed:
                 raise RuntimeError(f"neuron layer {name} ran twice in one step chunk: the event graph cannot "
@@ -216,6 +219,7 @@ class EventGraph:
             site = self._site(name, "neuron", neurons=out[0].numel(), neuron=neuron.kind,
                               max_spikes=neuron.max_spikes)
             site.add("spikes", _per_step(counts.abs(), neuron.timesteps))
+            self.seconds += time.perf_counter() - start
         return hook
 
     def _on_conv(self, name: str, analog: bool):
@@ -250,6 +254,7 @@ class EventGraph:
     @torch.no_grad()
     def after_chunk(self, images: torch.Tensor, steps: int, first: bool) -> None:
         """Run the twin on the spike counts the chunk just emitted (its state carried like the real one's)."""
+        start = time.perf_counter()
         self.steps = steps
         for module in self.twin.modules():
             if isinstance(module, Stateful):
@@ -261,6 +266,9 @@ class EventGraph:
             left = ", ".join(sorted({*self.replayed, *self.shapes})[:3])
             self.replayed, self.shapes = {}, {}
             raise RuntimeError(f"the event graph did not consume {left}: it no longer mirrors the detector")
+        if images.is_cuda:
+            torch.cuda.synchronize(images.device)
+        self.seconds += time.perf_counter() - start
 
     def after_batch(self, images: torch.Tensor) -> None:
         self.images += images.shape[0]

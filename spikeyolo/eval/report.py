@@ -27,6 +27,29 @@ def _accuracy_entry(acc) -> dict:
     return {**entry, **(acc.dataset_metric or {})}
 
 
+def write_run(report: dict, folder: Path) -> None:
+    """Everything one val run writes: report.json / .csv, the plots, and COCO results files (COCO datasets)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, results in report.pop("coco_results", {}).items():
+        write_json(results, folder / f"coco_results_{'ann' if key == 'ann' else 'T' + key}.json")
+    write_json(report, folder / "report.json")
+    write_csv(report, folder / "report.csv")
+    write_plots(report, folder)
+
+
+def tradeoff_table(reports: list[dict]) -> str:
+    """Wu et al.'s threshold trade-off: accuracy against spikes, operations and energy, per θ scale and T."""
+    lines = ["threshold trade-off (every θ scaled):",
+             f"{'θ ×':>5} {'T':>4} {'mAP50':>7} {'mAP50-95':>8} {'rate':>6} {'SOPs':>9} {'compute mJ':>10} "
+             f"{'Lemaire mJ':>10}"]
+    for report in reports:
+        for t, r in report["snn"].items():
+            lines.append(f"{report['threshold_scale']:5g} {t:>4} {r['map50']:7.4f} {r['map50_95']:8.4f} "
+                         f"{r.get('firing_rate', 0):6.3f} {_giga(r.get('sops', 0)):>9} {r.get('energy_mj', 0):10.4f} "
+                         f"{r.get('energy_lemaire_mj', 0):10.3f}")
+    return "\n".join(lines)
+
+
 def write_json(report: dict, path: Path) -> None:
     write_text(path, json.dumps(report, indent=2))
 
@@ -83,6 +106,12 @@ def table(report: dict) -> str:
                      f"head); the image's convolution ({cost['first_layer_macs'] / 1e6:.1f}M MACs) once per image")
         lines.append(f"energy: {cost['energy_models']['compute']}; Lemaire: {cost['energy_models']['lemaire']}")
         lines.append("int8 accuracy is not measured (no int8 model is run); rate is spikes per neuron per step")
+    if report.get("latency"):
+        lat = report["latency"]
+        snn_key = next(k for k in lat if k.startswith("snn_ms"))
+        ann = f"ANN {lat['ann_ms_per_image']:.1f} ms, " if lat.get("ann_ms_per_image") else ""
+        lines.append(f"latency: detections after every step (first at step 1); wall time per image on {lat['device']}: "
+                     f"{ann}SNN to T={snn_key.rsplit('T', 1)[1]} {lat[snn_key]:.1f} ms (cost counting excluded)")
     return "\n".join(lines)
 
 

@@ -40,12 +40,23 @@ def dataset_split_name(data_yaml: Path, role: str) -> str:
     return summary.get(role, {}).get("split", role)
 
 
+def latency(seconds: dict, counting: float, timesteps: list[int], device) -> dict:
+    """Steps to the first detections (1: the head decodes after every step) and to each reported T, and the wall
+    time per image of the ANN and of the SNN run to the largest T on this device (the cost meter's counting,
+    timed on the host, subtracted: exact on the CPU, approximate on a GPU)."""
+    images = max(seconds["images"], 1)
+    return {"first_output_step": 1, "steps_to_reported_accuracy": list(timesteps), "device": str(device),
+            "ann_ms_per_image": 1e3 * seconds["ann"] / images if seconds["ann"] else None,
+            f"snn_ms_per_image_to_T{max(timesteps)}": 1e3 * max(seconds["snn"] - counting, 0.0) / images}
+
+
 def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS, split: str = "val",
              imgsz: int | None = None, batch: int = 16, device: str = "auto", mode: str | None = None,
              percentile: float = 99.9, calib_images: int = 64, ann: bool = True, cost: bool = True,
              burst: int | None = None, chunk: int | None = None, snm: bool = False, precision: str = "fp32",
-             train_split: str | None = None, val_split: str | None = None) -> dict:
-    """Evaluate ANN and SNN (simulated once to max T) and return the report dict."""
+             train_split: str | None = None, val_split: str | None = None, threshold_scale: float = 1.0) -> dict:
+    """Evaluate ANN and SNN (simulated once to max T) and return the report dict; ``threshold_scale`` multiplies
+    every neuron's θ (the ANN is unchanged)."""
     device = torch_device(device)  # 'auto', '0', … as torch reads them
     timesteps = sorted(set(int(t) for t in timesteps))
     if not timesteps or timesteps[0] < 1:
@@ -62,8 +73,11 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
 
     loaded = load_model(weights_file, device, ann=ann, mode=mode, burst=burst, snm=snm, calibration=calibration,
                         percentile=percentile, imgsz=imgsz, backend=default_backend(device))  # fused on CUDA
-    ann_model, snn, meta = loaded.ann, loaded.snn, {**loaded.settings, "precision": precision}
+    ann_model, snn = loaded.ann, loaded.snn
+    meta = {**loaded.settings, "precision": precision, "threshold_scale": threshold_scale}
     snn.set_precision(precision)  # the ANN row stays the float32 reference
+    for _, neuron in snn.neurons():
+        neuron.threshold.mul_(threshold_scale)
     meter = CostMeter(snn, levels=loaded.settings.get("levels")) if cost else None
     evaluator = dataset_evaluator(data_yaml, split)
     try:
@@ -74,7 +88,9 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
         if meter:
             meter.close()
     report_cost = meter.report(timesteps) if meter else None
+    report_latency = latency(accuracy["seconds"], meter.graph.seconds if meter else 0.0, timesteps, device)
     report = build_report(accuracy, report_cost, str(data), str(weights), {**meta, "split": split,
+                          "latency": report_latency,
                           "dataset_split": dataset_split_name(data_yaml, split)})
     if isinstance(evaluator, COCOEvaluator):
         report["coco_results"] = {str(key): evaluator.results(found) for key, found in accuracy["detections"].items()}

@@ -152,3 +152,18 @@ def test_chunked_simulation_gives_the_same_report(weights, voc_dataset):
         for key in ("map50_95", "sops", "firing_rate"):
             assert sliced["snn"][t][key] == pytest.approx(whole["snn"][t][key], rel=1e-6)
     assert sliced["cost"]["neuron_state_bytes_per_image"] == whole["cost"]["neuron_state_bytes_per_image"]
+
+
+def test_threshold_scale_trades_accuracy_for_operations(weights, voc_dataset, tmp_path, capsys):
+    """Wu et al.'s trade-off: every θ halved fires more; one folder per scale, the ANN evaluated once."""
+    assert main(["val", "--weights", str(weights), "--data", str(voc_dataset), "--timesteps", "1,2", "--imgsz", "64",
+                 "--threshold-scale", "0.5,1", "--project", str(tmp_path), "--json", str(tmp_path / "r.json")]) == 0
+    reports = json.loads((tmp_path / "r.json").read_text())["threshold_scales"]
+    assert [r["threshold_scale"] for r in reports] == [0.5, 1.0] and reports[0]["ann"] and not reports[1]["ann"]
+    assert reports[0]["snn"]["2"]["firing_rate"] > reports[1]["snn"]["2"]["firing_rate"]
+    assert reports[0]["snn"]["2"]["sops"] > reports[1]["snn"]["2"]["sops"]
+    assert (tmp_path / "exp/threshold_x0.5/report.json").is_file() and (tmp_path / "exp/threshold_x1/map_vs_energy.png").is_file()
+    assert "threshold trade-off" in capsys.readouterr().out
+    assert main(["val", "--weights", str(weights), "--data", str(voc_dataset), "--threshold-scale", "0",
+                 "--project", str(tmp_path)]) == 2
+    assert "--threshold-scale must be in (0.0, 100.0]" in capsys.readouterr().err

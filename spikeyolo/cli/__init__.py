@@ -1,0 +1,134 @@
+"""The spikeyolo command line: a thin front end over the Python API (one module per stage of commands)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from spikeyolo import limits
+from spikeyolo.cli.common import CONFIGS, UsageError, resolve_model
+from spikeyolo.cli.prepare import (add_data_command, run_data, add_train, run_train, add_import, run_import,
+    add_convert, run_convert)
+from spikeyolo.cli.evaluate import add_val, run_val, add_benchmark, run_benchmark
+from spikeyolo.cli.run import add_detect, run_detect, add_webcam, run_webcam
+
+__all__ = ["CONFIGS", "UsageError", "build_parser", "main", "resolve_model"]
+
+
+COMMANDS = {"data": (add_data_command, run_data), "train": (add_train, run_train),
+            "convert": (add_convert, run_convert), "val": (add_val, run_val),
+            "detect": (add_detect, run_detect), "import": (add_import, run_import),
+            "webcam": (add_webcam, run_webcam), "benchmark": (add_benchmark, run_benchmark)}
+
+# (option, low, high) of every integer option, wherever a command has it (None: unset, its default applies)
+INTEGER_OPTIONS = (("timesteps", 1, limits.MAX_TIMESTEPS), ("batch", 1, limits.MAX_BATCH),
+                   ("chunk", 1, limits.MAX_TIMESTEPS), ("burst", 1, limits.MAX_BURST),
+                   ("levels", 0, limits.MAX_LEVELS), ("calib_images", 1, limits.MAX_CALIB_IMAGES),
+                   ("repeats", 1, 1000), ("epochs", 1, 100_000), ("max_frames", 1, 10**9))
+
+REAL_OPTIONS = (("conf", 0.0, 1.0, False), ("iou", 0.0, 1.0, False), ("percentile", 0.0, 100.0, True),
+                ("initial_membrane", -4.0, 4.0, False), ("threshold", 0.0, 1e6, True),
+                ("threshold_scale", 0.0, 100.0, True))
+
+OUTPUT_DIRS = ("save_dir", "project")
+
+OUTPUT_FILES = ("json", "out", "output", "screenshot")
+
+def _check_numbers(args) -> None:
+    """Every number option within spikeyolo.limits, before anything is loaded (one line, exit 2): the one place
+    the commands' numbers are checked."""
+    for name, low, high in INTEGER_OPTIONS:
+        for value in _values(getattr(args, name, None)):
+            limits.integer(value, "command line", f"--{name.replace('_', '-')}", low, high)
+    for name, low, high, low_open in REAL_OPTIONS:
+        for value in _values(getattr(args, name, None)):
+            limits.real(value, "command line", f"--{name.replace('_', '-')}", low, high, low_open)
+    for value in _values(getattr(args, "imgsz", None)):
+        limits.image_size(value, "command line", "--imgsz")
+
+def _values(value) -> list:
+    return [] if value is None else value if isinstance(value, list) else [value]
+
+def _check_outputs(args) -> None:
+    """Output folders and files writable, run names plain names: before any work (a webcam run would otherwise
+    process a whole video and then fail to save it)."""
+    from spikeyolo.atomic import check_output_dir, check_output_file
+
+    name = getattr(args, "name", None)
+    if name is not None and (not name or Path(name).name != name or name in (".", "..")):
+        raise UsageError(f"--name {name!r} must be a plain folder name (no / or ..): runs stay inside --project")
+    for option in OUTPUT_DIRS:
+        if getattr(args, option, None):
+            check_output_dir(getattr(args, option), f"--{option.replace('_', '-')}")
+    for option in OUTPUT_FILES:
+        if getattr(args, option, None):
+            check_output_file(getattr(args, option), f"--{option}")
+
+def _check_device(args) -> None:
+    """A --device this machine lacks is one clear line before anything runs."""
+    from spikeyolo.device import check_device
+
+    if getattr(args, "device", None) is not None:
+        try:
+            check_device(args.device)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spikeyolo", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add, _ in COMMANDS.values():
+        add(sub)
+    return parser
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from spikeyolo.checkpoint import CheckpointError
+    from spikeyolo.convert import ConversionError
+    from spikeyolo.data import DatasetError
+    from spikeyolo.events import EventError
+    from spikeyolo.detect.sources import SourceError
+
+    from spikeyolo.atomic import OutputError, remove_pending
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        _check_numbers(args)
+        _check_device(args)
+        _check_outputs(args)
+        COMMANDS[args.command][1](args)
+    except (UsageError, DatasetError, CheckpointError, ConversionError, SourceError, EventError, OutputError,
+            limits.LimitError) as err:
+        print(f"spikeyolo {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except ValueError as err:  # the Python API's checks (a value no CLI check caught); SPIKEYOLO_DEBUG=1: traceback
+        if os.environ.get("SPIKEYOLO_DEBUG"):
+            raise
+        print(f"spikeyolo {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        remove_pending()
+        print(f"spikeyolo {args.command}: interrupted (nothing half-written was kept)", file=sys.stderr)
+        return 130
+    except Terminated:
+        remove_pending()
+        print(f"spikeyolo {args.command}: terminated (nothing half-written was kept)", file=sys.stderr)
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+def _one_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else repr(err)
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that every writer removes its temporaries on the way out."""
+
+def _terminate(signum, frame):
+    raise Terminated()
+

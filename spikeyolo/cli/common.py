@@ -1,0 +1,84 @@
+"""What every command shares: options, model names, run folders, the usage error."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from spikeyolo.resources import resource
+
+
+CONFIGS = resource("configs/models")
+
+SNM_HELP = ("signed neurons with memory (Wang et al. 2022): negative spikes take back earlier ones, cutting the "
+            "error at few steps; leaky layers track the signed quantizer (they always do in qcfs mode)")
+
+class UsageError(ValueError):
+    """Bad command-line input; printed as one line."""
+
+def resolve_model(name: str) -> Path:
+    """A model yaml path, or a short name from configs/models (e.g. 'yolov8n-relu')."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    for candidate in (CONFIGS / name, CONFIGS / f"{name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    known = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.yaml"))) or "none found"
+    raise UsageError(f"model {name} not found: pass a model yaml or one of: {known}")
+
+DATA_HELP = ("a COCO root or instances .json, a Roboflow COCO export, a VOCdevkit or VOC folder, a labelImg folder, "
+             "or a dataset .yaml (ultralytics, or spikeyolo's format: coco|voc); `spikeyolo data PATH` shows what "
+             "it finds")
+
+def add_data_options(p, required: bool = True) -> None:
+    """--data and the split choice, the same on every command that reads a dataset."""
+    if required:
+        p.add_argument("--data", required=True, help=DATA_HELP)
+    p.add_argument("--train-split", help="the dataset's split(s) to train on, in its own names (e.g. trainval, "
+                   "2007/trainval+2012/trainval, train2017, train); default: the layout's standard")
+    p.add_argument("--val-split", help="the dataset's split to validate on (e.g. test, 2007/test, val2017, valid)")
+
+def new_run_dir(base: str | Path, name: str = "exp") -> Path:
+    """base/name, base/name2, ...: a new folder, never an earlier run's."""
+    base = Path(base)
+    base.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 10_000):
+        folder = base / (name if i == 1 else f"{name}{i}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise UsageError(f"too many runs in {base}: clean it up")
+
+def float_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return values
+
+def int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+def add_device(p) -> None:
+    p.add_argument("--device", default="auto", help="auto (default: the first GPU if there is one, else the CPU), "
+                   "cpu, or a CUDA index such as 0")
+
+def add_precision(p) -> None:
+    p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
+                   help="convolutions in this precision (autocast; membranes stay float32; val keeps its ANN row "
+                        "float32). fp16/bf16 pay on GPUs; on CPUs without native support they are much slower")
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()

@@ -1,0 +1,103 @@
+"""Commands that measure a model: val and benchmark."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from spikeyolo.cli.common import (SNM_HELP, UsageError, add_data_options, new_run_dir, float_list, int_list,
+    add_device, add_precision, torch_threads)
+
+
+def add_val(sub) -> None:
+    p = sub.add_parser("val", help="mAP of the ANN and its SNN at every T, with the SNN cost",
+                       description="Evaluate the ANN and the SNN (simulated once to the largest T) side by side.")
+    p.add_argument("--weights", required=True, help="a spikeyolo checkpoint or SNN artifact (.safetensors)")
+    add_data_options(p)
+    p.add_argument("--timesteps", type=int_list, default=[1, 2, 4, 8, 16, 32, 64], help="e.g. 1,2,4,8,16,32,64")
+    p.add_argument("--split", default="val", choices=("train", "val", "test"),
+                   help="which prepared split to evaluate: val is --val-split (VOC: its test set), train is "
+                   "--train-split, test a third split where the dataset has one (a Roboflow export's test/)")
+    p.add_argument("--mode", choices=("qcfs", "channel", "layer"), help="conversion of a checkpoint (default: qcfs "
+                   "for QCFS models, else channel with calibration on the train split)")
+    p.add_argument("--percentile", type=float, default=99.9)
+    p.add_argument("--burst", type=int, help="spikes per neuron and step when converting a checkpoint: 1 is binary; "
+                   "default L of a QCFS model, else 1; an SNN artifact keeps the burst it was converted with")
+    p.add_argument("--snm", action="store_true", help=SNM_HELP)
+    p.add_argument("--imgsz", type=int)
+    p.add_argument("--batch", type=int, default=16)
+    add_device(p)
+    add_precision(p)
+    p.add_argument("--chunk", type=int, help="simulate this many steps at a time (memory ∝ batch × chunk; default: "
+                   "all on a GPU, 16 // batch on the CPU)")
+    p.add_argument("--no-ann", action="store_true", help="evaluate the SNN only")
+    p.add_argument("--threshold-scale", type=float_list, default=[1.0], help="scale every threshold θ by each of "
+                   "these (e.g. 0.8,1,1.25: Wu et al.'s trade-off of accuracy against operations at each T)")
+    p.add_argument("--json", help="also write the JSON report here")
+    p.add_argument("--project", default="runs/val")
+    p.add_argument("--name", default="exp")
+
+def run_val(args) -> None:
+    from spikeyolo.eval.report import table, tradeoff_table, write_json, write_run
+    from spikeyolo.eval.val import validate
+
+    reports = [validate(args.weights, args.data, args.timesteps, args.split, args.imgsz, args.batch, args.device,
+                        args.mode, args.percentile, ann=not args.no_ann and not i, burst=args.burst, chunk=args.chunk,
+                        snm=args.snm, precision=args.precision, train_split=args.train_split,
+                        val_split=args.val_split, threshold_scale=scale)
+               for i, scale in enumerate(args.threshold_scale)]
+    folder = new_run_dir(args.project, args.name)
+    for report in reports:
+        write_run(report, folder if len(reports) == 1 else folder / f"threshold_x{report['threshold_scale']:g}")
+        print(table(report))
+    if len(reports) > 1:
+        print(tradeoff_table(reports))
+    if args.json:
+        write_json(reports[0] if len(reports) == 1 else {"threshold_scales": reports}, Path(args.json))
+    print(f"report: {folder}: report.json, report.csv, map_vs_timesteps.png, firing_rate.png, map_vs_energy.png, "
+          f"energy_per_layer.png{' (one folder per threshold scale)' if len(reports) > 1 else ''}")
+
+def add_benchmark(sub) -> None:
+    p = sub.add_parser("benchmark", help="speed of the ANN, our SNN engine, a naive loop and SpikingJelly",
+                       description="Times every engine side by side in one run: images/s, per-timestep cost as a "
+                                   "ratio to one ANN forward, peak memory.")
+    p.add_argument("--weights", help="a QCFS checkpoint (default: the shipped BCCD model)")
+    p.add_argument("--imgsz", type=int_list, default=[320], help="e.g. 320,640")
+    p.add_argument("--timesteps", type=int_list, default=[1, 4], help="e.g. 1,4,8,16")
+    p.add_argument("--batch", type=int_list, default=[1], help="e.g. 1,16")
+    add_device(p)
+    add_precision(p)
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per configuration (median reported)")
+    p.add_argument("--engines", help="comma list of ann,snn,snn_folded,snn_nchw,snn_triton,naive,spikingjelly,"
+                                     "spikingjelly_ms (default: all)")
+    p.add_argument("--json", help="write the figures here")
+
+def run_benchmark(args) -> None:
+    from spikeyolo.bench.speed import run_benchmark, summary
+    from spikeyolo.detect.predictor import DEFAULT_WEIGHTS, _check_weights
+
+    weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
+    _check_weights(weights)
+    engines = tuple(args.engines.split(",")) if args.engines else None
+    from spikeyolo.bench.speed import ENGINES
+
+    known = set(ENGINES)
+    if engines and not set(engines) <= known:
+        raise UsageError(f"--engines {args.engines}: choose from {', '.join(sorted(known))}")
+    from spikeyolo.device import torch_device
+
+    print(f"device {torch_device(args.device)}, torch threads {torch_threads()}, {args.precision} convolutions")
+    try:
+        results = run_benchmark(weights, args.imgsz, args.timesteps, args.batch, args.device, args.repeats, engines,
+                                precision=args.precision)
+    except (ImportError, ValueError) as err:
+        raise UsageError(str(err)) from err
+    report = summary(results)
+    for row in report["speedups"]:
+        neurons = (f"; neurons alone {row['neuron_speedup']:.1f}x, at most {row['bound']:.2f}x with free neurons"
+                   if "bound" in row else "")
+        print(f"our SNN vs {row['vs']}: {row['speedup']:.2f}x  (imgsz {row['imgsz']}, batch {row['batch']}, "
+              f"T {row['timesteps']}{neurons})")
+    if args.json:
+        from spikeyolo.eval.report import write_json
+
+        write_json(report, Path(args.json))
+        print(f"saved {args.json}")

@@ -1,0 +1,134 @@
+"""Commands that make a model: data, train, import, convert."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from spikeyolo.quantize.qcfs import DEFAULT_THRESHOLD
+from spikeyolo.cli.common import SNM_HELP, UsageError, resolve_model, DATA_HELP, add_data_options, add_device
+
+
+def add_data_command(sub) -> None:
+    p = sub.add_parser("data", help="show what a dataset path holds", description="Detect a dataset's layout and "
+                       "print its splits, images and boxes per class, and the boxes skipped and why.")
+    p.add_argument("path", help=DATA_HELP)
+    add_data_options(p, required=False)
+
+def run_data(args) -> None:
+    from spikeyolo.data.summary import dataset_summary, format_summary
+
+    logging.getLogger("spikeyolo.data").setLevel(logging.ERROR)  # the summary says what the warnings would
+    print(format_summary(dataset_summary(args.path, args.train_split, args.val_split)))
+
+def add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a (QCFS) detector", description="Train a detector with QCFS activations.")
+    add_data_options(p)
+    p.add_argument("--model", default="yolov8n-relu", help="model yaml or configs/models name (default yolov8n-relu)")
+    p.add_argument("--from", dest="from_pt", help="an ultralytics (YOLOv8, YOLO11) or YOLOv5 v6 .pt to fine-tune with "
+                   "QCFS; read without running its code (its classes become inert stand-ins)")
+    p.add_argument("--levels", type=int, default=4, help="QCFS quantization levels L; 0 trains the plain ANN")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help=f"initial QCFS threshold λ of every layer (default {DEFAULT_THRESHOLD})")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--batch", type=int, default=16)
+    add_device(p)
+    p.add_argument("--resume", metavar="LAST_PT", help="resume the run of this last.pt (it is unpickled: only your "
+                   "own files; spikeyolo never picks one for you)")
+    p.add_argument("--project", default="runs/train")
+    p.add_argument("--name", default="exp")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("settings", nargs="*", metavar="KEY=VALUE",
+                   help="other ultralytics train settings, e.g. warmup_epochs=0 optimizer=AdamW lr0=5e-4")
+
+def run_train(args) -> None:
+    from spikeyolo.quantize.trainer import train, train_settings
+
+    try:
+        settings = train_settings(args.settings)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if args.resume and not Path(args.resume).is_file():
+        raise UsageError(f"--resume {args.resume} not found: pass the last.pt of the run to continue")
+    if args.from_pt and not Path(args.from_pt).is_file():
+        raise UsageError(f"--from {args.from_pt} not found: pass your ultralytics .pt file")
+    if args.from_pt and Path(args.from_pt).suffix not in (".pt", ".safetensors"):
+        raise UsageError(f"--from {args.from_pt}: pass a .pt checkpoint or spikeyolo .safetensors weights")
+    model = Path(args.from_pt) if args.from_pt else resolve_model(args.model)
+    result = train(args.data, model, levels=args.levels or None, epochs=args.epochs, imgsz=args.imgsz,
+                   train_split=args.train_split, val_split=args.val_split, device=args.device, batch=args.batch,
+                   resume=args.resume, threshold=args.threshold,
+                   project=str(Path(args.project).resolve()), name=args.name, seed=args.seed, **settings)
+    print(f"checkpoint: {result.checkpoint}\nmAP50 {result.map50:.4f}  mAP50-95 {result.map50_95:.4f}")
+
+def add_import(sub) -> None:
+    p = sub.add_parser("import", help="an ultralytics or YOLOv5 .pt as spikeyolo safetensors (no code runs)",
+                       description="Reads the .pt with torch's weights-only loader, every class it names replaced by "
+                                   "an inert stand-in (nothing in the file runs), rebuilds the detector and writes "
+                                   "spikeyolo's safetensors format. YOLOv5 v6.x maps onto ultralytics' v5u model: "
+                                   "backbone and neck carried, Detect head initialized.")
+    p.add_argument("pt", help="an ultralytics (YOLOv8, YOLO11, …) or YOLOv5 v6.x detection checkpoint (.pt)")
+    p.add_argument("--out", help="output .safetensors (default: beside the .pt)")
+    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--activation", help="replace the model's activation, e.g. 'nn.ReLU()' (for QCFS fine-tuning)")
+
+def run_import(args) -> None:
+    from spikeyolo.checkpoint import save_detector
+    from spikeyolo.importing import import_checkpoint
+    from spikeyolo.metadata import check_activation
+
+    pt = Path(args.pt)
+    if not pt.is_file():
+        raise UsageError(f"{pt} not found: pass your .pt checkpoint")
+    if args.activation:
+        check_activation(args.activation, "--activation")
+    imported = import_checkpoint(pt, args.activation)
+    out = save_detector(imported.model, Path(args.out) if args.out else pt.with_suffix(".safetensors"),
+                        imgsz=args.imgsz, imported_from=str(pt), imported_class=imported.source,
+                        carried_tensors=len(imported.carried), initialized_tensors=len(imported.initialized))
+    print(f"{pt} ({imported.source}): {len(imported.carried)} tensors carried, {len(imported.initialized)} "
+          f"initialized{' (' + imported.initialized[0].rsplit('.', 3)[0] + ' …)' if imported.initialized else ''}")
+    print(f"saved {out}")
+
+def add_convert(sub) -> None:
+    p = sub.add_parser("convert", help="convert a trained detector into a spiking network",
+                       description="Convert a spikeyolo checkpoint into an SNN artifact (T is chosen at run time).")
+    p.add_argument("weights", help="a .safetensors checkpoint written by 'spikeyolo train'")
+    p.add_argument("--mode", choices=("qcfs", "channel", "layer"), default="qcfs",
+                   help="qcfs: θ = λ (QCFS models); channel / layer: data-based normalization (needs --calib)")
+    p.add_argument("--calib", help="dataset for channel / layer normalization (VOC folder, COCO json, yaml)")
+    p.add_argument("--calib-images", type=int, default=64, help="calibration images taken from the train split")
+    p.add_argument("--percentile", type=float, default=99.9, help="activation percentile for normalization")
+    p.add_argument("--initial-membrane", type=float, help="initial membrane as a fraction of θ (qcfs 0.5, else 0)")
+    p.add_argument("--imgsz", type=int, help="calibration image size (default: the checkpoint's)")
+    p.add_argument("--burst", type=int, help="spikes a neuron may emit per step: 1 is binary; default L of a QCFS "
+                   "model (qcfs with burst = L equals the QCFS network from T = 1), else 1")
+    p.add_argument("--snm", action="store_true", help=SNM_HELP)
+    p.add_argument("--out", help="output path (default: <weights>-snn-<mode>.safetensors)")
+
+def run_convert(args) -> None:
+    from spikeyolo.convert.artifact import save_snn
+    from spikeyolo.convert.load import load_model, read_weights
+    from spikeyolo.data import prepare_dataset
+    from spikeyolo.data.images import image_batches, split_images
+
+    if args.mode != "qcfs" and not args.calib:
+        raise UsageError(f"--mode {args.mode} needs --calib DATA (images to measure activations on)")
+    weights = read_weights(args.weights)
+    if weights.is_snn:
+        raise UsageError(f"{args.weights} is already a converted SNN: convert the detector checkpoint")
+
+    def calibration(imgsz: int) -> list:
+        return list(image_batches(split_images(prepare_dataset(args.calib), "train")[: args.calib_images], imgsz))
+
+    loaded = load_model(weights, ann=False, mode=args.mode, burst=args.burst, snm=args.snm,
+                        calibration=calibration if args.calib else None, percentile=args.percentile,
+                        initial_membrane=args.initial_membrane, imgsz=args.imgsz)
+    default_out = Path(args.weights).with_name(f"{Path(args.weights).stem}-snn-{args.mode}.safetensors")
+    out = Path(args.out) if args.out else default_out
+    meta = weights.meta
+    source = {"weights": str(args.weights), "imgsz": loaded.settings["imgsz"], "levels": weights.levels,
+              "metrics": meta.get("metrics"), "calib": args.calib,
+              **({"events": meta["events"]} if meta.get("events") else {})}
+    save_snn(loaded.snn, out, source)
+    print(f"snn: {out}  ({args.mode}, {len(loaded.snn.neurons())} spiking layers: {loaded.settings['neurons']})")

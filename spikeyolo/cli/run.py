@@ -1,0 +1,88 @@
+"""Commands that run a model on images, video and cameras: detect and webcam."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from spikeyolo.cli.common import SNM_HELP, UsageError, new_run_dir, add_device, add_precision
+
+
+def add_detect(sub) -> None:
+    p = sub.add_parser("detect", help="detect objects in images, folders, videos, cameras or streams",
+                       description="Detect with the spiking network (or --ann); writes annotated output and JSON "
+                                   "lines.")
+    p.add_argument("source", help="image, folder, glob, video file, camera index (0), stream URL, or an event "
+                   "recording (.aedat4, .h5, .npz)")
+    p.add_argument("--weights", help="spikeyolo .safetensors (default: the shipped BCCD QCFS model; for event "
+                   "recordings the shipped event model)")
+    p.add_argument("--timesteps", type=int, default=4, help="SNN timesteps T (default 4)")
+    p.add_argument("--ann", action="store_true", help="run the quantized ANN instead of the SNN")
+    p.add_argument("--burst", type=int, help="spikes a neuron may emit per step: 1 is the binary IF neuron; "
+                   "default L of a QCFS model (integer spikes, equal to the QCFS net from T = 1)")
+    p.add_argument("--snm", action="store_true", help=SNM_HELP)
+    p.add_argument("--every-step", action="store_true", help="also write each frame's detections after every "
+                   "step t = 1 … T into predictions.jsonl (key 'steps'; one SNN run, SNN only)")
+    p.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default 0.25)")
+    p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
+    p.add_argument("--imgsz", type=int, help="input size (default: the weights')")
+    add_device(p)
+    add_precision(p)
+    p.add_argument("--save-dir", default="runs/detect", help="runs go to new folders exp, exp2, ... in here")
+
+def run_detect(args) -> None:
+    from spikeyolo.detect.predictor import Detector
+    from spikeyolo.detect.run import detect
+    from spikeyolo.detect.sources import open_source
+
+    open_source(args.source)  # fail on a bad source before anything is loaded or created
+    if args.every_step and args.ann:
+        raise UsageError("--every-step reads the SNN after each step: it does not go with --ann")
+    from spikeyolo.events.io import EVENT_SUFFIXES
+
+    events = Path(args.source).suffix.lower() in EVENT_SUFFIXES
+    detector = Detector(args.weights, args.timesteps, args.ann, args.conf, args.iou, args.imgsz, args.device,
+                        burst=args.burst, events=events, snm=args.snm, precision=args.precision)
+    folder = new_run_dir(args.save_dir)
+    try:
+        summary = detect(args.source, folder, detector, args.every_step)
+    except BaseException:
+        if not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+    skipped = f", {len(summary.skipped)} unreadable image(s) skipped" if summary.skipped else ""
+    broken = ", video broke off early (frames read were saved)" if summary.broken_video else ""
+    neurons = f" ({detector.neurons})" if detector.neurons else ""  # which neurons ran, as val and convert say
+    print(f"{summary.mode}{neurons}: {summary.frames} frame(s), {summary.detections} detection(s), "
+          f"{summary.fps:.1f} FPS{skipped}{broken}")
+    for path in summary.outputs:
+        print(f"saved {path}")
+
+def add_webcam(sub) -> None:
+    p = sub.add_parser("webcam", help="live demo: camera or video with boxes, FPS, T and spike activity",
+                       description="Live window with the SNN's detections and firing rate per layer. Keys: +/- "
+                                   "double/halve T, a toggles the ANN side by side, q quits.")
+    p.add_argument("--source", default="0", help="camera index, video file or stream URL (default 0)")
+    p.add_argument("--weights", help="spikeyolo .safetensors (default: the shipped model; with --events the "
+                   "shipped event model)")
+    p.add_argument("--timesteps", type=int, default=4)
+    p.add_argument("--events", action="store_true", help="simulate a DVS from the frames and run the event model")
+    p.add_argument("--side-by-side", action="store_true", help="start with the ANN beside the SNN")
+    p.add_argument("--headless", action="store_true", help="no window: write the rendered frames to --output")
+    p.add_argument("--output", help="video to write (.mp4); required with --headless")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--screenshot", help="also save the last rendered frame as an image")
+    p.add_argument("--conf", type=float, default=0.25)
+    add_device(p)
+    add_precision(p)
+
+def run_webcam(args) -> None:
+    from spikeyolo.demo import LiveDemo
+
+    if args.headless and not args.output:
+        raise UsageError("--headless needs --output VIDEO.mp4 (there is no window to show the frames)")
+    if args.output and Path(args.output).suffix.lower() != ".mp4":
+        raise UsageError(f"--output {args.output}: write an .mp4 video")
+    demo = LiveDemo(args.source, args.weights, args.timesteps, args.events, args.side_by_side, args.conf,
+                    device=args.device, precision=args.precision)
+    summary = demo.run(args.headless, args.output, args.max_frames, args.screenshot)
+    saved = f", saved {summary.output}" if summary.output else ""
+    print(f"{summary.frames} frame(s) at {summary.fps:.1f} FPS, T={summary.timesteps}{saved}")
