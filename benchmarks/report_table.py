@@ -17,19 +17,29 @@ def _ops(count: float, unit: str) -> str:
 
 
 def rows(labelled: list[tuple[str, dict]], ann: dict | None) -> list[str]:
-    lines = ["| model | T | mAP50 (% of ANN) | mAP50-95 | VOC07 | operations | energy mJ | rate |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    if ann:
-        cost = next((r["cost"] for _, r in labelled if r.get("cost")), {})
-        lines.append(f"| ANN | – | {ann['map50']:.3f} | {ann['map50_95']:.3f} | {ann['voc']['map07']:.3f} | "
-                     f"{_ops(cost.get('ann_macs', 0), 'MACs')} | {cost.get('ann_energy_mj', 0):.2f} | – |")
+    """One row per baseline (from the first report with a cost) and per labelled report and T. Operations:
+    synaptic accumulates (a burst of n is n) + other operations; energy under both models (report.json →
+    cost.energy_models)."""
+    lines = ["| model | T | mAP50 (% of ANN) | mAP50-95 | VOC07 | rate | operations | compute mJ | Lemaire mJ |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    cost = next((r["cost"] for _, r in labelled if r.get("cost")), {})
+    for key, base in cost.get("baselines", {}).items():
+        measured = ann if ann and key != "ann_int8" else None
+        scores = (f"{measured['map50']:.3f} | {measured['map50_95']:.3f} | {measured['voc']['map07']:.3f}"
+                  if measured else "– (not measured) | – | –")
+        lines.append(f"| {LABELS.get(key, key)} | – | {scores} | – | {_ops(base['macs'], 'MACs')} + "
+                     f"{base['other_ops'] / 1e6:.0f} M | {base['energy_mj']:.2f} | {base['energy_lemaire_mj']:.1f} |")
     for label, report in labelled:
         for t, entry in sorted(report["snn"].items(), key=lambda item: int(item[0])):
             share = f" ({100 * entry['map50'] / ann['map50']:.0f} %)" if ann else ""
             lines.append(f"| {label} | {t} | {entry['map50']:.3f}{share} | {entry['map50_95']:.3f} | "
-                         f"{entry['voc']['map07']:.3f} | {_ops(entry.get('sops', 0), 'SOPs')} | "
-                         f"{entry.get('energy_mj', 0):.2f} | {entry.get('firing_rate', 0):.3f} |")
+                         f"{entry['voc']['map07']:.3f} | {entry.get('firing_rate', 0):.3f} | "
+                         f"{_ops(entry.get('sops', 0), 'ACs')} + {entry.get('other_ops', 0) / 1e6:.0f} M | "
+                         f"{entry.get('energy_mj', 0):.2f} | {entry.get('energy_lemaire_mj', 0):.1f} |")
     return lines
+
+
+LABELS = {"ann_fp32": "ANN fp32 (QCFS, L = 4)", "ann_int8": "ANN int8", "qcfs_3bit": "QCFS as a 3-bit network"}
 
 
 def versus(channel: dict, layer: dict, ann_map50: float) -> list[str]:

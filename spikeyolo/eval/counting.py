@@ -42,12 +42,15 @@ class Site:
     steps: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def add(self, key: str, per_step: torch.Tensor) -> None:
-        """Add a chunk's per-step counts (a [steps] tensor) after those already counted for this batch."""
-        self._pending.setdefault(key, []).append(per_step.double().cpu())
+        """Add a chunk's per-step counts (a [steps] tensor, left on its device) after those of this batch."""
+        self._pending.setdefault(key, []).append(per_step)
 
-    def close_batch(self) -> None:
-        for key, chunks in self._pending.items():
-            counts = torch.cat(chunks)
+    def pending(self) -> list[tuple[str, torch.Tensor]]:
+        return [(key, torch.cat(chunks)) for key, chunks in self._pending.items()]
+
+    def close_batch(self, counted: dict[str, torch.Tensor]) -> None:
+        """Add this batch's counts (per key, [T] on the CPU) to the totals."""
+        for key, counts in counted.items():
             old = self.steps.get(key)
             if old is None or len(old) < len(counts):
                 grown = torch.zeros(len(counts), dtype=torch.float64)
@@ -271,9 +274,14 @@ class EventGraph:
         self.seconds += time.perf_counter() - start
 
     def after_batch(self, images: torch.Tensor) -> None:
+        """Bring the batch's counts to the CPU in one transfer (one device sync per batch, not per layer)."""
         self.images += images.shape[0]
+        pending = [(site, key, counts) for site in self.sites.values() for key, counts in site.pending()]
+        if not pending:
+            return
+        host = torch.cat([counts for _, _, counts in pending]).cpu().split([len(c) for _, _, c in pending])
         for site in self.sites.values():
-            site.close_batch()
+            site.close_batch({key: counts for (owner, key, _), counts in zip(pending, host) if owner is site})
 
     def close(self) -> None:
         for hook in self._hooks:
