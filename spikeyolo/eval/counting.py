@@ -20,6 +20,7 @@ the shapes, kept in ``Site`` (per image and step).
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -294,3 +295,55 @@ class EventGraph:
 def _stride_taps(conv: nn.Conv2d) -> int:
     """Π ceil(k / stride): SpikingJelly's (Lemaire's) synaptic operations per input spike and output channel."""
     return -(-conv.kernel_size[0] // conv.stride[0]) * -(-conv.kernel_size[1] // conv.stride[1])
+
+
+DEPTH_BASE = 1000.0  # depth d travels as BASE**d: a sum of fewer than BASE such terms keeps floor(log) = max d
+
+
+class _DepthOf(nn.Module):
+    """In the depth graph: a neuron adds one spiking layer (and notes its depth in ``reached``); a convolution
+    passes its deepest input on; the image's convolution starts at depth 0."""
+
+    def __init__(self, out_shapes: list | None = None, reached: list | None = None, image: bool = False):
+        super().__init__()
+        self.out_shapes, self.reached, self.image = out_shapes, reached, image
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.image:
+            return x.new_ones(self.out_shapes.pop(0))
+        deepest = math.floor(math.log(float(x.max())) / math.log(DEPTH_BASE) + 1e-9)
+        if self.reached is not None:
+            self.reached.append(deepest + 1)
+            return torch.full_like(x, DEPTH_BASE ** (deepest + 1))
+        return x.new_full(self.out_shapes.pop(0), DEPTH_BASE ** deepest)
+
+
+@torch.no_grad()
+def spiking_depth(snn: SpikingDetector, image: torch.Tensor) -> int:
+    """Spiking layers on the longest path from the image to the head: the steps a spike needs to cross the
+    network when every layer takes one step (a pipelined chip), the latency the folded simulation hides.
+    Structural (the image's values do not matter); found by running the graph once on depths (residual adds sum
+    them: BASE**d keeps the largest)."""
+    shapes: dict[str, list] = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, name=name: shapes.setdefault(name, []).append(o.shape))
+             for name, m in snn.net.named_modules() if isinstance(m, nn.Conv2d)]
+    observers, snn.chunk_observers = snn.chunk_observers, []
+    try:
+        snn(image[:1], 1)
+    finally:
+        snn.chunk_observers = observers
+        for hook in hooks:
+            hook.remove()
+    twin, reached = copy.deepcopy(snn.net).double(), []
+    analog = {id(m.layer) for m in snn.net.modules() if isinstance(m, ConstantInput)}
+    for name, module in snn.net.named_modules():
+        if isinstance(module, IFNeuron):
+            _set_module(twin, name, _DepthOf(reached=reached))
+        elif isinstance(module, nn.Conv2d) and name in shapes:
+            _set_module(twin, name, _DepthOf(shapes[name], image=id(module) in analog))
+    for module in twin.modules():
+        if isinstance(module, Stateful):
+            module.reset()
+            module.timesteps = 1
+    twin(image[:1].double())
+    return max(reached, default=0)

@@ -110,8 +110,11 @@ def table(report: dict) -> str:
         lat = report["latency"]
         snn_key = next(k for k in lat if k.startswith("snn_ms"))
         ann = f"ANN {lat['ann_ms_per_image']:.1f} ms, " if lat.get("ann_ms_per_image") else ""
-        lines.append(f"latency: detections after every step (first at step 1); wall time per image on {lat['device']}: "
-                     f"{ann}SNN to T={snn_key.rsplit('T', 1)[1]} {lat[snn_key]:.1f} ms (cost counting excluded)")
+        depth = lat.get("spiking_layers_on_longest_path")
+        pipeline = f"; {depth} spiking layers on the longest path (steps a pipelined chip needs)" if depth else ""
+        lines.append(f"latency: detections after every step (first at step 1){pipeline}; wall time per image on "
+                     f"{lat['device']}: {ann}SNN to T={snn_key.rsplit('T', 1)[1]} {lat[snn_key]:.1f} ms (cost "
+                     "counting excluded)")
     return "\n".join(lines)
 
 

@@ -5,6 +5,8 @@ import json
 import logging
 from pathlib import Path
 
+import torch
+
 from spikeyolo.convert.load import load_model, read_weights
 from spikeyolo.data import DatasetError, prepare_dataset
 from spikeyolo.data.images import dataset_names, image_batches, split_images
@@ -12,6 +14,7 @@ from spikeyolo.device import torch_device
 from spikeyolo.engine import default_backend
 from spikeyolo.eval.anytime import evaluate_anytime
 from spikeyolo.eval.cost import CostMeter
+from spikeyolo.eval.counting import spiking_depth
 from spikeyolo.eval.evaluators import COCOEvaluator, dataset_evaluator
 from spikeyolo.eval.report import build_report
 from spikeyolo.limits import image_size
@@ -89,6 +92,8 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
             meter.close()
     report_cost = meter.report(timesteps) if meter else None
     report_latency = latency(accuracy["seconds"], meter.graph.seconds if meter else 0.0, timesteps, device)
+    report_latency["spiking_layers_on_longest_path"] = spiking_depth(snn, torch.zeros(1, 3, meta["imgsz"],
+                                                                                      meta["imgsz"], device=device))
     report = build_report(accuracy, report_cost, str(data), str(weights), {**meta, "split": split,
                           "latency": report_latency,
                           "dataset_split": dataset_split_name(data_yaml, split)})

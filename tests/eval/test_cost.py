@@ -7,6 +7,7 @@ from spikeyolo.engine import IFNeuron, SpikingDetector
 from spikeyolo.engine.layers import CumulativeMaxPool
 from spikeyolo.engine.runner import ConstantInput
 from spikeyolo.eval.cost import E_AC_PJ, E_MAC_PJ, CostMeter
+from spikeyolo.eval.counting import spiking_depth
 from spikeyolo.eval.energy import sram_pj_per_byte, snn_layer
 
 pytestmark = pytest.mark.numerics  # rerun under another oneDNN summation order (README: tests)
@@ -170,3 +171,15 @@ def test_lemaire_agrees_with_spikingjelly_on_binary_if_networks():
     meter.close()
     assert sum(float(s.steps["spikes"].sum()) for s in meter.graph.sites.values() if s.kind == "neuron") > 0
     assert total == pytest.approx(expected.total_pj, rel=1e-9)
+
+
+def test_spiking_depth_is_the_longest_path():
+    """The hand network: A, then the residual's B (the skip is shorter): 2. yolov8n, by hand: backbone 27 spiking
+    layers to SPPF (Conv 1, Conv 2, C2f(n=1) 3-6, Conv 7, C2f(n=2) 8-13, Conv 14, C2f 15-20, Conv 21, C2f 22-25,
+    SPPF 26-27), neck C2f 28-31 and 32-35, Conv 36, C2f 37-40, Conv 41, C2f 42-45, the head's two Convs 46-47."""
+    assert spiking_depth(hand_snn(), torch.zeros(1, 1, 4, 4)) == 2
+    from spikeyolo.convert.load import load_model, read_weights
+    from tests.conftest import ROOT
+
+    loaded = load_model(read_weights(ROOT / "weights/bccd-yolov8n-qcfs.safetensors"), torch.device("cpu"), ann=False)
+    assert spiking_depth(loaded.snn, torch.zeros(1, 3, 64, 64)) == 47
