@@ -116,7 +116,7 @@ def test_roboflow_export_whose_file_names_differ_says_how_many_and_shows_one(tmp
 # --- VOC: devkit, with and without ImageSets, labelImg --------------------------------------------------------------
 
 def vocdevkit(root: Path) -> Path:
-    v07 = make_voc(root / "VOCdevkit" / "VOC2007", count=8, degenerate=False)  # trainval 6, test 2
+    make_voc(root / "VOCdevkit" / "VOC2007", count=8, degenerate=False)  # trainval 6, test 2
     v12 = make_voc(root / "VOCdevkit" / "VOC2012", count=8, seed=1, degenerate=False)
     for xml in (v12 / "Annotations").glob("*.xml"):  # VOC2012 ids are 2012_…, as the real ones are 2008_…
         xml.rename(xml.with_name(f"2012_{xml.name}"))
