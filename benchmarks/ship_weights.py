@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from spikeyolo.checkpoint import load_detector, save_detector
+from spikeyolo.quantize.checkpoint import load_detector, save_detector
 
 
 def _neurons(report: dict) -> str:

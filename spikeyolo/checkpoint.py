@@ -1,7 +1,9 @@
-"""Detector checkpoints as safetensors with readable JSON metadata (never pickled).
+"""The file format of every spikeyolo weights file: safetensors with readable JSON metadata (never pickled).
 
-The header of the .safetensors file carries, under the key ``spikeyolo``, the model yaml, class
-names, QCFS levels and λ per layer, image size, training data and measured metrics.
+The header of the .safetensors file carries, under the key ``spikeyolo``, its format and version, the model
+yaml, class names, QCFS levels and λ per layer, image size, training data and measured metrics. Detector
+checkpoints are written and rebuilt by ``spikeyolo.quantize.checkpoint``, SNN artifacts by
+``spikeyolo.convert.artifact``; this module only reads, checks and writes files (it imports neither).
 """
 from __future__ import annotations
 
@@ -11,13 +13,10 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
-from torch import nn
 
 from spikeyolo.atomic import atomic_path
 from spikeyolo.limits import LimitError
 from spikeyolo.metadata import check_detector_metadata, check_snn_metadata
-from spikeyolo.quantize import quantization_spec, quantize_model
-from spikeyolo.ultra import build_detection_model
 
 FORMAT = "spikeyolo-detector/1"
 SNN_FORMAT = "spikeyolo-snn/2"  # spikeyolo.convert.artifact writes it; /2: leaky layers with v0 > 0 have memory
@@ -26,15 +25,6 @@ SNN_FORMATS = ("spikeyolo-snn/1", SNN_FORMAT)  # read
 
 class CheckpointError(ValueError):
     """A weights file spikeyolo cannot use; the message names the file and what to do."""
-
-
-def save_detector(model: nn.Module, path: str | Path, **info) -> Path:
-    """Write ``model`` (an ultralytics DetectionModel, QCFS or not) atomically to ``path``."""
-    names = model.names if isinstance(model.names, list) else [model.names[i] for i in sorted(model.names)]
-    meta = {"format": FORMAT, "model_yaml": model.yaml, "names": names,
-            "quantization": quantization_spec(model), **info}
-    state = {k: v.float() if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    return write_safetensors(state, path, meta)
 
 
 def read_metadata(path: str | Path, expected: str | tuple[str, ...] = FORMAT) -> dict:
@@ -96,24 +86,3 @@ def write_safetensors(state: dict[str, torch.Tensor], path: str | Path, meta: di
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"spikeyolo": json.dumps(meta)})
     return path
-
-
-def load_detector(path: str | Path, device: str | torch.device = "cpu",
-                  meta: dict | None = None) -> tuple[nn.Module, dict]:
-    """Rebuild the detector of a checkpoint (eval mode) and return it with its metadata (``meta``: already read)."""
-    meta = meta or read_metadata(path)
-    model = build_detection_model(meta["model_yaml"], nc=len(meta["names"]))
-    spec = meta["quantization"]
-    if spec.get("levels"):
-        quantize_model(model, spec["levels"])
-    state = read_tensors(path)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise CheckpointError(f"{path} does not match its own model description: {str(err)[:200]}") from err
-    bad = [name for name, m in model.named_modules()
-           if isinstance(getattr(m, "threshold", None), torch.Tensor) and not bool((m.threshold != 0).all())]
-    if bad:  # QCFS runs with |λ| (training may carry λ < 0); a zero λ would divide by zero once converted
-        raise CheckpointError(f"{path}: QCFS threshold λ of {bad[0]} is 0: retrain or use other weights")
-    model.names = dict(enumerate(meta["names"]))
-    return model.to(device).eval(), meta

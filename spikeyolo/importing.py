@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from spikeyolo.checkpoint import CheckpointError, load_detector
+from spikeyolo.checkpoint import CheckpointError
+from spikeyolo.quantize.checkpoint import load_detector
 from spikeyolo.limits import LimitError
 from spikeyolo.metadata import check_model_yaml
 from spikeyolo.pickled import PickledCheckpoint, read_pickled_checkpoint

@@ -44,7 +44,7 @@ __all__ = ["CONVERTIBLE", "Conv", "DFL", "Detect", "DetectionModel", "DetectionP
            "DetectionValidator", "DEFAULT_CFG", "boxes_to_original", "build_detection_model", "conv_blocks",
            "cpu_threads", "detection_validators", "draw_detections", "first_conv_block", "fold_batchnorm",
            "get_cfg", "head_output_convs", "letterbox_batch", "load_checkpoint", "max_pool_uses", "non_max_suppression",
-           "predict_ann", "scale_to_frame", "smart_value", "validate_ann", "yaml_model"]
+           "scale_to_frame", "smart_value", "yaml_model"]
 
 
 def cpu_threads() -> int:
@@ -114,21 +114,6 @@ def build_detection_model(cfg: str | Path | dict, nc: int | None = None, verbose
             block.act = copy.deepcopy(block.act)
         seen.add(id(block.act))
     return model
-
-
-def validate_ann(model: nn.Module, data: str | Path, imgsz: int = 640, batch: int = 16, device: str = "cpu",
-                 split: str = "val", **overrides) -> dict:
-    """ultralytics' detection validation of an in-memory model; returns its metrics dict."""
-    args = get_cfg(overrides={"task": "detect", "mode": "val", "data": str(data), "imgsz": imgsz, "batch": batch,
-                              "device": device, "split": split, "plots": False, "verbose": False, **overrides})
-    return DetectionValidator(args=args)(model=model)
-
-
-def predict_ann(model: nn.Module, source, imgsz: int = 640, conf: float = 0.25, device: str = "cpu", **overrides):
-    """ultralytics' detection prediction with an in-memory model; returns its Results list."""
-    predictor = DetectionPredictor(overrides={"imgsz": imgsz, "conf": conf, "device": device, "save": False,
-                                              "verbose": False, **overrides})
-    return predictor(source=source, model=model)
 
 
 # Module types a detector may contain for spiking conversion (containers and the linear pieces).

@@ -7,14 +7,15 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from spikeyolo.checkpoint import CheckpointError, load_detector, read_metadata, save_detector
+from spikeyolo.checkpoint import CheckpointError, read_metadata
+from spikeyolo.quantize.checkpoint import load_detector, save_detector
 from spikeyolo.quantize import QCFS, quantize_model
 from spikeyolo.ultra import build_detection_model, conv_blocks
 from tests.conftest import ROOT
 
 RELOAD = """
 import sys, torch
-from spikeyolo.checkpoint import load_detector
+from spikeyolo.quantize.checkpoint import load_detector
 model, meta = load_detector(sys.argv[1])
 torch.manual_seed(1)
 x = torch.rand(2, 3, 64, 64)

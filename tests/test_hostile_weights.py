@@ -6,7 +6,8 @@ import pytest
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from spikeyolo.checkpoint import CheckpointError, read_metadata, save_detector
+from spikeyolo.checkpoint import CheckpointError, read_metadata
+from spikeyolo.quantize.checkpoint import save_detector
 from spikeyolo.cli import main
 from spikeyolo.convert import convert
 from spikeyolo.convert.artifact import save_snn

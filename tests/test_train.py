@@ -5,12 +5,12 @@ import socket
 import numpy as np
 import pytest
 
-from spikeyolo.checkpoint import load_detector
+from spikeyolo.quantize.checkpoint import load_detector
 from spikeyolo.data import prepare_dataset
 from spikeyolo.quantize import QCFS
 from spikeyolo.quantize.qcfs import DEFAULT_THRESHOLD
 from spikeyolo.quantize.trainer import train
-from spikeyolo.ultra import conv_blocks, predict_ann, validate_ann
+from spikeyolo.ultra import DetectionPredictor, DetectionValidator, conv_blocks, get_cfg
 from tests.conftest import ROOT
 
 
@@ -153,7 +153,7 @@ def test_from_spikeyolo_safetensors_carries_every_tensor(voc_dataset, tmp_path, 
     """--from a spikeyolo .safetensors (e.g. what 'spikeyolo import' wrote): trained from it, nothing unpickled."""
     import logging
 
-    from spikeyolo.checkpoint import save_detector
+    from spikeyolo.quantize.checkpoint import save_detector
     from spikeyolo.cli import main
     from spikeyolo.ultra import build_detection_model
 
@@ -168,3 +168,17 @@ def test_from_spikeyolo_safetensors_carries_every_tensor(voc_dataset, tmp_path, 
     assert f"{total} of " in carried  # every tensor of the source (the QCFS λ are the new ones)
     model, meta = load_detector(tmp_path / "v5/weights/best.safetensors")
     assert meta["quantization"]["levels"] == 4 and type(model.model[9].cv1.act).__name__ == "QCFS"
+
+
+def validate_ann(model, data, imgsz: int = 640, batch: int = 16, device: str = "cpu", split: str = "val") -> dict:
+    """ultralytics' detection validation of an in-memory model (its metrics dict)."""
+    args = get_cfg(overrides={"task": "detect", "mode": "val", "data": str(data), "imgsz": imgsz, "batch": batch,
+                              "device": device, "split": split, "plots": False, "verbose": False})
+    return DetectionValidator(args=args)(model=model)
+
+
+def predict_ann(model, source, imgsz: int = 640, conf: float = 0.25, device: str = "cpu"):
+    """ultralytics' detection prediction with an in-memory model (its Results list)."""
+    predictor = DetectionPredictor(overrides={"imgsz": imgsz, "conf": conf, "device": device, "save": False,
+                                              "verbose": False})
+    return predictor(source=source, model=model)

@@ -27,7 +27,7 @@ import psutil
 import torch
 
 from spikeyolo.bench.spikingjelly_neurons import SpikingJellyIF
-from spikeyolo.checkpoint import load_detector
+from spikeyolo.quantize.checkpoint import load_detector
 from spikeyolo.convert import convert
 from spikeyolo.device import torch_device
 from spikeyolo.engine.layers import IFNeuron

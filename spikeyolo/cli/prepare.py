@@ -73,7 +73,7 @@ def add_import(sub) -> None:
     p.add_argument("--activation", help="replace the model's activation, e.g. 'nn.ReLU()' (for QCFS fine-tuning)")
 
 def run_import(args) -> None:
-    from spikeyolo.checkpoint import save_detector
+    from spikeyolo.quantize.checkpoint import save_detector
     from spikeyolo.importing import import_checkpoint
     from spikeyolo.metadata import check_activation
 

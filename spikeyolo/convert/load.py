@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from spikeyolo.checkpoint import FORMAT as DETECTOR_FORMAT
-from spikeyolo.checkpoint import SNN_FORMATS, CheckpointError, load_detector, read_metadata
+from spikeyolo.checkpoint import SNN_FORMATS, CheckpointError, read_metadata
+from spikeyolo.quantize.checkpoint import load_detector
 from spikeyolo.convert.artifact import check_asked, load_snn
 from spikeyolo.convert.convert import convert
 

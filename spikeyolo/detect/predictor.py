@@ -11,7 +11,7 @@ from spikeyolo.convert.load import load_model, read_weights
 from spikeyolo.device import torch_device
 from spikeyolo.engine import default_backend
 from spikeyolo.engine.runner import check_precision, reduced_precision
-from spikeyolo.eval.detections import Detections
+from spikeyolo.detections import Detections
 from spikeyolo.limits import image_size
 from spikeyolo.resources import resource
 from spikeyolo.ultra import letterbox_batch, non_max_suppression, scale_to_frame

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from spikeyolo.atomic import AtomicFile, OutputError
-from spikeyolo.eval.detections import Detections
+from spikeyolo.detections import Detections
 
 
 class DetectionWriter:

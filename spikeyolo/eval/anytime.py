@@ -11,7 +11,7 @@ from torch import nn
 from tqdm import tqdm
 
 from spikeyolo.engine.runner import SpikingDetector
-from spikeyolo.eval.detections import Detections
+from spikeyolo.detections import Detections
 from spikeyolo.ultra import boxes_to_original, detection_validators
 
 

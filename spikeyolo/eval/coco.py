@@ -5,11 +5,9 @@ import contextlib
 import io
 from pathlib import Path
 
-import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from spikeyolo.eval.detections import Detections
 
 STAT_NAMES = ("map50_95", "map50", "map75", "map_small", "map_medium", "map_large",
               "ar1", "ar10", "ar100", "ar_small", "ar_medium", "ar_large")
@@ -46,15 +44,3 @@ def coco_evaluate(ground_truth: COCO, results: list[dict], image_ids: list[int] 
         evaluation.accumulate()
         evaluation.summarize()
     return {name: float(max(v, 0.0)) for name, v in zip(STAT_NAMES, evaluation.stats)}
-
-
-def ground_truth_as_detections(ground_truth: COCO, category_ids: list[int]) -> dict[int, Detections]:
-    """The non-crowd annotations as perfect detections (used to check the evaluator)."""
-    index = {cid: i for i, cid in enumerate(category_ids)}
-    found: dict[int, list] = {i: [] for i in ground_truth.getImgIds()}
-    for ann in ground_truth.dataset["annotations"]:
-        if not ann.get("iscrowd", 0):
-            x, y, w, h = ann["bbox"]
-            found[ann["image_id"]].append((x, y, x + w, y + h, index[ann["category_id"]]))
-    return {i: Detections(np.array([b[:4] for b in boxes]), np.ones(len(boxes)), np.array([b[4] for b in boxes]))
-            for i, boxes in found.items()}

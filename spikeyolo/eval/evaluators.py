@@ -10,7 +10,7 @@ from spikeyolo.data.layouts import COCOPart
 from spikeyolo.data.records import BoxAudit
 from spikeyolo.data.voc import VOCPart, read_voc_part
 from spikeyolo.eval.coco import coco_evaluate, coco_results, load_ground_truth
-from spikeyolo.eval.detections import Detections
+from spikeyolo.detections import Detections
 from spikeyolo.eval.voc import voc_evaluate
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from spikeyolo.data.records import ImageRecord
-from spikeyolo.eval.detections import Detections
+from spikeyolo.detections import Detections
 
 
 def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool) -> float:

@@ -38,10 +38,6 @@ class EventSimulator:
         self.last_time = None
         self.last_event = np.full(shape, np.iinfo(np.int64).min // 2, dtype=np.int64)
 
-    def reset(self) -> None:
-        self.reference = self.previous = self.last_time = None
-        self.last_event[:] = np.iinfo(np.int64).min // 2
-
     def __call__(self, frame: np.ndarray, time_us: int) -> Events:
         level = log_intensity(frame)
         if level.shape != (self.height, self.width):

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from spikeyolo.atomic import write_text
-from spikeyolo.checkpoint import save_detector
+from spikeyolo.quantize.checkpoint import save_detector
 from spikeyolo.data import prepare_dataset
 from spikeyolo.device import ultralytics_device
 from spikeyolo.quantize.qcfs import DEFAULT_THRESHOLD, QCFS

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from spikeyolo.checkpoint import save_detector
+from spikeyolo.quantize.checkpoint import save_detector
 from spikeyolo.cli import main
 from spikeyolo.convert import ConversionError, convert
 from spikeyolo.convert.artifact import load_snn, save_snn

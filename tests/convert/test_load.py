@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from spikeyolo import checkpoint
-from spikeyolo.checkpoint import save_detector
+from spikeyolo.quantize.checkpoint import save_detector
 from spikeyolo.cli import main
 from spikeyolo.convert.artifact import load_snn
 from spikeyolo.convert.load import describe_neurons, load_model

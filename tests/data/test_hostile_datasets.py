@@ -130,7 +130,7 @@ def test_a_yaml_download_script_never_runs(voc_dataset, tmp_path, capsys):
     with pytest.raises(DatasetError, match="never downloads"):
         prepare_dataset(data)
     from tests.eval.test_val_cli import live_model_two_classes
-    from spikeyolo.checkpoint import save_detector
+    from spikeyolo.quantize.checkpoint import save_detector
 
     weights = save_detector(live_model_two_classes(), tmp_path / "w.safetensors", imgsz=64)
     assert main(["val", "--weights", str(weights), "--data", str(data), "--timesteps", "1",
@@ -147,7 +147,7 @@ def test_a_yaml_dataset_is_read_from_the_cache_and_left_untouched(voc_dataset, t
     prepared = prepare_dataset(data)
     assert "download" not in yaml.safe_load(prepared.read_text())
     from tests.eval.test_val_cli import live_model_two_classes
-    from spikeyolo.checkpoint import save_detector
+    from spikeyolo.quantize.checkpoint import save_detector
 
     weights = save_detector(live_model_two_classes(), tmp_path / "w.safetensors", imgsz=64)
     assert main(["val", "--weights", str(weights), "--data", str(data), "--timesteps", "1", "--imgsz", "64",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from spikeyolo.checkpoint import save_detector
+from spikeyolo.quantize.checkpoint import save_detector
 from spikeyolo.cli import main
 from spikeyolo.detect.predictor import DEFAULT_WEIGHTS
 from tests.eval.test_val_cli import live_model_two_classes

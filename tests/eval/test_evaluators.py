@@ -1,13 +1,14 @@
 """VOC AP against hand-computed values, COCO against a direct pycocotools run, perfect detections score 1."""
 import numpy as np
+from pycocotools.coco import COCO
 import pytest
 from pycocotools.cocoeval import COCOeval
 
 from spikeyolo.data.coco import read_coco
 from spikeyolo.data.records import ImageRecord
 from spikeyolo.data.voc import read_voc
-from spikeyolo.eval.coco import coco_evaluate, coco_results, ground_truth_as_detections, load_ground_truth
-from spikeyolo.eval.detections import Detections
+from spikeyolo.eval.coco import coco_evaluate, coco_results, load_ground_truth
+from spikeyolo.detections import Detections
 from spikeyolo.eval.voc import voc_ap, voc_evaluate
 from tests.conftest import SHARED
 
@@ -99,3 +100,15 @@ def test_coco_equals_direct_pycocotools():
 
 def test_coco_without_detections_is_zero():
     assert coco_evaluate(load_ground_truth(COCO_JSON), [])["map50_95"] == 0.0
+
+
+def ground_truth_as_detections(ground_truth: COCO, category_ids: list[int]) -> dict[int, Detections]:
+    """The non-crowd annotations as perfect detections (to check the evaluator)."""
+    index = {cid: i for i, cid in enumerate(category_ids)}
+    found: dict[int, list] = {i: [] for i in ground_truth.getImgIds()}
+    for ann in ground_truth.dataset["annotations"]:
+        if not ann.get("iscrowd", 0):
+            x, y, w, h = ann["bbox"]
+            found[ann["image_id"]].append((x, y, x + w, y + h, index[ann["category_id"]]))
+    return {i: Detections(np.array([b[:4] for b in boxes]), np.ones(len(boxes)), np.array([b[4] for b in boxes]))
+            for i, boxes in found.items()}

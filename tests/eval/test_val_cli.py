@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from spikeyolo.checkpoint import save_detector
+from spikeyolo.quantize.checkpoint import save_detector
 from spikeyolo.cli import main
 from spikeyolo.convert import convert
 from spikeyolo.eval.anytime import evaluate_anytime
@@ -72,7 +72,7 @@ def test_val_writes_report(weights, voc_dataset, tmp_path, capsys):
 
 def test_one_run_gives_every_t(weights, voc_dataset):
     """Detections at T read from one run to max(T) equal those of a separate run to T."""
-    from spikeyolo.checkpoint import load_detector
+    from spikeyolo.quantize.checkpoint import load_detector
 
     ann, _ = load_detector(weights)
     snn = convert(ann, "qcfs")

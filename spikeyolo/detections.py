@@ -1,4 +1,4 @@
-"""Typed detection containers shared by the evaluators."""
+"""Detections of one image: the typed container the detector produces and the evaluators, writers and demo read."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
