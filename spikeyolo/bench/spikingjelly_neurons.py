@@ -15,7 +15,7 @@ import copy
 
 import torch
 
-from spikeyolo.engine.layers import IFNeuron, Stateful
+from spikeyolo.engine.layers import IFNeuron, Stateful, Timed
 from spikeyolo.engine.runner import ConstantInput, SpikingDetector
 
 
@@ -56,18 +56,16 @@ def with_spikingjelly_neurons(snn: SpikingDetector) -> SpikingDetector:
         parent_name, _, attr = name.rpartition(".")
         parent = twin.net.get_submodule(parent_name) if parent_name else twin.net
         setattr(parent, attr, SpikingJellyIF(neuron))
+    twin.share_clock()
     return twin
 
 
-class RepeatedInput(Stateful):
+class RepeatedInput(Timed):
     """The first convolution as SpikingJelly feeds an image: on T copies of it, one per step."""
 
     def __init__(self, layer: torch.nn.Module):
         super().__init__()
         self.layer = layer
-
-    def reset(self) -> None:
-        pass
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layer(torch.cat([x] * self.timesteps) if self.timesteps > 1 else x)
@@ -84,4 +82,5 @@ def with_spikingjelly_execution(snn: SpikingDetector) -> SpikingDetector:
         if isinstance(module, ConstantInput):
             parent_name, _, attr = name.rpartition(".")
             setattr(twin.net.get_submodule(parent_name), attr, RepeatedInput(module.layer))
+    twin.share_clock()
     return twin

@@ -1,33 +1,80 @@
-"""Stateful spiking layers for time-folded execution.
+"""Spiking layers for time-folded execution.
 
-Tensors between layers are ``[T·N, C, H, W]`` (time folded into the batch); each stateful layer
-unfolds the time axis with its ``timesteps``, carries its state across calls (so a long run can be
-fed in chunks) and is cleared by ``reset()``.
+Tensors between layers are ``[T·N, C, H, W]`` (time folded into the batch), except the image's convolution
+output, ``[N, C, H, W]``: the same input at every step (``ConstantInput``). Every timed layer reads the step
+count T and the batch N of the chunk being run from one ``Clock`` that the runner shares with all of them
+(``SpikingDetector`` sets it once per chunk), and checks its input against it: a miscount is an error, not
+a silent reshape. Stateful layers carry their state across chunks (a long run can be fed in chunks); their
+state is registered with its reset value (``register_memory``) and ``reset()`` restores it.
 """
 from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from spikeyolo.engine.neuron import check_backend, if_multistep, signed_memory_multistep, snm_multistep
+from spikeyolo.engine.neuron import (check_backend, if_multistep, sequence_like, signed_memory_multistep,
+                                     snm_multistep)
 
 
-class Stateful(nn.Module):
-    """Base of the layers that carry state over time."""
+@dataclass
+class Clock:
+    """The chunk being run: ``steps`` T, ``batch`` N (None: unchecked, for a layer used on its own) and a
+    ``chunk`` counter (layers applied several times per chunk count their uses against it)."""
+    steps: int = 1
+    batch: int | None = None
+    chunk: int = 0
 
-    timesteps: int = 1
 
-    def reset(self) -> None:
-        raise NotImplementedError
+class Timed(nn.Module):
+    """A layer that needs the step count of the chunk (from its ``clock``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.clock = Clock()
+
+    @property
+    def timesteps(self) -> int:
+        return self.clock.steps
+
+    @timesteps.setter
+    def timesteps(self, steps: int) -> None:
+        """Set by hand (a layer used outside a runner): a new chunk of ``steps``, its batch unchecked."""
+        self.clock.steps, self.clock.batch = int(steps), None
+        self.clock.chunk += 1
 
     def unfold(self, x: torch.Tensor) -> torch.Tensor:
-        """``[T·N, ...]`` → ``[T, N, ...]``; a float16/bfloat16 input (a reduced-precision convolution's
-        output) comes back float32, so that every state (membranes, running sums, maxima) is float32."""
-        if x.shape[0] % self.timesteps:
-            raise ValueError(f"batch {x.shape[0]} is not a multiple of timesteps {self.timesteps}")
+        """``[T·N, ...]`` → ``[T, N, ...]`` (``[N, ...]``, a constant input, → a view repeated over T); a
+        float16/bfloat16 input (a reduced-precision convolution's output) comes back float32, so that every state
+        (membranes, running sums, maxima) is float32. An input of any other batch is an error."""
+        steps, batch = self.clock.steps, self.clock.batch
         if x.dtype in (torch.float16, torch.bfloat16):
             x = x.float()
-        return x.view(self.timesteps, x.shape[0] // self.timesteps, *x.shape[1:])
+        if batch is not None and x.shape[0] == batch and steps > 1:
+            return x.unsqueeze(0).expand(steps, *x.shape)
+        if (batch is not None and x.shape[0] != steps * batch) or x.shape[0] % steps:
+            raise ValueError(f"{type(self).__name__} got a batch of {x.shape[0]}, expected T·N = {steps}·"
+                             f"{batch if batch is not None else 'N'}: the step count does not match the data")
+        return x.view(steps, x.shape[0] // steps, *x.shape[1:])
+
+
+class Stateful(Timed):
+    """A timed layer that carries state over time; ``reset()`` restores every registered memory."""
+
+    def __init__(self):
+        super().__init__()
+        self._memories: dict[str, object] = {}
+
+    def register_memory(self, name: str, reset_value) -> None:
+        """State ``name`` (a plain attribute) whose value after ``reset()`` is ``reset_value`` (copied)."""
+        self._memories[name] = reset_value
+        setattr(self, name, copy.copy(reset_value))
+
+    def reset(self) -> None:
+        for name, value in self._memories.items():
+            setattr(self, name, copy.copy(value))
 
 
 class IFNeuron(Stateful):
@@ -57,13 +104,9 @@ class IFNeuron(Stateful):
         self.backend = check_backend(backend)
         self.snm = bool(snm)
         self.record = False
-        self.v: torch.Tensor | None = None
-        self.emitted: torch.Tensor | None = None  # net spikes so far (snm only)
-        self.spikes_per_step: list[torch.Tensor] = []
-
-    def reset(self) -> None:
-        self.v = self.emitted = None
-        self.spikes_per_step = []
+        self.register_memory("v", None)  # membrane (set from the first input: v0 = initial_membrane·θ)
+        self.register_memory("emitted", None)  # net spikes so far (snm only)
+        self.register_memory("spikes_per_step", [])  # when ``record``
 
     @property
     def kind(self) -> str:
@@ -82,6 +125,8 @@ class IFNeuron(Stateful):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_seq = self.unfold(x)
+        if x_seq.stride(0) == 0 and self.backend != "torch":  # a constant input, materialized for the kernel
+            x_seq = sequence_like(x_seq).copy_(x_seq)
         if self.v is None:
             self.v = self._initial_v(x_seq[0])
         theta = self.threshold.to(x_seq.dtype)
@@ -124,45 +169,48 @@ class CumulativeMaxPool(Stateful):
     def __init__(self, pool: nn.MaxPool2d):
         super().__init__()
         self.pool = pool
-        self.total: torch.Tensor | None = None
-        self.last_max: torch.Tensor | None = None
-
-    def reset(self) -> None:
-        self.total = self.last_max = None
+        self.register_memory("total", None)  # input summed over the steps so far
+        self.register_memory("last_max", None)  # the pooled sum after the last step
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        cumulative = self.unfold(x).cumsum(0)
+        cumulative = self.unfold(x).cumsum(0)  # a new tensor: added to in place
         if self.total is not None:
-            cumulative = cumulative + self.total
+            cumulative.add_(self.total)
         pooled = self.pool(cumulative.flatten(0, 1))
         pooled = pooled.view(self.timesteps, -1, *pooled.shape[1:])
-        before = torch.zeros_like(pooled[:1]) if self.last_max is None else self.last_max.unsqueeze(0)
-        out = pooled - torch.cat([before, pooled[:-1]])
+        out = torch.empty_like(pooled)
+        torch.sub(pooled[1:], pooled[:-1], out=out[1:])
+        if self.last_max is None:
+            out[0].copy_(pooled[0])
+        else:
+            torch.sub(pooled[0], self.last_max, out=out[0])
         self.total, self.last_max = cumulative[-1], pooled[-1]
         return out.flatten(0, 1)
 
 
 class ReusedMaxPool(Stateful):
-    """A max-pool applied ``uses`` times per forward (SPPF chains one pool module 3 times).
+    """A max-pool applied ``uses`` times per chunk (SPPF chains one pool module 3 times).
 
-    Each application carries its own cumulative state, so each gets its own CumulativeMaxPool,
-    taken in turn; sharing one would mix the state of the three pools.
+    Each application carries its own cumulative state, so each gets its own CumulativeMaxPool, taken in
+    turn; a chunk that applies it another number of times is an error (its states would be mixed).
     """
 
     def __init__(self, pool: nn.MaxPool2d, uses: int):
         super().__init__()
         self.pools = nn.ModuleList(CumulativeMaxPool(pool) for _ in range(uses))
-        self.calls = 0
-
-    def reset(self) -> None:
-        self.calls = 0
-        for pool in self.pools:
-            pool.reset()
+        self.register_memory("used", 0)  # applications in the current chunk
+        self.register_memory("chunk", None)  # the clock's chunk they belong to
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pool = self.pools[self.calls % len(self.pools)]
-        self.calls += 1
-        pool.timesteps = self.timesteps
+        if self.chunk != self.clock.chunk:
+            if self.chunk is not None and self.used != len(self.pools):
+                raise ValueError(f"max-pool applied {self.used} times in a chunk, built for {len(self.pools)}")
+            self.used, self.chunk = 0, self.clock.chunk
+        if self.used == len(self.pools):
+            raise ValueError(f"max-pool applied more than the {len(self.pools)} times it was built for in one chunk")
+        pool = self.pools[self.used]
+        self.used += 1
+        pool.clock = self.clock  # shared already inside a detector; on its own, its pools follow it
         return pool(x)
 
 
@@ -172,11 +220,8 @@ class Accumulate(Stateful):
     def __init__(self, layer: nn.Module):
         super().__init__()
         self.layer = layer
-        self.total: torch.Tensor | None = None
-        self.steps = 0
-
-    def reset(self) -> None:
-        self.total, self.steps = None, 0
+        self.register_memory("total", None)
+        self.register_memory("steps", 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         running = self.unfold(self.layer(x)).cumsum(0)

@@ -61,10 +61,20 @@ def if_multistep_reference(x_seq: torch.Tensor, v: torch.Tensor, threshold: torc
                            negative_threshold: torch.Tensor | None = None,
                            max_spikes: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """``if_step`` looped over time: the readable definition the backends are tested against."""
-    out = torch.empty_like(x_seq)
+    out = sequence_like(x_seq)
     for t in range(x_seq.shape[0]):
         out[t], v = if_step(x_seq[t], v, threshold, negative_threshold, max_spikes)
     return out, v
+
+
+def sequence_like(x_seq: torch.Tensor) -> torch.Tensor:
+    """An uninitialized ``[T, ...]`` buffer whose steps are dense and each laid out like ``x_seq[0]`` (also when
+    ``x_seq`` is a constant input expanded over time, whose steps share memory)."""
+    if x_seq.stride(0) != 0:
+        return torch.empty_like(x_seq)
+    step = torch.empty_like(x_seq[0])
+    return torch.empty(x_seq.shape[0] * step.numel(), dtype=step.dtype, device=step.device).as_strided(
+        x_seq.shape, (step.numel(), *step.stride()))
 
 
 def _integrate_first(x_seq: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -83,7 +93,7 @@ def if_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Te
     theta = _per_channel(threshold, x_seq[0])
     neg_theta = None if negative_threshold is None else _per_channel(negative_threshold, x_seq[0])
     v = _integrate_first(x_seq, v)
-    out = torch.empty_like(x_seq)
+    out = sequence_like(x_seq)
     fired = torch.empty_like(v) if neg_theta is not None else None
     neg_limit = -neg_theta if neg_theta is not None else None  # once, not once per step
     for t in range(x_seq.shape[0]):
@@ -120,7 +130,7 @@ def snm_step(x: torch.Tensor, v: torch.Tensor, emitted: torch.Tensor, threshold:
 def snm_multistep_reference(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Tensor, threshold: torch.Tensor,
                             max_spikes: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``snm_step`` looped over time: the definition the SNM backends are tested against."""
-    out = torch.empty_like(x_seq)
+    out = sequence_like(x_seq)
     for t in range(x_seq.shape[0]):
         out[t], v, emitted = snm_step(x_seq[t], v, emitted, threshold, max_spikes)
     return out, v, emitted
@@ -130,7 +140,7 @@ def _memory_buffers(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Tensor,
     """(θ broadcast, a new membrane v + x[0], a copy of ``emitted``, the output buffer, one scratch step) of a
     neuron with memory, all in x's layout."""
     v = _integrate_first(x_seq, v)
-    return (_per_channel(threshold, x_seq[0]), v, torch.empty_like(x_seq[0]).copy_(emitted), torch.empty_like(x_seq),
+    return (_per_channel(threshold, x_seq[0]), v, torch.empty_like(x_seq[0]).copy_(emitted), sequence_like(x_seq),
             torch.empty_like(v))
 
 
@@ -180,7 +190,7 @@ def signed_memory_multistep_reference(x_seq: torch.Tensor, s: torch.Tensor, emit
                                       threshold: torch.Tensor, negative_slope: float, offset: float,
                                       max_spikes: int = 1):
     """``signed_memory_step`` looped over time: the definition its backends are tested against."""
-    out = torch.empty_like(x_seq)
+    out = sequence_like(x_seq)
     for t in range(x_seq.shape[0]):
         out[t], s, emitted = signed_memory_step(x_seq[t], s, emitted, threshold, negative_slope, offset, max_spikes)
     return out, s, emitted

@@ -4,23 +4,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spikeyolo.engine.layers import IFNeuron, Stateful
+from spikeyolo.engine.layers import Clock, IFNeuron, Stateful, Timed
 from spikeyolo.engine.neuron import check_backend
 
 
-class ConstantInput(Stateful):
-    """First convolution under a constant image: computed once, repeated over the T steps (exact)."""
+class ConstantInput(nn.Module):
+    """The image's convolution: its input is the same at every step, so it runs once per chunk and its output
+    ``[N, ...]`` stands for every step (the next neuron expands it over time as a view: exact, and no copy)."""
 
     def __init__(self, layer: nn.Module):
         super().__init__()
         self.layer = layer
 
-    def reset(self) -> None:
-        pass
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.layer(x)
-        return torch.cat([y] * self.timesteps) if self.timesteps > 1 else y  # keeps y's memory layout
+        return self.layer(x)
 
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -68,8 +65,16 @@ class SpikingDetector(nn.Module):
         self.net = net
         self.meta = meta or {}
         self.precision = "fp32"
+        self.clock = Clock()  # the one step count (and batch) of the chunk being run, shared by every timed layer
+        self.share_clock()
         self.chunk_observers: list = []  # called (images, steps, first) after each chunk (the cost meter's event graph)
         self.use_channels_last(channels_last)
+
+    def share_clock(self) -> None:
+        """Give every timed layer this detector's clock (again after layers were swapped in)."""
+        for module in self.net.modules():
+            if isinstance(module, Timed):
+                module.clock = self.clock
 
     def set_precision(self, precision: str) -> None:
         """Convolutions in 'fp32' (default), 'fp16' or 'bf16'; neurons and the head's sums stay float32."""
@@ -125,8 +130,8 @@ class SpikingDetector(nn.Module):
         done = 0
         while done < timesteps:
             steps = min(chunk, timesteps - done)
-            for m in self.stateful():
-                m.timesteps = steps
+            self.clock.steps, self.clock.batch = steps, images.shape[0]
+            self.clock.chunk += 1
             with reduced_precision(images.device, self.precision):
                 out = self.net(images)
             out = out[0] if isinstance(out, (tuple, list)) else out

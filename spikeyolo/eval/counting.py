@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikeyolo.engine.layers import Accumulate, CumulativeMaxPool, IFNeuron, Stateful
+from spikeyolo.engine.layers import Accumulate, CumulativeMaxPool, IFNeuron, Stateful, Timed
 from spikeyolo.engine.runner import ConstantInput, SpikingDetector
 from spikeyolo.ultra import DFL
 
@@ -135,7 +135,7 @@ class _SignedPool(Stateful):
         self.pool.reset()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.pool.timesteps = self.timesteps
+        self.pool.clock = self.clock
         out = self.pool(_merge(x, self.timesteps, sign=True))
         return _split(out, self.timesteps)
 
@@ -260,11 +260,7 @@ class EventGraph:
         """Run the twin on the spike counts the chunk just emitted (its state carried like the real one's)."""
         start = time.perf_counter()
         self.steps = steps
-        for module in self.twin.modules():
-            if isinstance(module, Stateful):
-                if first:
-                    module.reset()
-                module.timesteps = steps
+        _start_chunk(self.twin, steps, first)
         self.twin(images.float().contiguous())
         if self.replayed or self.shapes:
             left = ", ".join(sorted({*self.replayed, *self.shapes})[:3])
@@ -290,6 +286,18 @@ class EventGraph:
         self._hooks = []
         if self.after_chunk in self.snn.chunk_observers:
             self.snn.chunk_observers.remove(self.after_chunk)
+
+
+def _start_chunk(twin: nn.Module, steps: int, first: bool) -> None:
+    """A twin graph's next chunk: its clock(s) at ``steps`` (batch unchecked: a twin may double it), its state
+    reset on the first chunk of a run."""
+    clocks = {id(m.clock): m.clock for m in twin.modules() if isinstance(m, Timed)}
+    for clock in clocks.values():
+        clock.steps, clock.batch, clock.chunk = steps, None, clock.chunk + 1
+    if first:
+        for module in twin.modules():
+            if isinstance(module, Stateful):
+                module.reset()
 
 
 def _stride_taps(conv: nn.Conv2d) -> int:
@@ -341,9 +349,6 @@ def spiking_depth(snn: SpikingDetector, image: torch.Tensor) -> int:
             _set_module(twin, name, _DepthOf(reached=reached))
         elif isinstance(module, nn.Conv2d) and name in shapes:
             _set_module(twin, name, _DepthOf(shapes[name], image=id(module) in analog))
-    for module in twin.modules():
-        if isinstance(module, Stateful):
-            module.reset()
-            module.timesteps = 1
+    _start_chunk(twin, 1, True)
     twin(image[:1].double())
     return max(reached, default=0)

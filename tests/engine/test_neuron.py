@@ -274,3 +274,50 @@ def test_default_backend_is_the_fused_kernel_on_cuda_only():
     assert default_backend("cpu") == default_backend(torch.device("cpu")) == "torch"
     fused = "triton" if importlib.util.find_spec("triton") else "torch"
     assert default_backend("0") == default_backend("cuda:1") == default_backend(torch.device("cuda", 0)) == fused
+
+
+def test_a_constant_input_runs_as_a_view_and_equals_its_copies():
+    """The image's convolution output [N, ...] stands for every step: the same spikes as T copies, bit for bit."""
+    from spikeyolo.engine.layers import Clock
+
+    torch.manual_seed(0)
+    x = (torch.randn(2, 3, 5, 5) * 2).contiguous(memory_format=torch.channels_last)
+    outputs = []
+    for inputs, batch in ((x, 2), (torch.cat([x] * 6), None)):
+        neuron = IFNeuron(torch.tensor([0.4, 0.7, 1.1]), 0.5, max_spikes=3)
+        neuron.clock = Clock(steps=6, batch=batch)
+        outputs.append(neuron(inputs))
+    assert torch.equal(outputs[0], outputs[1]) and outputs[0].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_step_count_that_does_not_match_the_data_is_an_error():
+    from spikeyolo.engine.layers import Clock
+
+    neuron = IFNeuron(torch.tensor(1.0))
+    neuron.clock = Clock(steps=4, batch=3)
+    with pytest.raises(ValueError, match="got a batch of 8, expected T·N = 4·3"):
+        neuron(torch.zeros(8, 1, 2, 2))
+    pool = ReusedMaxPool(torch.nn.MaxPool2d(3, 1, 1), uses=3)
+    pool.timesteps = 2
+    for _ in range(3):
+        pool(torch.zeros(2, 1, 4, 4))
+    with pytest.raises(ValueError, match="more than the 3 times"):  # a fourth use in the same chunk
+        pool(torch.zeros(2, 1, 4, 4))
+    pool.reset()
+    pool.timesteps = 2
+    pool(torch.zeros(2, 1, 4, 4))
+    pool.timesteps = 2  # the next chunk, after only one of three uses
+    with pytest.raises(ValueError, match="applied 1 times in a chunk, built for 3"):
+        pool(torch.zeros(2, 1, 4, 4))
+
+
+def test_reset_restores_every_registered_memory():
+    neuron = IFNeuron(torch.tensor(1.0), snm=True)
+    neuron.record, neuron.timesteps = True, 2
+    neuron(torch.ones(2, 1, 2, 2))
+    assert neuron.v is not None and neuron.emitted is not None and len(neuron.spikes_per_step) == 1
+    first_list = neuron.spikes_per_step
+    neuron.reset()
+    assert neuron.v is None and neuron.emitted is None and neuron.spikes_per_step == [] \
+        and neuron.spikes_per_step is not first_list
+    assert set(neuron._memories) == {"v", "emitted", "spikes_per_step"}
