@@ -19,8 +19,8 @@ from spikeyolo.limits import LimitError
 from spikeyolo.metadata import check_detector_metadata, check_snn_metadata
 
 FORMAT = "spikeyolo-detector/1"
-SNN_FORMAT = "spikeyolo-snn/2"  # spikeyolo.convert.artifact writes it; /2: leaky layers with v0 > 0 have memory
-SNN_FORMATS = ("spikeyolo-snn/1", SNN_FORMAT)  # read
+SNN_FORMAT = "spikeyolo-snn/3"  # spikeyolo.convert.artifact writes it; /3: the spiking graph described in full
+SNN_FORMATS = ("spikeyolo-snn/1", "spikeyolo-snn/2", SNN_FORMAT)  # read (/2: leaky layers with v0 > 0 have memory)
 
 
 class CheckpointError(ValueError):
@@ -62,7 +62,7 @@ def read_metadata(path: str | Path, expected: str | tuple[str, ...] = FORMAT) ->
 
 
 def _newer(found: str, known: str) -> bool:
-    """'spikeyolo-snn/3' is newer than 'spikeyolo-snn/2' (same kind, larger version)."""
+    """'spikeyolo-snn/4' is newer than 'spikeyolo-snn/3' (same kind, larger version)."""
     kind, _, version = found.rpartition("/")
     known_kind, _, known_version = known.rpartition("/")
     return kind == known_kind and version.isdigit() and known_version.isdigit() and int(version) > int(known_version)

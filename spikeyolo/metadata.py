@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 
 from spikeyolo.limits import (MAX_BURST, MAX_CHANNELS, MAX_CLASSES, MAX_LAYERS, MAX_LEVELS, MAX_PARAMETERS,
                               MAX_REPEATS, MAX_SCALE, MAX_SENSOR, LimitError, image_size, integer, real)
@@ -203,6 +204,43 @@ def check_detector_metadata(meta: dict, where: str) -> None:
     check_event_input(meta.get("events"), where)
 
 
+MODULE_NAME = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
+MAX_GRAPH_ENTRIES = 10_000
+
+
+def _module_names(names, where: str, field: str) -> list:
+    if not isinstance(names, (list, dict)) or len(names) > MAX_GRAPH_ENTRIES or not all(
+            isinstance(n, str) and len(n) <= 200 and MODULE_NAME.fullmatch(n) for n in names):
+        raise _fail(where, field, "must name modules (dotted names of letters, digits and _)")
+    return list(names)
+
+
+def check_graph(graph: dict, where: str) -> None:
+    """An SNN artifact's spiking graph: neuron specs by block, max-pools with their uses, accumulators and the image
+    convolution, all by plain module names and every number bounded."""
+    from spikeyolo.engine.layers import NEURON_KINDS, NeuronSpec
+
+    neurons = graph.get("neurons")
+    for name in _module_names(neurons, where, "graph.neurons"):
+        spec, field = neurons[name], f"graph.neurons.{name}"
+        if not isinstance(spec, dict) or spec.get("kind") not in NEURON_KINDS or not isinstance(
+                spec.get("per_channel"), bool):
+            raise _fail(where, field, f"must give kind (one of {', '.join(NEURON_KINDS)}) and per_channel")
+        integer(spec.get("channels"), where, f"{field}.channels", 1, MAX_CHANNELS)
+        integer(spec.get("max_spikes"), where, f"{field}.max_spikes", 1, MAX_BURST)
+        real(spec.get("initial_membrane"), where, f"{field}.initial_membrane", -4.0, 4.0)
+        real(spec.get("negative_slope"), where, f"{field}.negative_slope", 0.0, 0.999)
+        try:
+            NeuronSpec.from_dict(spec)
+        except ValueError as err:
+            raise _fail(where, field, str(err)) from None
+    pools = graph.get("pools")
+    for name in _module_names(pools, where, "graph.pools"):
+        integer(pools[name], where, f"graph.pools.{name}", 1, 16)
+    _module_names(graph.get("accumulators"), where, "graph.accumulators")
+    _module_names(graph.get("constant_input"), where, "graph.constant_input")
+
+
 def check_snn_metadata(meta: dict, where: str) -> None:
     """An SNN artifact's metadata: the detector's fields plus mode, burst, membranes and the neurons' shapes."""
     names = check_names(meta.get("names"), where)
@@ -220,6 +258,8 @@ def check_snn_metadata(meta: dict, where: str) -> None:
             raise _fail(where, field, "must be a mapping with channels, negative_slope and per_channel")
         integer(spec.get("channels"), where, f"{field}.channels", 1, MAX_CHANNELS)
         real(spec.get("negative_slope"), where, f"{field}.negative_slope", 0.0, 0.999)
+    if meta.get("format") == "spikeyolo-snn/3":
+        check_graph(_mapping(meta, "graph", where), where)
     source = _mapping(meta, "source", where, required=False)
     if source.get("imgsz") is not None:
         image_size(source["imgsz"], f"{where} (source)")

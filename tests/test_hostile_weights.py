@@ -3,6 +3,7 @@ nothing the metadata names is run, imported or opened (a marker file shows that 
 import json
 
 import pytest
+import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -139,13 +140,16 @@ def test_a_zero_lambda_in_the_tensors_is_refused(good, tmp_path, capsys):
 def test_snn_artifact_versions(good, tmp_path, capsys):
     """A newer format is one line (upgrade); /1 artifacts still load, except leaky layers converted with the old,
     one-level-off IBT neurons."""
-    newer = rewrite(good[1], tmp_path / "new.safetensors", _set(["format"], "spikeyolo-snn/3"))
+    newer = rewrite(good[1], tmp_path / "new.safetensors", _set(["format"], "spikeyolo-snn/4"))
     assert main(["detect", "demo/bccd_pan.mp4", "--weights", newer, "--save-dir", str(tmp_path / "out")]) == 2
-    assert_one_line(capsys, "spikeyolo-snn/3", "upgrade spikeyolo")
-    old = rewrite(good[1], tmp_path / "old.safetensors", _set(["format"], "spikeyolo-snn/1"))
+    assert_one_line(capsys, "spikeyolo-snn/4", "upgrade spikeyolo")
     from spikeyolo.convert.artifact import load_snn
 
-    assert load_snn(old).meta["mode"] == "qcfs"  # a ReLU model: the same network as before
+    images = torch.rand(1, 3, 64, 64)
+    current = load_snn(good[1])(images, 2)
+    for version in ("1", "2"):  # no graph in the file: rebuilt by the converter's rules of its time
+        old = rewrite(good[1], tmp_path / f"old{version}.safetensors", _set(["format"], f"spikeyolo-snn/{version}"))
+        assert load_snn(old).meta["mode"] == "qcfs" and torch.equal(load_snn(old)(images, 2), current)
     leaky = save_snn(convert(live_model("tiny-yolo-leaky", 4), "qcfs"), tmp_path / "leaky.safetensors")
     old_leaky = rewrite(leaky, tmp_path / "old-leaky.safetensors", _set(["format"], "spikeyolo-snn/1"))
     with pytest.raises(CheckpointError, match="old IBT neurons"):
@@ -169,3 +173,27 @@ def test_an_snn_artifact_names_no_file_to_open_elsewhere(good, tmp_path, monkeyp
     shutil.copy(good[0], tmp_path / "other.safetensors")  # the same name beside the artifact: that one is read
     load.load_model(path)
     assert opened == [tmp_path / "other.safetensors"]
+
+
+def _drop_neuron(meta):
+    meta["graph"]["neurons"].pop("model.4.cv1")
+
+
+GRAPH_CASES = {  # an SNN artifact's graph is what the file is rebuilt from: every lie is one line
+    "unknown-kind": (_set(["graph", "neurons", "model.0", "kind"], "lif"), "must give kind"),
+    "kind-against-slope": (_set(["graph", "neurons", "model.0", "kind"], "ibt"), "needs negative slope"),
+    "missing-neuron": (_drop_neuron, "leaves model.4.cv1.act unconverted"),
+    "no-such-module": (_set(["graph", "accumulators"], ["model.99.cv2"]), "names 'model.99.cv2', which is not a Conv2d"),
+    "pool-is-a-conv": (_set(["graph", "pools"], {"model.0.conv.layer": 1}), "which is not a MaxPool2d"),
+    "path-like-name": (_set(["graph", "constant_input"], ["../x"]), "graph.constant_input must name modules"),
+    "huge-uses": (_set(["graph", "pools", "model.9.m"], 10**9), "graph.pools.model.9.m"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GRAPH_CASES))
+def test_an_snn_graph_that_lies_is_refused_in_one_line(case, good, tmp_path, capsys):
+    mutate, expected = GRAPH_CASES[case]
+    bad = rewrite(good[1], tmp_path / "bad.safetensors", mutate)
+    assert main(["detect", "demo/bccd_pan.mp4", "--weights", bad, "--save-dir", str(tmp_path / "out")]) == 2
+    assert_one_line(capsys, "bad.safetensors", expected)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.mp4"))

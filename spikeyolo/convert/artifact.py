@@ -1,5 +1,9 @@
 """SNN artifacts: the converted network as safetensors plus readable metadata.
 
+The metadata describes the spiking graph in full (``graph``: each neuron layer's NeuronSpec, the max-pools and
+how often each is applied, the head's accumulators, the image's convolution), so a file is rebuilt from what it
+says, not by re-running today's converter: the format is versioned by ``spikeyolo.checkpoint.SNN_FORMAT``
+(older versions are read by the converter's rules of their time; newer ones are refused in one line).
 The number of timesteps is not stored: it is chosen when the network runs.
 """
 from __future__ import annotations
@@ -10,8 +14,10 @@ import torch
 
 from spikeyolo.checkpoint import (SNN_FORMAT, SNN_FORMATS, CheckpointError, read_metadata, read_tensors,
                                   write_safetensors)
-from spikeyolo.convert.convert import spikify
-from spikeyolo.engine.runner import SpikingDetector
+from spikeyolo.convert.convert import replace_module, spikify
+from spikeyolo.engine.layers import Accumulate, CumulativeMaxPool, IFNeuron, NeuronSpec, ReusedMaxPool
+from spikeyolo.engine.runner import ConstantInput, SpikingDetector
+from spikeyolo.quantize.qcfs import QCFS
 from spikeyolo.ultra import build_detection_model, fold_batchnorm
 
 
@@ -27,25 +33,70 @@ def save_snn(detector: SpikingDetector, path: str | Path, source: dict | None = 
         neurons[block] = {**detector.meta["neurons"][block], "per_channel": theta.dim() == 1,
                           "threshold_mean": round(float(theta.mean()), 6), "threshold_max": round(float(theta.max()), 6)}
     meta = {"format": SNN_FORMAT, "model_yaml": net.yaml, "names": names, **detector.meta, "neurons": neurons,
-            "source": source or {}}
+            "graph": describe_graph(net), "source": source or {}}
     state = {k: v.float() if v.is_floating_point() else v for k, v in net.state_dict().items()}
     return write_safetensors(state, path, meta)
+
+
+def describe_graph(net: torch.nn.Module) -> dict:
+    """The spiking graph of a converted detector, by module name: neurons (block → NeuronSpec), max-pools (→ uses
+    per chunk), the head's accumulators and the image's convolution."""
+    modules = list(net.named_modules())
+    return {"neurons": {name.rsplit(".act", 1)[0]: m.spec.as_dict() for name, m in modules if isinstance(m, IFNeuron)},
+            "pools": {name: len(m.pools) if isinstance(m, ReusedMaxPool) else 1 for name, m in modules
+                      if isinstance(m, ReusedMaxPool) or (isinstance(m, CumulativeMaxPool) and ".pools." not in name)},
+            "accumulators": [name for name, m in modules if isinstance(m, Accumulate)],
+            "constant_input": [name for name, m in modules if isinstance(m, ConstantInput)]}
+
+
+def _module(net: torch.nn.Module, name: str, kind, path) -> torch.nn.Module:
+    try:
+        module = net.get_submodule(name)
+    except AttributeError:
+        module = None
+    if not isinstance(module, kind):
+        raise CheckpointError(f"{path}: its graph names {name!r}, which is not a {kind.__name__} of its own model: "
+                              "the file is damaged or not from spikeyolo")
+    return module
+
+
+def build_from_graph(net: torch.nn.Module, graph: dict, backend: str, path) -> None:
+    """Place the spiking layers a /3 artifact describes into its (BN-folded) model; anything left unconverted is
+    an error (the description must be whole)."""
+    for block, spec in graph["neurons"].items():
+        _module(net, block, torch.nn.Module, path).act = IFNeuron.from_spec(NeuronSpec.from_dict(spec), backend=backend)
+    for name, uses in graph["pools"].items():
+        pool = _module(net, name, torch.nn.MaxPool2d, path)
+        replace_module(net, name, CumulativeMaxPool(pool) if uses == 1 else ReusedMaxPool(pool, uses))
+    for name in graph["accumulators"]:
+        replace_module(net, name, Accumulate(_module(net, name, torch.nn.Conv2d, path)))
+    for name in graph["constant_input"]:
+        replace_module(net, name, ConstantInput(_module(net, name, torch.nn.Conv2d, path)))
+    wrapped = {id(m.pool) for m in net.modules() if isinstance(m, CumulativeMaxPool)}
+    left = [name for name, m in net.named_modules() if isinstance(m, (QCFS, torch.nn.ReLU, torch.nn.LeakyReLU))
+            or (isinstance(m, torch.nn.MaxPool2d) and id(m) not in wrapped)]
+    if left or len(graph["constant_input"]) != 1:
+        raise CheckpointError(f"{path}: its graph leaves {left[0] if left else 'the image convolution'} "
+                              "unconverted: the file is damaged or not from spikeyolo")
 
 
 def load_snn(path: str | Path, device: str | torch.device = "cpu", backend: str = "torch",
              meta: dict | None = None) -> SpikingDetector:
     """Rebuild a SpikingDetector from an artifact written by save_snn (``meta``: its metadata, already read)."""
     meta = meta or read_metadata(path, SNN_FORMATS)
-    if meta["format"] != SNN_FORMAT and meta["initial_membrane"] != 0 and any(
+    if meta["format"] == "spikeyolo-snn/1" and meta["initial_membrane"] != 0 and any(
             spec["negative_slope"] > 0 for spec in meta["neurons"].values()):
         raise CheckpointError(f"{path} ({meta['format']}) has leaky layers converted with the old IBT neurons, one "
                               "level off from their QCFS twin: convert the detector checkpoint again")
     net = build_detection_model(meta["model_yaml"], nc=len(meta["names"]))
     fold_batchnorm(net)
-    thresholds = {name: torch.ones(spec["channels"]) if spec["per_channel"] else torch.tensor(1.0)
-                  for name, spec in meta["neurons"].items()}
-    slopes = {name: spec["negative_slope"] for name, spec in meta["neurons"].items()}
-    spikify(net, thresholds, slopes, meta["initial_membrane"], backend, meta.get("burst", 1), meta.get("snm", False))
+    if meta["format"] == SNN_FORMAT:
+        build_from_graph(net, meta["graph"], backend, path)
+    else:  # /1 and /2 carry no graph: the converter's rules, as they were then
+        thresholds = {name: torch.ones(spec["channels"]) if spec["per_channel"] else torch.tensor(1.0)
+                      for name, spec in meta["neurons"].items()}
+        slopes = {name: spec["negative_slope"] for name, spec in meta["neurons"].items()}
+        spikify(net, thresholds, slopes, meta["initial_membrane"], backend, meta.get("burst", 1), meta.get("snm", False))
     try:
         net.load_state_dict(read_tensors(path), strict=True)
     except RuntimeError as err:

@@ -89,6 +89,12 @@ def neuron_thresholds(model: nn.Module, mode: str, stats: dict | None) -> dict[s
     return thresholds
 
 
+def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    """Put ``new`` where the module called ``name`` is (keeping ultralytics' graph bookkeeping)."""
+    parent_name, _, key = name.rpartition(".")
+    _replace(model.get_submodule(parent_name) if parent_name else model, key, new)
+
+
 def _replace(parent: nn.Module, key: str, new: nn.Module) -> None:
     old = parent[int(key)] if isinstance(parent, (nn.Sequential, nn.ModuleList)) else getattr(parent, key)
     for attr in ("f", "i", "type", "np"):  # ultralytics graph bookkeeping on top-level layers
@@ -149,6 +155,5 @@ def convert(model: nn.Module, mode: str = "qcfs", calibration=None, percentile: 
     spikify(net, thresholds, slopes, v0, backend, burst, snm)
     meta = {"mode": mode, "percentile": percentile if stats else None, "initial_membrane": v0, "burst": burst,
             "snm": snm,
-            "neurons": {n: {"channels": int(t.numel()), "negative_slope": slopes[n],
-                            "kind": net.get_submodule(n).act.kind} for n, t in thresholds.items()}}
+            "neurons": {n: net.get_submodule(n).act.spec.as_dict() for n in thresholds}}
     return SpikingDetector(net, meta)

@@ -77,6 +77,47 @@ class Stateful(Timed):
             setattr(self, name, copy.copy(value))
 
 
+NEURON_KINDS = {"if": (False, False), "ibt": (True, False), "snm": (False, True), "signed-snm": (True, True)}
+"""kind → (signed, with memory): binary or burst IF; IBT (signed, memoryless: Spiking-YOLO); SNM (unsigned, takes
+spikes back); signed with memory (leaky layers tracking the signed quantizer)."""
+
+
+@dataclass(frozen=True)
+class NeuronSpec:
+    """What kind of neuron a layer has, in the one form the converter, the artifact, the cost meter and the report
+    read: its kind, θ's shape (one per channel, or one for the layer), v0 in units of θ, α and the burst size."""
+    kind: str
+    channels: int
+    per_channel: bool
+    initial_membrane: float
+    negative_slope: float = 0.0
+    max_spikes: int = 1
+
+    def __post_init__(self):
+        if self.kind not in NEURON_KINDS:
+            raise ValueError(f"unknown neuron kind {self.kind!r}: one of {', '.join(NEURON_KINDS)}")
+        signed, _ = NEURON_KINDS[self.kind]
+        if signed != (self.negative_slope > 0):
+            raise ValueError(f"a {self.kind} neuron {'needs' if signed else 'takes no'} negative slope α > 0, "
+                             f"got {self.negative_slope}")
+        if self.max_spikes < 1 or self.channels < 1:
+            raise ValueError(f"max_spikes and channels must be >= 1, got {self.max_spikes}, {self.channels}")
+
+    @property
+    def memory(self) -> bool:
+        return NEURON_KINDS[self.kind][1]
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "channels": self.channels, "per_channel": self.per_channel,
+                "initial_membrane": self.initial_membrane, "negative_slope": self.negative_slope,
+                "max_spikes": self.max_spikes}
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> "NeuronSpec":
+        return cls(saved["kind"], int(saved["channels"]), bool(saved["per_channel"]), float(saved["initial_membrane"]),
+                   float(saved["negative_slope"]), int(saved["max_spikes"]))
+
+
 class IFNeuron(Stateful):
     """Integrate-and-fire neuron, reset by subtraction; signed when ``negative_slope`` α > 0.
 
@@ -108,12 +149,23 @@ class IFNeuron(Stateful):
         self.register_memory("emitted", None)  # net spikes so far (snm only)
         self.register_memory("spikes_per_step", [])  # when ``record``
 
+    @classmethod
+    def from_spec(cls, spec: NeuronSpec, threshold: torch.Tensor | None = None, backend: str = "torch") -> "IFNeuron":
+        """The neuron a spec describes (θ of the spec's shape, ones until its state is loaded, if not given)."""
+        if threshold is None:
+            threshold = torch.ones(spec.channels) if spec.per_channel else torch.tensor(1.0)
+        return cls(threshold, spec.initial_membrane, spec.negative_slope, backend, spec.max_spikes, spec.memory)
+
+    @property
+    def spec(self) -> NeuronSpec:
+        return NeuronSpec(self.kind, self.threshold.numel(), self.threshold.dim() > 0, self.initial_membrane,
+                          self.negative_slope, self.max_spikes)
+
     @property
     def kind(self) -> str:
         """'if' (binary or burst), 'ibt' (signed, memoryless), 'snm' (unsigned with memory) or 'signed-snm'."""
         signed = self.negative_slope > 0
-        return {(False, False): "if", (True, False): "ibt", (False, True): "snm", (True, True): "signed-snm"}[
-            (signed, self.snm)]
+        return next(kind for kind, form in NEURON_KINDS.items() if form == (signed, self.snm))
 
     def _initial_v(self, step: torch.Tensor) -> torch.Tensor:
         """v0 = initial_membrane·θ, broadcastable against a step (the backends make the full state); a signed

@@ -220,8 +220,8 @@ class EventGraph:
                 raise RuntimeError(f"neuron layer {name} ran twice in one step chunk: the event graph cannot "
                                    "count a layer that is reused")
             self.replayed[name] = _split(counts, neuron.timesteps) if self.signed else counts
-            site = self._site(name, "neuron", neurons=out[0].numel(), neuron=neuron.kind,
-                              max_spikes=neuron.max_spikes)
+            spec = neuron.spec
+            site = self._site(name, "neuron", neurons=out[0].numel(), neuron=spec.kind, max_spikes=spec.max_spikes)
             site.add("spikes", _per_step(counts.abs(), neuron.timesteps))
             self.seconds += time.perf_counter() - start
         return hook
