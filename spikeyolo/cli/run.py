@@ -21,6 +21,8 @@ def add_detect(sub) -> None:
     p.add_argument("--snm", action="store_true", help=SNM_HELP)
     p.add_argument("--every-step", action="store_true", help="also write each frame's detections after every "
                    "step t = 1 … T into predictions.jsonl (key 'steps'; one SNN run, SNN only)")
+    p.add_argument("--batch", type=int, default=1, help="frames per model call (default 1: a stream's latency; "
+                   "larger batches can raise the throughput on image folders)")
     p.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default 0.25)")
     p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
     p.add_argument("--imgsz", type=int, help="input size (default: the weights')")
@@ -43,7 +45,7 @@ def run_detect(args) -> None:
                         burst=args.burst, events=events, snm=args.snm, precision=args.precision)
     folder = new_run_dir(args.save_dir)
     try:
-        summary = detect(args.source, folder, detector, args.every_step)
+        summary = detect(args.source, folder, detector, args.every_step, batch=args.batch)
     except BaseException:
         if not any(folder.iterdir()):
             folder.rmdir()
@@ -52,7 +54,8 @@ def run_detect(args) -> None:
     broken = ", video broke off early (frames read were saved)" if summary.broken_video else ""
     neurons = f" ({detector.neurons})" if detector.neurons else ""  # which neurons ran, as val and convert say
     print(f"{summary.mode}{neurons}: {summary.frames} frame(s), {summary.detections} detection(s), "
-          f"{summary.fps:.1f} FPS{skipped}{broken}")
+          f"{summary.fps:.1f} FPS (after an untimed warm-up){skipped}{broken}")
+    print("per frame: " + ", ".join(f"{stage} {ms:.1f} ms" for stage, ms in summary.stages.items()))
     for path in summary.outputs:
         print(f"saved {path}")
 

@@ -1,6 +1,8 @@
 """Detection on frames with the ANN or its SNN: letterbox, run, NMS, boxes back in frame pixels."""
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +30,30 @@ def _check_weights(path: Path) -> None:
         raise CheckpointError(f"weights {path} not found: pass a .safetensors file written by spikeyolo")
 
 
+class StageTimer:
+    """Wall time per stage (synchronized on CUDA, so a stage is charged for its own device work)."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.seconds, self.frames = device, {}, 0
+
+    @contextmanager
+    def __call__(self, stage: str):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        start = time.perf_counter()
+        yield
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+    def per_frame_ms(self) -> dict[str, float]:
+        return {stage: 1e3 * seconds / max(self.frames, 1) for stage, seconds in self.seconds.items()}
+
+
 class Detector:
-    """Runs the ANN (``ann=True``) or the SNN for ``timesteps`` steps on batches of BGR frames."""
+    """Runs the ANN (``ann=True``) or the SNN for ``timesteps`` steps on batches of BGR frames; ``timer`` holds the
+    time of each stage (preprocess, model, NMS), ``warmup()`` runs it once untimed (a Triton compile, first
+    allocations) as ultralytics' predictor does."""
 
     def __init__(self, weights: str | Path | None = None, timesteps: int = 4, ann: bool = False, conf: float = 0.25,
                  iou: float = 0.7, imgsz: int | None = None, device: str = "auto", backend: str | None = None,
@@ -55,6 +79,12 @@ class Detector:
         self.model, self.names, self.imgsz = self._load(imgsz, backend or default_backend(self.device))
         if not self.ann:
             self.model.set_precision(precision)
+        self.timer = StageTimer(self.device)
+
+    def warmup(self) -> None:
+        """One untimed run on a blank frame: compiles and allocates what the first real frame would pay for."""
+        self([np.zeros((self.imgsz, self.imgsz, 3), dtype=np.uint8)])
+        self.timer = StageTimer(self.device)
 
     def _load(self, imgsz, backend):
         weights = read_weights(self.weights)
@@ -104,19 +134,23 @@ class Detector:
     @torch.no_grad()
     def _forward(self, frames: list[np.ndarray], every_step: bool) -> tuple[torch.Tensor, torch.Size]:
         """Raw predictions ``[S, N, 4 + nc, anchors]`` (S = 1, or T with ``every_step``) and the input size."""
-        batch = letterbox_batch(frames, self.imgsz).to(self.device)
-        if self.ann:
-            with reduced_precision(self.device, self.precision):
-                out = self.model(batch.contiguous(memory_format=torch.channels_last))
-            return (out[0] if isinstance(out, (tuple, list)) else out).float()[None], batch.shape[2:]
-        self.model.record(self.record_spikes)
-        out = self.model(batch, self.timesteps)
+        self.timer.frames += len(frames)
+        with self.timer("preprocess"):
+            batch = letterbox_batch(frames, self.imgsz).to(self.device)
+        with self.timer("model"):
+            if self.ann:
+                with reduced_precision(self.device, self.precision):
+                    out = self.model(batch.contiguous(memory_format=torch.channels_last))
+                return (out[0] if isinstance(out, (tuple, list)) else out).float()[None], batch.shape[2:]
+            self.model.record(self.record_spikes)
+            out = self.model(batch, self.timesteps)
         return (out if every_step else out[-1:]), batch.shape[2:]
 
     def _detections(self, out: torch.Tensor, shape: torch.Size, frames: list[np.ndarray]) -> list[Detections]:
         """NMS on one step's raw predictions, boxes back in frame pixels."""
         results = []
-        for rows, frame in zip(non_max_suppression(out, self.conf, self.iou), frames):
-            boxes = scale_to_frame(rows[:, :4], shape, frame.shape)
-            results.append(Detections(boxes.cpu().numpy(), rows[:, 4].cpu().numpy(), rows[:, 5].cpu().numpy()))
+        with self.timer("nms"):
+            for rows, frame in zip(non_max_suppression(out, self.conf, self.iou), frames):
+                boxes = scale_to_frame(rows[:, :4], shape, frame.shape)
+                results.append(Detections(boxes.cpu().numpy(), rows[:, 4].cpu().numpy(), rows[:, 5].cpu().numpy()))
         return results

@@ -4,6 +4,12 @@ Every frame comes out as 8-bit BGR (grayscale, RGBA and 16-bit images are conver
 that make the whole source unusable raise SourceError with one line saying what to do; a bad
 image inside a folder is skipped with a warning, a video that breaks off ends early (see
 ``VideoSource.broken``).
+
+Why not ultralytics' loaders (``LoadImagesAndVideos``, ``LoadStreams``) through ``spikeyolo.ultra``: a bad file
+there ends the run instead of being skipped and reported, an unknown image type makes ultralytics try to fetch a
+HEIF plugin (a download: refused offline, see ``data.images.decodes_fully``), a video that breaks off is not told
+apart from one that ended, and event-camera recordings are not frames at all. These sources keep those cases to
+one line each (tested case by case in tests/detect) at the cost of this module.
 """
 from __future__ import annotations
 

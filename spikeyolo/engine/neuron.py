@@ -21,6 +21,7 @@ Two backends compute the same thing: ``torch`` (the reference, any device) and `
 from __future__ import annotations
 
 import importlib.util
+import threading
 import warnings
 
 import torch
@@ -221,6 +222,7 @@ def default_backend(device: torch.device | str | int) -> str:
 BACKENDS = ("torch", "triton")
 _TORCH = {"if": if_multistep_torch, "snm": snm_multistep_torch, "signed_memory": signed_memory_multistep_torch}
 _fused_failed: list[str] = []  # the first error of the fused backend in this process: torch from then on
+_FUSED_LOCK = threading.Lock()
 
 
 def check_backend(name: str) -> str:
@@ -242,9 +244,13 @@ def _fused_or_torch(kind: str):
 
                 return getattr(triton_if, f"{kind}_multistep_triton")(*args)
             except Exception as err:  # a compiler, driver or launch failure: never a crash, one warning
-                _fused_failed.append(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
-                warnings.warn(f"the Triton neuron backend failed ({_fused_failed[0][:200]}); running the torch "
-                              "backend instead (same results, slower)", RuntimeWarning, stacklevel=2)
+                with _FUSED_LOCK:  # threads (the live demo's) may fail at once: one record, one warning
+                    first = not _fused_failed
+                    if first:
+                        _fused_failed.append(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+                if first:
+                    warnings.warn(f"the Triton neuron backend failed ({_fused_failed[0][:200]}); running the torch "
+                                  "backend instead (same results, slower)", RuntimeWarning, stacklevel=2)
         return _TORCH[kind](*args)
     return run
 

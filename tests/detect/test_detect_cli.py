@@ -181,3 +181,22 @@ def test_stream_url(weights, tmp_path):
     lines = (tmp_path / "out/exp/predictions.jsonl").read_text().splitlines()
     assert len(lines) == 10 and json.loads(lines[0])["source"] == url
     assert (tmp_path / "out/exp/clip.mp4").is_file()
+
+
+def test_batched_folders_warm_up_and_stage_times(weights, tmp_path, capsys):
+    """Frames in batches give the same outputs, in order, as one at a time; the summary times every stage after an
+    untimed warm-up (whose frame is in no output)."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        cv2.imwrite(str(folder / f"f{i}.png"), rng.integers(0, 255, (50, 70, 3), dtype=np.uint8))
+    assert run([folder, "--timesteps", "2", "--batch", "3"], weights, tmp_path / "out") == 0
+    out = capsys.readouterr().out
+    assert "5 frame(s)" in out and "after an untimed warm-up" in out
+    stages = out.split("per frame: ")[1].splitlines()[0]
+    assert all(f"{stage} " in stages for stage in ("read", "preprocess", "model", "nms", "draw", "write"))
+    assert run([folder, "--timesteps", "2"], weights, tmp_path / "out") == 0
+    batched, single = ([json.loads(line) for line in (tmp_path / "out" / run_dir / "predictions.jsonl").open()]
+                       for run_dir in ("exp", "exp2"))
+    assert [line["source"] for line in batched] == [line["source"] for line in single] and len(batched) == 5
