@@ -54,6 +54,30 @@ def _batches(frames, size: int):
         yield batch
 
 
+def _run_batches(batches, detector: Detector, writer: DetectionWriter, timer, every_step: bool, bar,
+                 start: float) -> int:
+    """Detect, draw and write batch after batch; the number of detections."""
+    total, timesteps = 0, None if detector.ann else detector.timesteps
+    while True:
+        with timer("read"):
+            group = next(batches, None)
+        if group is None:
+            return total
+        images = [frame.image for frame in group]
+        steps = detector.steps(images) if every_step else None
+        found = [s[-1] for s in steps] if every_step else detector(images)
+        for i, (frame, det) in enumerate(zip(group, found)):
+            with timer("draw"):
+                rows = torch.from_numpy(np.concatenate([det.boxes, det.scores[:, None], det.classes[:, None]], 1))
+                drawn = draw_detections(frame.image, rows.float(), detector.names, frame.name)
+            with timer("write"):
+                writer.write(drawn, det, detector.names, frame.name, frame.index, detector.mode, timesteps,
+                             steps[i] if every_step else None)
+            total += len(det.scores)
+        bar.update(len(group))
+        bar.set_postfix(fps=f"{writer.frames / (time.perf_counter() - start):.1f}")
+
+
 def detect(source: str, folder: Path, detector: Detector, every_step: bool = False, batch: int = 1,
            warmup: bool = True) -> DetectSummary:
     """Run ``detector`` over every frame of ``source``, ``batch`` frames per model call; outputs go to ``folder``
@@ -69,32 +93,10 @@ def detect(source: str, folder: Path, detector: Detector, every_step: bool = Fal
     writer = _writer_for(frames, folder)
     if warmup:
         detector.warmup()
-    timer = detector.timer
-    total, start = 0, time.perf_counter()
-    timesteps = None if detector.ann else detector.timesteps
+    timer, start = detector.timer, time.perf_counter()
     try:
-        bar = tqdm(total=len(frames) or None, desc=f"detect {detector.mode}", unit="frame")
-        batches = _batches(frames, batch)
-        while True:
-            with timer("read"):
-                group = next(batches, None)
-            if group is None:
-                break
-            images = [frame.image for frame in group]
-            steps = detector.steps(images) if every_step else None
-            found = [s[-1] for s in steps] if every_step else detector(images)
-            for i, (frame, det) in enumerate(zip(group, found)):
-                with timer("draw"):
-                    rows = torch.from_numpy(np.concatenate([det.boxes, det.scores[:, None], det.classes[:, None]],
-                                                           1)).float()
-                    drawn = draw_detections(frame.image, rows, detector.names, frame.name)
-                with timer("write"):
-                    writer.write(drawn, det, detector.names, frame.name, frame.index, detector.mode, timesteps,
-                                 steps[i] if every_step else None)
-                total += len(det.scores)
-            bar.update(len(group))
-            bar.set_postfix(fps=f"{writer.frames / (time.perf_counter() - start):.1f}")
-        bar.close()
+        with tqdm(total=len(frames) or None, desc=f"detect {detector.mode}", unit="frame") as bar:  # closed on errors
+            total = _run_batches(_batches(frames, batch), detector, writer, timer, every_step, bar, start)
     except BaseException:
         writer.abort()
         raise
