@@ -120,8 +120,10 @@ def _unsplit(root: Path, annotations: Path, images: Path, kind: str, train: str 
     layout = Layout("voc", kind, root, {"train": [unsplit_part(annotations, images, train or "train")],
                                         "val": [unsplit_part(annotations, images, val or "val")]})
     if not (train and val):
+        how = "ImageSets/Main/<split>.txt or " if annotations != images else ""
         layout.notes.append(f"{root} has no ImageSets/Main: split by image id (1 in {HELD_OUT_ONE_IN} to val, by sha1 "
-                            f"of the id, stable as images are added); add ImageSets/Main/<split>.txt to choose")
+                            f"of the id, stable as images are added); choose with {how}--train-split / --val-split "
+                            "(train, val or all)")
     return layout
 
 
