@@ -66,8 +66,9 @@ def _yolov5_yaml(checkpoint: PickledCheckpoint, activation: str | None) -> dict:
     return config
 
 
-def import_checkpoint(path: str | Path, activation: str | None = None) -> ImportedModel:
-    """The detector in ``path`` (a .pt), with ``activation`` (e.g. 'nn.ReLU()') in place of its own if given."""
+def import_checkpoint(path: str | Path, activation: str | None = None, names: list[str] | None = None) -> ImportedModel:
+    """The detector in ``path`` (a .pt), with ``activation`` (e.g. 'nn.ReLU()') in place of its own if given, and
+    with ``names`` as its classes if given (to fine-tune on others: the class outputs are then initialized)."""
     checkpoint = read_pickled_checkpoint(path)
     if checkpoint.model_class == "models.yolo.Model":
         config = _yolov5_yaml(checkpoint, activation)
@@ -78,11 +79,12 @@ def import_checkpoint(path: str | Path, activation: str | None = None) -> Import
     else:
         raise CheckpointError(f"{path} holds a {checkpoint.model_class}: spikeyolo imports ultralytics detectors "
                               "(YOLOv8, YOLO11, …) and YOLOv5 v6.x checkpoints")
+    classes = list(names) if names else list(checkpoint.names)
     try:
-        check_model_yaml(config, str(path), len(checkpoint.names))
+        check_model_yaml(config, str(path), len(classes))
     except LimitError as err:
         raise CheckpointError(f"{err}: the checkpoint was not imported") from None
-    model = build_detection_model(config, nc=len(checkpoint.names))
+    model = build_detection_model(config, nc=len(classes))
     if checkpoint.qcfs_levels:  # a spikeyolo QCFS model: the same QCFS layers, so that λ is carried too
         quantize_model(model, checkpoint.qcfs_levels)
     target = model.state_dict()
@@ -91,9 +93,9 @@ def import_checkpoint(path: str | Path, activation: str | None = None) -> Import
     if not carried:
         raise CheckpointError(f"{path}: none of its tensors fits the rebuilt model: not a detector spikeyolo reads")
     model.load_state_dict({k: checkpoint.state[k] for k in carried}, strict=False)
-    model.names = dict(enumerate(checkpoint.names))
+    model.names = dict(enumerate(classes))
     initialized = [k for k in target if k not in set(carried)]
-    return ImportedModel(model.eval(), checkpoint.names, carried, initialized, checkpoint.model_class,
+    return ImportedModel(model.eval(), classes, carried, initialized, checkpoint.model_class,
                          checkpoint.qcfs_levels, Path(path))
 
 

@@ -116,6 +116,13 @@ def test_import_user_checkpoint_round_trip(trained, tmp_path):
     with torch.no_grad():
         assert torch.allclose(original.eval()(x)[0], imported(x)[0], atol=1e-5)
     assert main(["import", str(tmp_path / "missing.pt")]) == 2
+    renamed = tmp_path / "renamed.safetensors"  # other classes: the class outputs initialized, the rest carried
+    assert main(["import", str(run / "weights/last.pt"), "--out", str(renamed), "--names", "cat,dog"]) == 0
+    model, meta = load_detector(renamed)
+    assert meta["names"] == ["cat", "dog"] and model(x)[0].shape[1] == 4 + 2  # the fixture has 3 classes
+    assert 0 < meta["initialized_tensors"] < meta["carried_tensors"]
+    assert torch.equal(model.model[0].conv.weight, imported.model[0].conv.weight)
+    assert main(["import", str(run / "weights/last.pt"), "--names", "a,,b"]) == 2
 
 
 def test_thresholds_have_their_own_optimizer_group():

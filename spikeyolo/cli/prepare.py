@@ -71,6 +71,8 @@ def add_import(sub) -> None:
     p.add_argument("--out", help="output .safetensors (default: beside the .pt)")
     p.add_argument("--imgsz", type=int, default=640)
     p.add_argument("--activation", help="replace the model's activation, e.g. 'nn.ReLU()' (for QCFS fine-tuning)")
+    p.add_argument("--names", help="comma-separated class names to fine-tune on instead of the checkpoint's (the "
+                   "class outputs are initialized, everything else carried)")
 
 def run_import(args) -> None:
     from spikeyolo.quantize.checkpoint import save_detector
@@ -82,7 +84,10 @@ def run_import(args) -> None:
         raise UsageError(f"{pt} not found: pass your .pt checkpoint")
     if args.activation:
         check_activation(args.activation, "--activation")
-    imported = import_checkpoint(pt, args.activation)
+    names = [n.strip() for n in args.names.split(",")] if args.names else None
+    if names is not None and (not all(names) or len(set(names)) != len(names)):
+        raise UsageError(f"--names {args.names!r}: give distinct, non-empty class names separated by commas")
+    imported = import_checkpoint(pt, args.activation, names)
     out = save_detector(imported.model, Path(args.out) if args.out else pt.with_suffix(".safetensors"),
                         imgsz=args.imgsz, imported_from=str(pt), imported_class=imported.source,
                         carried_tensors=len(imported.carried), initialized_tensors=len(imported.initialized))
