@@ -7,7 +7,7 @@ from pathlib import Path
 
 from spikeyolo.data.images import IMAGE_SUFFIXES
 from spikeyolo.data.records import BoxAudit, DatasetError, ImageRecord, checked_box, inside
-from spikeyolo.limits import MAX_IMAGE_SIDE
+from spikeyolo.limits import MAX_CLASSES, MAX_IMAGE_SIDE
 
 
 def load_coco_json(path: Path) -> dict:
@@ -74,20 +74,25 @@ def check_images_present(json_path: Path, data: dict, folder: Path) -> None:
                            f"e.g. {missing[0]!r}{there}: the JSON and the image files must match")
 
 
-def class_categories(data: dict) -> list[dict]:
-    """The categories that are classes, by id: a Roboflow export's group category (the supercategory of the
-    others, with no boxes of its own, e.g. id 0 'cells') is not a class."""
+def class_categories(data: dict, where: Path) -> list[dict]:
+    """The categories that are classes, by id: a Roboflow export's group category (the supercategory of others,
+    with no boxes of its own, e.g. id 0 'cells') is not a class. Linear in the categories; at most MAX_CLASSES."""
     used = {ann["category_id"] for ann in data["annotations"]}
-    groups = {c.get("supercategory") for c in data["categories"]}
-    return sorted((c for c in data["categories"] if c["id"] in used or c["name"] not in groups
-                   or all(o["name"] == c["name"] for o in data["categories"] if o.get("supercategory") == c["name"])),
-                  key=lambda c: c["id"])
+    members: dict[str, set] = {}  # supercategory → the names of its categories
+    for c in data["categories"]:
+        if isinstance(c.get("supercategory"), str):
+            members.setdefault(c["supercategory"], set()).add(c["name"])
+    classes = sorted((c for c in data["categories"]
+                      if c["id"] in used or not members.get(c["name"], set()) - {c["name"]}), key=lambda c: c["id"])
+    if not 0 < len(classes) <= MAX_CLASSES:
+        raise DatasetError(f"COCO file {where}: {len(classes)} classes (1..{MAX_CLASSES} are read)")
+    return classes
 
 
 def read_coco(json_path: Path, images: Path | None = None) -> tuple[list[ImageRecord], list[str], list[int], BoxAudit]:
     """Records with contiguous class indices, the names, and index → COCO category id."""
     data = load_coco_json(json_path)
-    categories = class_categories(data)
+    categories = class_categories(data, json_path)
     category_ids = [c["id"] for c in categories]
     index = {cid: i for i, cid in enumerate(category_ids)}
     for img in data["images"]:  # before any path is built from them

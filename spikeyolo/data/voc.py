@@ -13,8 +13,10 @@ from pathlib import Path
 from PIL import Image
 
 from spikeyolo.data.records import BoxAudit, DatasetError, ImageRecord, checked_box, inside
+from spikeyolo.limits import MAX_CLASSES
 
 VOC_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")  # what VOC-style sets use
+MAX_ID_LIST_BYTES = 100_000_000  # an ImageSets/Main file (VOC07+12 trainval: 0.2 MB)
 HELD_OUT_ONE_IN = 5  # a VOC folder without ImageSets: an image is in 'val' when sha1(id) mod 5 == 0 (≈20 %)
 
 
@@ -53,6 +55,8 @@ def listed_ids(path: Path, annotations: Path) -> list[str]:
     """The image ids of a list file (one a line); duplicates, ids that are paths and missing annotations are one
     DatasetError."""
     try:
+        if path.stat().st_size > MAX_ID_LIST_BYTES:
+            raise DatasetError(f"{path}: an id list larger than {MAX_ID_LIST_BYTES} bytes: not a VOC split file")
         ids = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError) as err:
         raise DatasetError(f"cannot read VOC split file {path}: {err}") from None
@@ -108,7 +112,11 @@ def voc_part_names(parts: list[VOCPart]) -> list[str]:
     """Class names found in the parts' annotations, sorted (VOC's own 20 classes are alphabetical too)."""
     names = {(obj.findtext("name") or "").strip() for part in parts for i in part.ids
              for obj in _parse(part.annotations / f"{i}.xml").iter("object")}
-    return sorted(n for n in names if n)
+    names.discard("")
+    if len(names) > MAX_CLASSES:
+        raise DatasetError(f"VOC annotations in {parts[0].annotations} name {len(names)} classes "
+                           f"(at most {MAX_CLASSES} are read)")
+    return sorted(names)
 
 
 def _image_path(part: VOCPart, image_id: str, xml: ET.Element) -> Path:

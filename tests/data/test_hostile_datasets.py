@@ -91,6 +91,8 @@ COCO_CASES = {
     "huge-image": (lambda d: d["images"][0].__setitem__("width", 10**9), "size 1000000000x48"),
     "annotation-not-object": (lambda d: d["annotations"].append(7), "annotation"),
     "categories-not-list": (lambda d: d.__setitem__("categories", {}), "lacks categories"),
+    "too-many-classes": (lambda d: d.__setitem__("categories", [{"id": i, "name": f"c{i}"} for i in range(10_001)]),
+                         "10001 classes"),
 }
 
 
@@ -241,3 +243,10 @@ def test_yolo_label_reader_fuzzed(text, tmp_path_factory):
         return
     for row in rows:
         assert row[0] in (0, 1, 2) and all(0 <= v <= 1 for v in row[1:]) and (len(row) == 5 or len(row) % 2)
+
+
+def test_a_coco_supercategory_that_is_not_a_name_is_ignored(tmp_path):
+    """supercategory is free text in COCO: a list there (unhashable) once crashed with a traceback."""
+    path = coco_file(tmp_path / "coco", lambda d: d["categories"][0].__setitem__("supercategory", [1, 2]))
+    records, names, _, _ = read_coco(path)
+    assert names == ["thing"] and len(records[0].boxes) == 1
