@@ -1,6 +1,9 @@
 """Device names as the CLI takes them ('auto', 'cpu', '0', 'cuda:1') → torch devices."""
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
+
 import torch
 
 
@@ -34,3 +37,16 @@ def ultralytics_device(device: str | int | torch.device) -> str:
     """The device as ultralytics' trainer takes it: 'cpu' or a CUDA index ('0')."""
     resolved = torch_device(device)
     return str(resolved.index or 0) if resolved.type == "cuda" else resolved.type
+
+
+@contextmanager
+def timed(seconds: dict, key: str, device: torch.device):
+    """Add the wall time of the block to ``seconds[key]``, synchronized on CUDA (the block pays for its own
+    device work, not for work queued before it)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    yield
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - start

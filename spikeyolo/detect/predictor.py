@@ -1,8 +1,6 @@
 """Detection on frames with the ANN or its SNN: letterbox, run, NMS, boxes back in frame pixels."""
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +8,7 @@ import torch
 
 from spikeyolo.checkpoint import CheckpointError
 from spikeyolo.convert.load import load_model, read_weights
-from spikeyolo.device import torch_device
+from spikeyolo.device import timed, torch_device
 from spikeyolo.engine import default_backend
 from spikeyolo.engine.runner import check_precision, reduced_precision
 from spikeyolo.detections import Detections
@@ -31,20 +29,13 @@ def _check_weights(path: Path) -> None:
 
 
 class StageTimer:
-    """Wall time per stage (synchronized on CUDA, so a stage is charged for its own device work)."""
+    """Wall time per stage (``spikeyolo.device.timed``) and the frames they were spent on."""
 
     def __init__(self, device: torch.device):
         self.device, self.seconds, self.frames = device, {}, 0
 
-    @contextmanager
     def __call__(self, stage: str):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        start = time.perf_counter()
-        yield
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+        return timed(self.seconds, stage, self.device)
 
     def per_frame_ms(self) -> dict[str, float]:
         return {stage: 1e3 * seconds / max(self.frames, 1) for stage, seconds in self.seconds.items()}

@@ -106,6 +106,6 @@ def detect(source: str, folder: Path, detector: Detector, every_step: bool = Fal
         LOGGER.warning(f"{source} broke off after {frames.read_frames} of {frames.expected} frames: "
                        f"the frames read were processed and saved")
     seconds = time.perf_counter() - start
-    stages = {stage: 1e3 * t / max(writer.frames, 1) for stage, t in timer.seconds.items()}
+    stages = timer.per_frame_ms()  # the warm-up's frame is not counted: its timer was replaced
     return DetectSummary(writer.frames, total, seconds, outputs, detector.mode, getattr(frames, "skipped", []),
                          broken, stages)

@@ -27,6 +27,10 @@ class Clock:
     batch: int | None = None
     chunk: int = 0
 
+    def begin(self, steps: int, batch: int | None = None) -> None:
+        """The next chunk: ``steps`` steps of ``batch`` images (None: unchecked)."""
+        self.steps, self.batch, self.chunk = int(steps), batch, self.chunk + 1
+
 
 class Timed(nn.Module):
     """A layer that needs the step count of the chunk (from its ``clock``)."""
@@ -42,8 +46,7 @@ class Timed(nn.Module):
     @timesteps.setter
     def timesteps(self, steps: int) -> None:
         """Set by hand (a layer used outside a runner): a new chunk of ``steps``, its batch unchecked."""
-        self.clock.steps, self.clock.batch = int(steps), None
-        self.clock.chunk += 1
+        self.clock.begin(steps)
 
     def unfold(self, x: torch.Tensor) -> torch.Tensor:
         """``[T·N, ...]`` → ``[T, N, ...]`` (``[N, ...]``, a constant input, → a view repeated over T); a

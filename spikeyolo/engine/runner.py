@@ -130,8 +130,7 @@ class SpikingDetector(nn.Module):
         done = 0
         while done < timesteps:
             steps = min(chunk, timesteps - done)
-            self.clock.steps, self.clock.batch = steps, images.shape[0]
-            self.clock.chunk += 1
+            self.clock.begin(steps, images.shape[0])
             with reduced_precision(images.device, self.precision):
                 out = self.net(images)
             out = out[0] if isinstance(out, (tuple, list)) else out

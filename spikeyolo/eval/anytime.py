@@ -1,14 +1,14 @@
 """ANN and SNN accuracy side by side, the SNN simulated once to the largest T and read at every T."""
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
 
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from tqdm import tqdm
+
+from spikeyolo.device import timed
 
 from spikeyolo.engine.runner import SpikingDetector
 from spikeyolo.detections import Detections
@@ -71,12 +71,12 @@ def evaluate_anytime(ann: nn.Module | None, snn: SpikingDetector | None, data, t
         images = batch_dict["img"]
         seconds["images"] += images.shape[0]
         if ann is not None:
-            with _timed(seconds, "ann", images):
+            with timed(seconds, "ann", images.device):
                 out = ann(images)
             out = out[0] if isinstance(out, (tuple, list)) else out
             _update(validators["ann"], out, batch_dict, evaluator, detections["ann"])
         if snn is not None:
-            with _timed(seconds, "snn", images):
+            with timed(seconds, "snn", images.device):
                 per_step = snn(images, horizon, chunk=chunk)
             for t in keys[1 if ann is not None else 0:]:
                 _update(validators[t], per_step[t - 1], batch_dict, evaluator, detections[t])
@@ -86,13 +86,3 @@ def evaluate_anytime(ann: nn.Module | None, snn: SpikingDetector | None, data, t
     return {"ann": results.get("ann"), "snn": {t: results[t] for t in keys if t != "ann"}, "detections": detections,
             "seconds": seconds}
 
-
-@contextmanager
-def _timed(seconds: dict, key: str, images: torch.Tensor):
-    if images.is_cuda:
-        torch.cuda.synchronize(images.device)
-    start = time.perf_counter()
-    yield
-    if images.is_cuda:
-        torch.cuda.synchronize(images.device)
-    seconds[key] += time.perf_counter() - start

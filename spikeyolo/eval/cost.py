@@ -58,7 +58,8 @@ class CostMeter:
         lemaire = _total([snn_layer(site, steps, n) for site in sites])
         spikes = sum(float(s.steps["spikes"][:steps].sum()) for s in sites if s.kind == "neuron") / max(n, 1)
         neurons = sum(s.sizes["neurons"] for s in sites if s.kind == "neuron")
-        burst_bits = max(1, math.ceil(math.log2(max((n.max_spikes for _, n in self.snn.neurons()), default=1) + 1)))
+        burst = max((s.sizes["spec"].max_spikes for s in sites if s.kind == "neuron"), default=1)
+        burst_bits = max(1, math.ceil(math.log2(burst + 1)))
         by_preset = {name: _mj((ops["synaptic_ac"] + ops["other_ac"]) * ac + ops["mac"] * mac)
                      for name, (ac, mac) in COMPUTE_PRESETS.items()}
         burst_mul = _mj(ops["synaptic_burst_mul"] * burst_bits * E_AC_PJ + ops["other_ac"] * E_AC_PJ
@@ -102,7 +103,7 @@ class CostMeter:
                    "ann_energy_lemaire_mj": _mj(ann.lemaire_pj()["total"])}
             if site.kind == "neuron":
                 spikes = float(site.steps["spikes"][:steps].sum()) / max(n, 1)
-                row.update(neurons=site.sizes["neurons"], neuron=site.sizes["neuron"],
+                row.update(neurons=site.sizes["neurons"], neuron=site.sizes["spec"].kind,
                            firing_rate=spikes / max(site.sizes["neurons"] * steps, 1))
             rows.append(row)
         return rows
@@ -113,7 +114,7 @@ class CostMeter:
         horizon = max(timesteps)
         layers = self._layers(horizon)
         baselines = self._baselines()
-        state = sum(s.sizes["neurons"] * (2 if "snm" in s.sizes["neuron"] else 1) for s in sites if s.kind == "neuron")
+        state = sum(s.sizes["neurons"] * (1 + s.sizes["spec"].memory) for s in sites if s.kind == "neuron")
         state += sum(s.sizes["inputs"] + s.sizes["outputs"] for s in sites if s.kind == "pool")
         state += sum(s.sizes["outputs"] for s in sites if s.kind == "head")
         return {"per_timestep": {t: self._snn_at(t) for t in timesteps}, "baselines": baselines,

@@ -90,7 +90,8 @@ class _CountInputs(nn.Module):
 
     def __init__(self, graph: "EventGraph", name: str, conv: nn.Conv2d, analog: bool):
         super().__init__()
-        self.graph, self.name, self.analog, self.conv = graph, name, analog, conv
+        self.graph, self.name, self.analog = graph, name, analog
+        self.geometry = (conv.kernel_size, conv.stride, conv.padding, conv.dilation)  # not the conv: not a child
         self.fan = conv.out_channels // conv.groups
         self._fanout: dict[tuple, torch.Tensor] = {}
 
@@ -99,10 +100,10 @@ class _CountInputs(nn.Module):
         the gradient of Σ conv(x, ones) with respect to x."""
         key = (height, width, str(device))
         if key not in self._fanout:
+            kernel, stride, padding, dilation = self.geometry
             x = torch.zeros(1, 1, height, width, device=device, requires_grad=True)
-            ones = torch.ones(1, 1, *self.conv.kernel_size, device=device)
             with torch.enable_grad():
-                F.conv2d(x, ones, None, self.conv.stride, self.conv.padding, self.conv.dilation).sum().backward()
+                F.conv2d(x, torch.ones(1, 1, *kernel, device=device), None, stride, padding, dilation).sum().backward()
             self._fanout[key] = x.grad[0, 0].double()
         return self._fanout[key]
 
@@ -188,10 +189,11 @@ class EventGraph:
     def merged(self, x: torch.Tensor) -> torch.Tensor:
         return _merge(x, self.steps) if self.signed else x
 
-    def _site(self, name: str, kind: str, **sizes) -> Site:
-        site = self.sites.setdefault(name, Site(name, kind))
-        site.sizes.update(sizes)
-        return site
+    def _site(self, name: str, kind: str, sizes=None) -> Site:
+        """The site of layer ``name``; ``sizes()`` (per image and step) is called once, when it is first seen."""
+        if name not in self.sites:
+            self.sites[name] = Site(name, kind, sizes() if sizes else {})
+        return self.sites[name]
 
     def _build(self, net: nn.Module) -> None:
         analog = {id(m.layer) for m in net.modules() if isinstance(m, ConstantInput)}
@@ -220,8 +222,7 @@ class EventGraph:
                 raise RuntimeError(f"neuron layer {name} ran twice in one step chunk: the event graph cannot "
                                    "count a layer that is reused")
             self.replayed[name] = _split(counts, neuron.timesteps) if self.signed else counts
-            spec = neuron.spec
-            site = self._site(name, "neuron", neurons=out[0].numel(), neuron=spec.kind, max_spikes=spec.max_spikes)
+            site = self._site(name, "neuron", lambda: {"neurons": out[0].numel(), "spec": neuron.spec})
             site.add("spikes", _per_step(counts.abs(), neuron.timesteps))
             self.seconds += time.perf_counter() - start
         return hook
@@ -230,28 +231,28 @@ class EventGraph:
         def hook(conv, inputs, out):
             self.shapes[name] = out.shape
             taps = conv.kernel_size[0] * conv.kernel_size[1]
-            self._site(name, "analog-conv" if analog else "conv", inputs=inputs[0][0].numel(), outputs=out[0].numel(),
-                       macs=out[0].numel() * conv.in_channels // conv.groups * taps, weights=conv.weight.numel(),
-                       out_channels=conv.out_channels,
-                       bias=conv.bias is not None, fan=conv.out_channels // conv.groups, taps=taps,
-                       stride_taps=_stride_taps(conv))
+            self._site(name, "analog-conv" if analog else "conv", lambda: {
+                "inputs": inputs[0][0].numel(), "outputs": out[0].numel(), "taps": taps,
+                "macs": out[0].numel() * conv.in_channels // conv.groups * taps, "weights": conv.weight.numel(),
+                "out_channels": conv.out_channels, "bias": conv.bias is not None,
+                "fan": conv.out_channels // conv.groups, "stride_taps": _stride_taps(conv)})
         return hook
 
     def _on_pool(self, name: str):
         def hook(pool, inputs, out):
             k = pool.pool.kernel_size
             taps = k * k if isinstance(k, int) else k[0] * k[1]
-            self._site(name, "pool", inputs=inputs[0][0].numel(), outputs=out[0].numel(), taps=taps)
+            self._site(name, "pool", lambda: {"inputs": inputs[0][0].numel(), "outputs": out[0].numel(), "taps": taps})
         return hook
 
     def _on_head(self, name: str):
         def hook(head, inputs, out):
-            self._site(name, "head", outputs=out[0].numel())
+            self._site(name, "head", lambda: {"outputs": out[0].numel()})
         return hook
 
     def _on_add(self, name: str):
         def hook(block, inputs, out):
-            site = self._site(name, "add", outputs=out[0].numel() // (2 if self.signed else 1))
+            site = self._site(name, "add", lambda: {"outputs": out[0].numel()})  # one image, one step
             site.add("events", _per_step(self.merged(out), self.steps))
         return hook
 
@@ -293,7 +294,7 @@ def _start_chunk(twin: nn.Module, steps: int, first: bool) -> None:
     reset on the first chunk of a run."""
     clocks = {id(m.clock): m.clock for m in twin.modules() if isinstance(m, Timed)}
     for clock in clocks.values():
-        clock.steps, clock.batch, clock.chunk = steps, None, clock.chunk + 1
+        clock.begin(steps)
     if first:
         for module in twin.modules():
             if isinstance(module, Stateful):

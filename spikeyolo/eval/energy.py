@@ -61,6 +61,11 @@ class Ledger:
         return {**parts, "total": sum(parts.values())}
 
 
+def _parameters(s: dict) -> int:
+    """Weights and biases of a convolution (the size of its parameter memory, in words)."""
+    return s["weights"] + (s["out_channels"] if s["bias"] else 0)
+
+
 def _sum(site: Site, key: str, steps: int) -> float:
     counts = site.steps.get(key)
     return 0.0 if counts is None else float(counts[:steps].sum())
@@ -76,7 +81,7 @@ def snn_layer(site: Site, steps: int, images: int) -> Ledger:
         led.acc_addr += reach
         led.mac_addr += 2 * events
         led.access("inout_pj", WORD * events, WORD * FIFO_WORDS)
-        params = s["weights"] + (s["out_channels"] if s["bias"] else 0)
+        params = _parameters(s)
         led.access("params_pj", WORD * (reach + (s["outputs"] * steps if s["bias"] else 0)), WORD * params)
         for _ in ("read", "write"):
             led.access("potential_pj", WORD * reach, WORD * s["outputs"])
@@ -84,7 +89,7 @@ def snn_layer(site: Site, steps: int, images: int) -> Ledger:
         _dense_conv(led, s, write_out=False)
     elif site.kind == "neuron":
         spikes = _sum(site, "spikes", steps) / n
-        states = 2 if "snm" in s["neuron"] else 1  # SNM: membrane and spike memory
+        states = 2 if s["spec"].memory else 1  # with memory: membrane and net spike count
         for _ in range(2 * states):  # read and write every state, every step
             led.access("potential_pj", WORD * s["neurons"] * steps, WORD * s["neurons"] * states)
         led.ac += spikes
@@ -109,7 +114,7 @@ def _dense_conv(led: Ledger, s: dict, write_out: bool, words: tuple[float, float
     led.acc_addr += s["inputs"] + s["outputs"] + s["out_channels"] * s["taps"]
     led.ac += s["outputs"] if s["bias"] else 0
     led.access("inout_pj", act * s["macs"], act * s["inputs"])
-    params = s["weights"] + (s["out_channels"] if s["bias"] else 0)
+    params = _parameters(s)
     led.access("params_pj", weight * (s["macs"] + (s["outputs"] if s["bias"] else 0)), weight * params)
     if write_out:
         led.access("inout_pj", act * s["outputs"], act * s["outputs"])
@@ -134,8 +139,9 @@ def neuron_ops(site: Site, steps: int, images: int) -> float:
     """A neuron layer's updates, per image: per neuron and step one threshold compare (two for signed
     neurons, one more for SNM's memory), per spike one reset subtraction (and one memory update with SNM)."""
     s = site.sizes
-    compares = 1 + (s["neuron"] in ("ibt", "signed-snm")) + ("snm" in s["neuron"])
-    per_spike = 1 + ("snm" in s["neuron"])
+    spec = s["spec"]
+    compares = 1 + (spec.negative_slope > 0) + spec.memory
+    per_spike = 1 + spec.memory
     return compares * s["neurons"] * steps + per_spike * _sum(site, "spikes", steps) / max(images, 1)
 
 

@@ -164,8 +164,9 @@ def test_lemaire_agrees_with_spikingjelly_on_binary_if_networks():
         expected = estimate_lemaire_energy(reference, image, config=LemaireEnergyConfig(strict=False))
     ours = SpikingDetector(nn.Sequential(ConstantInput(convs[0]), IFNeuron(torch.tensor(1.0), 0.0), convs[1],
                                          IFNeuron(torch.tensor(1.0), 0.0), convs[2]))
+    ours.use_channels_last(False)  # SpikingJelly's layout: the same kernels, so the same spikes on every CPU
     meter = CostMeter(ours)
-    ours(image, steps)
+    ours(image, steps, chunk=steps)  # all steps in one call, as step_mode='m' folds them
     meter.after_batch(image)
     total = sum(snn_layer(site, steps, 1).lemaire_pj()["total"] for site in meter.graph.sites.values())
     meter.close()
@@ -183,3 +184,17 @@ def test_spiking_depth_is_the_longest_path():
 
     loaded = load_model(read_weights(ROOT / "weights/bccd-yolov8n-qcfs.safetensors"), torch.device("cpu"), ann=False)
     assert spiking_depth(loaded.snn, torch.zeros(1, 3, 64, 64)) == 47
+
+
+def test_sizes_do_not_depend_on_the_signed_halves():
+    """With neurons that take spikes back (SNM) the event graph runs positive and negative spikes as two halves of
+    the batch; per-image sizes, and so the ANN baseline of the same graph, stay those of the network."""
+    snn = hand_snn()
+    for _, neuron in snn.neurons():
+        neuron.snm = True
+    meter = CostMeter(snn)
+    snn(hand_image(), 4)
+    meter.after_batch(hand_image())
+    assert meter.graph.signed and meter.graph.sites["2"].sizes["outputs"] == 16
+    assert meter.report([4])["baselines"]["ann_fp32"]["other_ops"] == 16 + 16 + 4 * 3 + 16
+    meter.close()
