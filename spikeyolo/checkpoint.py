@@ -53,8 +53,11 @@ def read_metadata(path: str | Path, expected: str | tuple[str, ...] = FORMAT) ->
     if not isinstance(meta, dict) or meta.get("format") not in expected:
         raise CheckpointError(f"{path} is not a {' or '.join(expected)} file (format {found!r}): "
                               f"pass weights written by spikeyolo")
+    check = check_snn_metadata if meta["format"] in SNN_FORMATS else \
+        check_detector_metadata if meta["format"] == FORMAT else None  # other formats: spikeyolo's own work files
     try:
-        (check_snn_metadata if meta["format"] in SNN_FORMATS else check_detector_metadata)(meta, str(path))
+        if check:
+            check(meta, str(path))
     except LimitError as err:
         raise CheckpointError(f"{err}: the file was not loaded (nothing in its metadata is run or opened); "
                               "pass weights written by spikeyolo") from None

@@ -13,7 +13,7 @@ import math
 import re
 
 from spikeyolo.limits import (MAX_BURST, MAX_CHANNELS, MAX_CLASSES, MAX_LAYERS, MAX_LEVELS, MAX_PARAMETERS,
-                              MAX_REPEATS, MAX_SCALE, MAX_SENSOR, LimitError, image_size, integer, real)
+                              MAX_TIMESTEPS, MAX_REPEATS, MAX_SCALE, MAX_SENSOR, LimitError, image_size, integer, real)
 
 LAYERS = {"Conv", "C2f", "C3", "C3k2", "C2PSA", "SPPF", "SPP", "Concat", "Detect", "Bottleneck", "C1", "C2", "C3x",
           "DWConv", "Focus", "BottleneckCSP", "GhostConv", "C3Ghost", "RepC3", "nn.Upsample", "nn.MaxPool2d",
@@ -260,6 +260,9 @@ def check_snn_metadata(meta: dict, where: str) -> None:
         real(spec.get("negative_slope"), where, f"{field}.negative_slope", 0.0, 0.999)
     if meta.get("format") == "spikeyolo-snn/3":
         check_graph(_mapping(meta, "graph", where), where)
+    tuning = _mapping(meta, "tuning", where, required=False) if meta.get("tuning") is not None else {}
+    if "timesteps" in tuning:
+        integer(tuning["timesteps"], where, "tuning.timesteps", 1, MAX_TIMESTEPS)
     source = _mapping(meta, "source", where, required=False)
     if source.get("imgsz") is not None:
         image_size(source["imgsz"], f"{where} (source)")

@@ -208,3 +208,23 @@ def scale_to_frame(boxes: torch.Tensor, input_hw, frame_shape) -> torch.Tensor:
 def draw_detections(frame, rows: torch.Tensor, names: dict, path: str = "") -> np.ndarray:
     """The frame with boxes and labels drawn, ultralytics style (rows: [K, 6] xyxy, score, class)."""
     return Results(frame, path=path, names=names, boxes=rows).plot()
+
+
+def raw_head_outputs(output) -> dict[str, torch.Tensor]:
+    """The Detect head's undecoded outputs from an eval-mode forward: {'boxes': [B, 4·reg_max, A] (box distribution
+    logits), 'scores': [B, nc, A] (class logits)}; ultralytics 8.4 returns them beside the decoded predictions."""
+    raw = output[1] if isinstance(output, (tuple, list)) else None
+    if not isinstance(raw, dict) or "boxes" not in raw or "scores" not in raw:
+        raise ValueError("the detector did not return the Detect head's raw outputs (ultralytics 8.4.x expected)")
+    return {"boxes": raw["boxes"], "scores": raw["scores"]}
+
+
+def box_bins(model: nn.Module) -> int:
+    """reg_max of the Detect head: bins of each box side's distribution."""
+    return int(model.model[-1].reg_max)
+
+
+def learnable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Every floating-point parameter except the Detect head's DFL convolution (fixed bin centres, never trained)."""
+    fixed = {id(p) for p in model.model[-1].dfl.parameters()} if hasattr(model.model[-1], "dfl") else set()
+    return [p for p in model.parameters() if p.is_floating_point() and id(p) not in fixed]

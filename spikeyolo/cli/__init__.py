@@ -11,7 +11,7 @@ from pathlib import Path
 from spikeyolo import limits
 from spikeyolo.cli.common import CONFIGS, UsageError, resolve_model
 from spikeyolo.cli.prepare import (add_data_command, run_data, add_train, run_train, add_import, run_import,
-    add_convert, run_convert)
+    add_convert, run_convert, add_tune, run_tune)
 from spikeyolo.cli.evaluate import add_val, run_val, add_benchmark, run_benchmark
 from spikeyolo.cli.run import add_detect, run_detect, add_webcam, run_webcam
 
@@ -19,7 +19,7 @@ __all__ = ["CONFIGS", "UsageError", "build_parser", "main", "resolve_model"]
 
 
 COMMANDS = {"data": (add_data_command, run_data), "train": (add_train, run_train),
-            "convert": (add_convert, run_convert), "val": (add_val, run_val),
+            "convert": (add_convert, run_convert), "tune": (add_tune, run_tune), "val": (add_val, run_val),
             "detect": (add_detect, run_detect), "import": (add_import, run_import),
             "webcam": (add_webcam, run_webcam), "benchmark": (add_benchmark, run_benchmark)}
 
@@ -27,11 +27,12 @@ COMMANDS = {"data": (add_data_command, run_data), "train": (add_train, run_train
 INTEGER_OPTIONS = (("timesteps", 1, limits.MAX_TIMESTEPS), ("batch", 1, limits.MAX_BATCH),
                    ("chunk", 1, limits.MAX_TIMESTEPS), ("burst", 1, limits.MAX_BURST),
                    ("levels", 0, limits.MAX_LEVELS), ("calib_images", 1, limits.MAX_CALIB_IMAGES),
-                   ("repeats", 1, 1000), ("epochs", 1, 100_000), ("max_frames", 1, 10**9))
+                   ("repeats", 1, 1000), ("epochs", 0, 100_000), ("max_frames", 1, 10**9),
+                   ("images", 1, limits.MAX_CALIB_IMAGES))
 
 REAL_OPTIONS = (("conf", 0.0, 1.0, False), ("iou", 0.0, 1.0, False), ("percentile", 0.0, 100.0, True),
                 ("initial_membrane", -4.0, 4.0, False), ("threshold", 0.0, 1e6, True),
-                ("threshold_scale", 0.0, 100.0, True))
+                ("threshold_scale", 0.0, 100.0, True), ("lr", 0.0, 1.0, True), ("sharpness", 0.0, 100.0, True))
 
 OUTPUT_DIRS = ("save_dir", "project")
 

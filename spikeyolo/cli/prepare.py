@@ -137,3 +137,39 @@ def run_convert(args) -> None:
               **({"events": meta["events"]} if meta.get("events") else {})}
     save_snn(loaded.snn, out, source)
     print(f"snn: {out}  ({args.mode}, {len(loaded.snn.neurons())} spiking layers: {loaded.settings['neurons']})")
+
+def add_tune(sub) -> None:
+    p = sub.add_parser("tune", help="tune a converted SNN for ±1 spikes at a target T (bias correction, then "
+                       "fine-tuning with surrogate gradients taught by the ANN)",
+                       description="Convert a QCFS checkpoint and tune its SNN at --timesteps: bias correction layer "
+                       "by layer, then hybrid fine-tuning distilled from the ANN on the train split's images (no "
+                       "labels used). Interrupted runs continue from <out>.resume.safetensors.")
+    p.add_argument("weights", help="a QCFS detector checkpoint (.safetensors) written by 'spikeyolo train'")
+    add_data_options(p)
+    p.add_argument("--timesteps", type=int, default=4, help="the T to tune for (default 4)")
+    p.add_argument("--burst", type=int, default=1, help="spikes per neuron and step (default 1: ±1 spikes)")
+    p.add_argument("--snm", action="store_true", help=SNM_HELP)
+    p.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs over the train split (0: calibration only)")
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate, cosine-decayed to 0")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--images", type=int, help="train images used (default: all of the split)")
+    p.add_argument("--calib-images", type=int, default=128, help="images for bias correction")
+    p.add_argument("--no-calibrate", action="store_true", help="skip bias correction")
+    p.add_argument("--sharpness", type=float, default=4.0, help="surrogate gradient sharpness a (sigmoid)")
+    p.add_argument("--imgsz", type=int, help="image size (default: the checkpoint's)")
+    p.add_argument("--seed", type=int, default=0)
+    add_device(p)
+    p.add_argument("--out", help="output SNN artifact (default: <weights>-snn-tuned-T<T>.safetensors)")
+
+def run_tune(args) -> None:
+    from spikeyolo.tune.run import TuneSettings, tune
+
+    default_out = Path(args.weights).with_name(f"{Path(args.weights).stem}-snn-tuned-T{args.timesteps}.safetensors")
+    out = Path(args.out) if args.out else default_out
+    settings = TuneSettings(str(args.weights), str(args.data), args.timesteps, args.burst, args.snm,
+                            not args.no_calibrate, args.calib_images, args.epochs, args.lr, args.batch, args.images,
+                            args.imgsz, args.sharpness, args.seed, args.train_split)
+    record, _ = tune(settings, out, args.device)
+    losses = ", ".join(f"{loss:.4f}" for loss in record["losses"] or []) or "none"
+    print(f"snn: {out}  (tuned for T = {args.timesteps}: {record['method']}; distillation loss per epoch: {losses}; "
+          f"{record['seconds'] / 60:.1f} min)")

@@ -22,8 +22,9 @@ from spikeyolo.ultra import build_detection_model, fold_batchnorm
 
 
 
-def save_snn(detector: SpikingDetector, path: str | Path, source: dict | None = None) -> Path:
-    """Write a converted detector; per-layer thresholds are summarized in the metadata, stored in full as tensors."""
+def save_snn(detector: SpikingDetector, path: str | Path, source: dict | None = None, tuning: dict | None = None) -> Path:
+    """Write a converted detector; per-layer thresholds are summarized in the metadata, stored in full as tensors;
+    ``tuning``: how ``spikeyolo tune`` changed it after conversion (kept by later saves of the loaded network)."""
     net = detector.net
     names = [net.names[i] for i in sorted(net.names)]
     neurons = {}
@@ -34,6 +35,9 @@ def save_snn(detector: SpikingDetector, path: str | Path, source: dict | None = 
                           "threshold_mean": round(float(theta.mean()), 6), "threshold_max": round(float(theta.max()), 6)}
     meta = {"format": SNN_FORMAT, "model_yaml": net.yaml, "names": names, **detector.meta, "neurons": neurons,
             "graph": describe_graph(net), "source": source or {}}
+    tuning = tuning or detector.meta.get("tuning")
+    if tuning:
+        meta["tuning"] = tuning
     state = {k: v.float() if v.is_floating_point() else v for k, v in net.state_dict().items()}
     return write_safetensors(state, path, meta)
 
@@ -102,7 +106,7 @@ def load_snn(path: str | Path, device: str | torch.device = "cpu", backend: str 
     except RuntimeError as err:
         raise CheckpointError(f"{path} does not match its own network description: {str(err)[:200]}") from err
     net.names = dict(enumerate(meta["names"]))
-    keep = ("mode", "percentile", "initial_membrane", "burst", "snm", "neurons", "source")
+    keep = ("mode", "percentile", "initial_membrane", "burst", "snm", "neurons", "source", "tuning")
     defaults = {"burst": 1, "snm": False}
     return SpikingDetector(net.to(device).eval(), {k: meta.get(k, defaults.get(k)) for k in keep})
 

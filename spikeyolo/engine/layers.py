@@ -17,6 +17,8 @@ from torch import nn
 
 from spikeyolo.engine.neuron import (check_backend, if_multistep, sequence_like, signed_memory_multistep,
                                      snm_multistep)
+from spikeyolo.engine.surrogate import (if_multistep_surrogate, signed_memory_multistep_surrogate,
+                                        snm_multistep_surrogate)
 
 
 @dataclass
@@ -148,6 +150,7 @@ class IFNeuron(Stateful):
         self.backend = check_backend(backend)
         self.snm = bool(snm)
         self.record = False
+        self.surrogate: float | None = None  # sharpness of the surrogate gradient when trained (spikeyolo tune)
         self.register_memory("v", None)  # membrane (set from the first input: v0 = initial_membrane·θ)
         self.register_memory("emitted", None)  # net spikes so far (snm only)
         self.register_memory("spikes_per_step", [])  # when ``record``
@@ -187,7 +190,9 @@ class IFNeuron(Stateful):
         theta = self.threshold.to(x_seq.dtype)
         if self.snm and self.emitted is None:
             self.emitted = torch.zeros_like(self.v)
-        if self.kind == "signed-snm":
+        if self.surrogate is not None and torch.is_grad_enabled():
+            out = self._differentiable(x_seq, theta)
+        elif self.kind == "signed-snm":
             out, self.v, self.emitted = signed_memory_multistep(x_seq, self.v, self.emitted, theta, self.negative_slope,
                                                                 self.initial_membrane, self.backend, self.max_spikes)
         elif self.snm:
@@ -199,6 +204,21 @@ class IFNeuron(Stateful):
         if self.record:
             self.spikes_per_step.append(self._spike_counts(out, theta))
         return out.flatten(0, 1)
+
+    def _differentiable(self, x_seq: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """The same spikes with surrogate gradients (``engine.surrogate``): for training, never in place."""
+        if self.kind == "ibt":
+            raise ValueError("surrogate gradients are defined for IF, SNM and signed neurons with memory, not IBT")
+        if self.kind == "signed-snm":
+            out, self.v, self.emitted = signed_memory_multistep_surrogate(
+                x_seq, self.v, self.emitted, theta, self.negative_slope, self.initial_membrane, self.max_spikes,
+                self.surrogate)
+        elif self.snm:
+            out, self.v, self.emitted = snm_multistep_surrogate(x_seq, self.v, self.emitted, theta, self.max_spikes,
+                                                                self.surrogate)
+        else:
+            out, self.v = if_multistep_surrogate(x_seq, self.v, theta, self.max_spikes, self.surrogate)
+        return out
 
     def _spike_counts(self, out: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         """Spikes emitted per step (a burst of n counts n)."""
@@ -233,6 +253,10 @@ class CumulativeMaxPool(Stateful):
             cumulative.add_(self.total)
         pooled = self.pool(cumulative.flatten(0, 1))
         pooled = pooled.view(self.timesteps, -1, *pooled.shape[1:])
+        if torch.is_grad_enabled() and pooled.requires_grad:  # training (spikeyolo tune): the same, out of place
+            previous = pooled[:1] * 0 if self.last_max is None else self.last_max.unsqueeze(0)
+            self.total, self.last_max = cumulative[-1], pooled[-1]
+            return (pooled - torch.cat([previous, pooled[:-1]])).flatten(0, 1)
         out = torch.empty_like(pooled)
         torch.sub(pooled[1:], pooled[:-1], out=out[1:])
         if self.last_max is None:

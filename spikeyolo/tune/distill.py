@@ -1,0 +1,88 @@
+"""Hybrid fine-tuning of a converted detector at its target T (Rathi et al., ICLR 2020), taught by its own ANN.
+
+The converted SNN runs T steps with surrogate gradients (``engine.surrogate``; BPTT through the membranes); its
+head's running output after T steps is pulled towards the ANN's on the same images (knowledge distillation, no
+labels needed): class scores by binary cross-entropy against the ANN's probabilities, box-side distributions by
+KL divergence weighted by the ANN's confidence at each anchor (background anchors barely matter to detection).
+Every convolution's weights and biases are trained; thresholds, initial membranes and the graph stay as converted.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spikeyolo.engine.runner import SpikingDetector
+from spikeyolo.ultra import box_bins, learnable_parameters, raw_head_outputs
+
+
+def distillation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], bins: int) -> torch.Tensor:
+    """Class BCE against the teacher's probabilities + confidence-weighted KL of the box-side distributions."""
+    classes = F.binary_cross_entropy_with_logits(student["scores"], teacher["scores"].sigmoid())
+    weight = teacher["scores"].sigmoid().amax(1)  # [B, A]: how much each anchor is an object to the teacher
+    batch, _, anchors = student["boxes"].shape
+    log_student = student["boxes"].view(batch, 4, bins, anchors).log_softmax(2)
+    log_teacher = teacher["boxes"].view(batch, 4, bins, anchors).log_softmax(2)
+    kl = (log_teacher.exp() * (log_teacher - log_student)).sum(2).mean(1)  # [B, A]
+    return classes + (kl * weight).sum() / weight.sum().clamp_min(1e-6)
+
+
+def spiking_head(snn: SpikingDetector, images: torch.Tensor, timesteps: int) -> dict[str, torch.Tensor]:
+    """The head's raw outputs after ``timesteps`` steps, differentiable (one chunk of all T)."""
+    snn.reset()
+    snn.clock.begin(timesteps, images.shape[0])
+    raw = raw_head_outputs(snn.net(images))
+    return {key: value.view(timesteps, images.shape[0], *value.shape[1:])[-1] for key, value in raw.items()}
+
+
+class Distiller:
+    """One optimizer step at a time: the SNN (student) at T against the ANN (teacher)."""
+
+    def __init__(self, snn: SpikingDetector, ann: nn.Module, timesteps: int, lr: float, total_steps: int,
+                 sharpness: float = 4.0):
+        self.snn, self.ann, self.timesteps = snn, ann.eval(), timesteps
+        self.bins = box_bins(ann)
+        self.parameters = learnable_parameters(snn.net)
+        self.optimizer = torch.optim.Adam(self.parameters, lr=lr)
+        self.lr, self.total_steps, self.steps_done = lr, max(total_steps, 1), 0
+        self.sharpness = sharpness
+
+    def train_mode(self, on: bool) -> None:
+        """Surrogate gradients on (training) or off (the engine's fast in-place path again)."""
+        for _, neuron in self.snn.neurons():
+            neuron.surrogate = self.sharpness if on else None
+        for parameter in self.parameters:
+            parameter.requires_grad_(on)
+
+    def step(self, images: torch.Tensor) -> float:
+        with torch.no_grad():
+            teacher = raw_head_outputs(self.ann(images))
+        loss = distillation_loss(spiking_head(self.snn, images, self.timesteps), teacher, self.bins)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for group in self.optimizer.param_groups:  # cosine decay to 0 over the run (resumable: a step count)
+            group["lr"] = 0.5 * self.lr * (1 + math.cos(math.pi * min(self.steps_done / self.total_steps, 1.0)))
+        self.optimizer.step()
+        self.steps_done += 1
+        self.snn.reset()  # no graph kept alive in the neurons' state
+        return float(loss)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """Optimizer moments and counters as named tensors (for a resume file)."""
+        out = {"steps_done": torch.tensor(self.steps_done)}
+        for index, state in self.optimizer.state_dict()["state"].items():
+            out.update({f"adam.{index}.{key}": torch.as_tensor(value) for key, value in state.items()})
+        return out
+
+    def load_state(self, saved: dict[str, torch.Tensor]) -> None:
+        state = {}
+        for key, value in saved.items():
+            if key.startswith("adam."):
+                _, index, name = key.split(".", 2)
+                state.setdefault(int(index), {})[name] = value
+        full = self.optimizer.state_dict()
+        full["state"] = state
+        self.optimizer.load_state_dict(full)
+        self.steps_done = int(saved["steps_done"])

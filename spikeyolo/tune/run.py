@@ -1,0 +1,180 @@
+"""`spikeyolo tune` as a Python API: a converted detector tuned for ±1 spikes at a target T, resumable.
+
+Two stages, each optional: bias correction (``tune.calibrate``, training-free, a few hundred images) and hybrid
+fine-tuning with surrogate gradients taught by the ANN (``tune.distill``, unlabeled images of the train split).
+Progress is written to ``<out>.resume.safetensors`` (the network, the optimizer and where it stopped) after
+every few calibrated layers and every epoch; a run with the same settings continues from there, and the file is
+removed once the tuned artifact is written. The artifact's metadata says how it was tuned (``tuning``).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from spikeyolo.checkpoint import read_metadata, read_tensors, write_safetensors
+from spikeyolo.convert.artifact import save_snn
+from spikeyolo.convert.load import load_model, read_weights
+from spikeyolo.data.images import image_batches, split_images
+from spikeyolo.device import torch_device
+from spikeyolo.tune.calibrate import calibration_targets, correct_biases
+from spikeyolo.tune.distill import Distiller
+
+RESUME_FORMAT = "spikeyolo-tune-resume/1"
+SAVE_EVERY_LAYERS = 8
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """Everything that decides the result: a resume file is only continued with equal settings."""
+    weights: str
+    data: str
+    timesteps: int
+    burst: int = 1
+    snm: bool = False
+    calibrate: bool = True
+    calib_images: int = 128
+    epochs: int = 2
+    lr: float = 1e-4
+    batch: int = 8
+    images: int | None = None  # training images (default: the whole train split)
+    imgsz: int | None = None
+    sharpness: float = 4.0
+    seed: int = 0
+    train_split: str | None = None  # the dataset's own split name (default: the layout's standard)
+
+
+@dataclass
+class Progress:
+    calibrated_layers: int = 0
+    calibration_done: bool = False
+    epochs_done: int = 0
+    losses: list | None = None
+    seconds: float = 0.0
+
+
+def resume_path(out: Path) -> Path:
+    return out.with_name(out.name + ".resume.safetensors")
+
+
+def _save_progress(path: Path, snn, distiller, settings: TuneSettings, progress: Progress) -> None:
+    state = {f"net.{k}": v for k, v in snn.net.state_dict().items()}
+    if distiller is not None:
+        state.update({f"optim.{k}": v for k, v in distiller.state().items()})
+    write_safetensors(state, path, {"format": RESUME_FORMAT, "settings": asdict(settings),
+                                    "progress": asdict(progress)})
+
+
+def _load_progress(path: Path, settings: TuneSettings):
+    """(Progress, tensors) of a resume file made with ``settings``; None when there is none; a ValueError naming
+    the file when it was made with other settings."""
+    if not path.is_file():
+        return None
+    meta = read_metadata(path, RESUME_FORMAT)
+    if meta.get("settings") != json.loads(json.dumps(asdict(settings))):
+        raise ValueError(f"{path} is the progress of a tune run with other settings: run with the same settings to "
+                         "continue it, or delete it to start over")
+    return Progress(**meta["progress"]), read_tensors(path)
+
+
+def _restore(snn, tensors: dict) -> dict:
+    snn.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+    return {k[6:]: v for k, v in tensors.items() if k.startswith("optim.")}
+
+
+def _batches(files: list[Path], imgsz: int, batch: int, device) -> list[torch.Tensor]:
+    return [images.to(device) for images in image_batches(files, imgsz, batch)]
+
+
+def _calibrate(snn, ann, settings, files, imgsz, progress, save) -> None:
+    """Bias correction from where it stopped, saving progress every SAVE_EVERY_LAYERS layers."""
+    batches = _batches(files[:settings.calib_images], imgsz, settings.batch, next(ann.parameters()).device)
+    layers = len(calibration_targets(snn))
+    with tqdm(total=layers, initial=progress.calibrated_layers, desc=f"tune: bias correction at T={settings.timesteps}",
+              unit="layer") as bar:
+        def done(_name):
+            progress.calibrated_layers += 1
+            bar.update(1)
+            if progress.calibrated_layers % SAVE_EVERY_LAYERS == 0:
+                save(None)
+        correct_biases(snn, ann, batches, settings.timesteps, done, start=progress.calibrated_layers)
+    progress.calibration_done = True
+    save(None)
+
+
+def _finetune(snn, ann, settings, files, imgsz, progress, optim_state, save) -> None:
+    """Distillation epochs from where it stopped (a resumed run continues its optimizer and its image order)."""
+    steps_per_epoch = -(-len(files) // settings.batch)
+    distiller = Distiller(snn, ann, settings.timesteps, settings.lr, steps_per_epoch * settings.epochs,
+                          settings.sharpness)
+    if optim_state:
+        distiller.load_state(optim_state)
+    distiller.train_mode(True)
+    try:
+        for epoch in range(progress.epochs_done, settings.epochs):
+            order = torch.randperm(len(files), generator=torch.Generator().manual_seed(settings.seed + epoch))
+            losses = []
+            with tqdm(total=steps_per_epoch, desc=f"tune: epoch {epoch + 1}/{settings.epochs}", unit="batch") as bar:
+                for images in image_batches([files[i] for i in order], imgsz, settings.batch):
+                    images = images.to(next(ann.parameters()).device)
+                    if torch.rand((), generator=torch.Generator().manual_seed(settings.seed + distiller.steps_done)) < .5:
+                        images = images.flip(-1)  # label-free augmentation: the teacher sees the same flip
+                    losses.append(distiller.step(images))
+                    bar.set_postfix(loss=f"{sum(losses) / len(losses):.4f}")
+                    bar.update(1)
+            progress.epochs_done = epoch + 1
+            progress.losses = (progress.losses or []) + [round(sum(losses) / len(losses), 5)]
+            distiller.train_mode(False)
+            save(distiller)
+            distiller.train_mode(True)
+    finally:
+        distiller.train_mode(False)
+
+
+def tune(settings: TuneSettings, out: str | Path, device: str | torch.device = "cpu"):
+    """Tune ``settings.weights`` (a QCFS detector checkpoint) for its SNN at ``settings.timesteps``; write the SNN
+    artifact to ``out``. Returns (the tuning record stored in its metadata, the tuned SpikingDetector)."""
+    out, device = Path(out), torch_device(device)
+    torch.manual_seed(settings.seed)
+    weights = read_weights(settings.weights)
+    if weights.is_snn:
+        raise ValueError(f"{settings.weights} is a converted SNN: tune the detector checkpoint it came from (the "
+                         "ANN teaches the SNN)")
+    loaded = load_model(weights, device, mode="qcfs" if weights.levels else None, burst=settings.burst,
+                        snm=settings.snm, imgsz=settings.imgsz)
+    snn, ann, imgsz = loaded.snn, loaded.ann.float().eval(), loaded.settings["imgsz"]
+    snn.use_channels_last(False)
+    from spikeyolo.data import prepare_dataset
+
+    files = split_images(prepare_dataset(settings.data, train_split=settings.train_split), "train")[:settings.images]
+    resume = resume_path(out)
+    found = _load_progress(resume, settings)
+    progress, optim_state = (found[0], _restore(snn, found[1])) if found else (Progress(), {})
+    if found:
+        print(f"tune: continuing {resume} ({progress.calibrated_layers} layers calibrated, "
+              f"{progress.epochs_done} of {settings.epochs} epochs done)")
+    started = time.time() - progress.seconds
+
+    def save(distiller):
+        progress.seconds = time.time() - started
+        _save_progress(resume, snn, distiller, settings, progress)
+
+    if settings.calibrate and not progress.calibration_done:
+        _calibrate(snn, ann, settings, files, imgsz, progress, save)
+    if settings.epochs > progress.epochs_done:
+        _finetune(snn, ann, settings, files, imgsz, progress, optim_state, save)
+    record = {**asdict(settings), "method": "bias correction (Li et al. 2021)" * settings.calibrate +
+              " + " * (settings.calibrate and settings.epochs > 0) +
+              "hybrid fine-tuning, distilled from the ANN (Rathi et al. 2020)" * (settings.epochs > 0),
+              "train_images": len(files), "losses": progress.losses, "seconds": round(time.time() - started, 1)}
+    snn.use_channels_last(True)
+    source = {"weights": str(settings.weights), "imgsz": imgsz, "levels": weights.levels,
+              "metrics": weights.meta.get("metrics"), **({"events": weights.meta["events"]} if
+                                                          weights.meta.get("events") else {})}
+    save_snn(snn, out, source, tuning=record)
+    resume.unlink(missing_ok=True)
+    return record, snn

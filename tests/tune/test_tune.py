@@ -1,0 +1,179 @@
+"""spikeyolo tune on a tiny converted yolov8n: calibration lowers the ANN–SNN error, gradients reach every layer, the
+tuned artifact reloads and runs identically, an interrupted run continues to the same result."""
+import pytest
+import torch
+
+from spikeyolo.checkpoint import CheckpointError, read_metadata
+from spikeyolo.cli import main
+from spikeyolo.convert import convert
+from spikeyolo.convert.artifact import load_snn
+from spikeyolo.quantize.checkpoint import save_detector
+from spikeyolo.tune import distill
+from spikeyolo.tune.calibrate import calibration_targets, correct_biases
+from spikeyolo.tune.distill import Distiller, spiking_head
+from spikeyolo.tune.run import TuneSettings, resume_path, tune
+from spikeyolo.ultra import raw_head_outputs
+from tests.convert.test_convert import live_model
+
+pytestmark = pytest.mark.numerics
+
+
+@pytest.fixture(scope="module")
+def qcfs_model():
+    return live_model("yolov8n-relu", 4)
+
+
+@pytest.fixture(scope="module")
+def qcfs_weights(qcfs_model, tmp_path_factory):
+    return save_detector(qcfs_model, tmp_path_factory.mktemp("w") / "m.safetensors", imgsz=64)
+
+
+def _images(n, seed):
+    return torch.rand(n, 3, 64, 64, generator=torch.Generator().manual_seed(seed))
+
+
+def _head_error(snn, ann, images, timesteps, squared=True):
+    """Mean squared error between the ANN's raw head outputs and the SNN's after T steps, or (``squared`` False) the
+    mean absolute error of their means per output channel (what bias correction corrects)."""
+    with torch.no_grad():
+        teacher = raw_head_outputs(ann(images))
+        student = spiking_head(snn, images, timesteps)
+    if squared:
+        return sum(float(((student[k] - teacher[k]) ** 2).mean()) for k in teacher)
+    return sum(float((student[k] - teacher[k]).mean((0, 2)).abs().mean()) for k in teacher)
+
+
+def test_bias_correction_lowers_the_ann_snn_error_at_t2(qcfs_model):
+    snn = convert(qcfs_model, "qcfs", burst=1)
+    calibration, held_out = [_images(4, 1), _images(4, 2)], _images(4, 3)
+    before = _head_error(snn, qcfs_model, held_out, 2), _head_error(snn, qcfs_model, torch.cat(calibration), 2, False)
+    errors = correct_biases(snn, qcfs_model, calibration, 2)
+    assert list(errors) == calibration_targets(snn)  # every neuron and accumulator, in the order they run
+    after = _head_error(snn, qcfs_model, held_out, 2), _head_error(snn, qcfs_model, torch.cat(calibration), 2, False)
+    assert after[0] < 0.95 * before[0], (before, after)  # held-out images: the squared error drops (1.44 → 1.28)
+    assert after[1] < 0.1 * before[1], (before, after)  # calibration images: the channels' mean errors vanish
+
+
+def test_gradients_reach_every_convolution(qcfs_model):
+    snn = convert(qcfs_model, "qcfs", burst=1)
+    distiller = Distiller(snn, qcfs_model, 2, 1e-3, 10)
+    distiller.train_mode(True)
+    loss = distill.distillation_loss(spiking_head(snn, _images(2, 4), 2), raw_head_outputs(qcfs_model(_images(2, 4))),
+                                     16)
+    loss.backward()
+    convs = [(name, m) for name, m in snn.net.named_modules() if isinstance(m, torch.nn.Conv2d) and ".dfl." not in name]
+    dead = [name for name, m in convs if m.weight.grad is None or not m.weight.grad.abs().sum() > 0]
+    assert not dead, dead
+    distiller.train_mode(False)
+    assert all(neuron.surrogate is None for _, neuron in snn.neurons())
+    assert not any(p.requires_grad for p in snn.net.parameters())
+    assert len(distiller.parameters) == len(list(snn.net.parameters())) - 1  # all but the DFL's fixed bins
+
+
+def test_distillation_lowers_its_loss(qcfs_model):
+    torch.manual_seed(0)
+    snn = convert(qcfs_model, "qcfs", burst=1)
+    distiller = Distiller(snn, qcfs_model, 2, 3e-3, 30)
+    distiller.train_mode(True)
+    images = _images(2, 5)
+    losses = [distiller.step(images) for _ in range(10)]
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def _settings(weights, data, **changes):
+    base = dict(weights=str(weights), data=str(data), timesteps=2, epochs=2, lr=1e-3, batch=4, images=8,
+                calib_images=4, imgsz=64)
+    return TuneSettings(**{**base, **changes})
+
+
+def test_tuned_artifact_reloads_and_runs_identically(qcfs_weights, voc_dataset, tmp_path):
+    out = tmp_path / "tuned.safetensors"
+    record, snn = tune(_settings(qcfs_weights, voc_dataset, epochs=1), out)
+    images = _images(2, 6)
+    loaded = load_snn(out)
+    assert torch.equal(loaded(images, 3), snn(images, 3))
+    meta = read_metadata(out, ("spikeyolo-snn/3",))
+    assert meta["tuning"]["timesteps"] == 2 and meta["tuning"]["epochs"] == 1 and meta["tuning"] == record
+    assert meta["burst"] == 1 and not resume_path(out).exists()
+
+
+def test_an_interrupted_run_continues_to_the_same_result(qcfs_weights, voc_dataset, tmp_path, monkeypatch):
+    settings = _settings(qcfs_weights, voc_dataset, calibrate=False)  # calibration's resume: the CLI test
+    _, whole = tune(settings, tmp_path / "whole.safetensors")
+    out = tmp_path / "cut.safetensors"
+    real_step, calls = Distiller.step, []
+
+    def cut(self, images):  # Ctrl-C in the second epoch (2 steps per epoch)
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_step(self, images)
+
+    monkeypatch.setattr(Distiller, "step", cut)
+    with pytest.raises(KeyboardInterrupt):
+        tune(settings, out)
+    assert resume_path(out).is_file() and not out.exists()
+    monkeypatch.setattr(Distiller, "step", real_step)
+    with pytest.raises(ValueError, match="other settings"):
+        tune(_settings(qcfs_weights, voc_dataset, lr=2e-3, calibrate=False), out)
+    steps = []
+    monkeypatch.setattr(Distiller, "step", lambda self, images: steps.append(1) or real_step(self, images))
+    record, resumed = tune(settings, out)
+    assert len(steps) == 2  # the second epoch only
+    assert len(record["losses"]) == 2
+    for (name, a), b in zip(whole.net.state_dict().items(), resumed.net.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_tune_command_and_its_one_line_errors(qcfs_weights, voc_dataset, tmp_path, capsys):
+    out = tmp_path / "t.safetensors"
+    args = ["tune", str(qcfs_weights), "--data", str(voc_dataset), "--timesteps", "2", "--epochs", "0",
+            "--calib-images", "2", "--imgsz", "64", "--out", str(out)]
+    assert main(args) == 0 and out.is_file()
+    assert "bias correction" in capsys.readouterr().out
+    assert main(["tune", str(out), "--data", str(voc_dataset), "--out", str(tmp_path / "u.safetensors")]) == 2
+    assert "converted SNN" in capsys.readouterr().err
+    assert main(args[:-1] + [str(tmp_path / "v.safetensors"), "--lr", "-1"]) == 2
+    assert "--lr" in capsys.readouterr().err
+
+
+def test_tuning_metadata_is_checked(qcfs_weights, tmp_path):
+    from spikeyolo.checkpoint import read_tensors, write_safetensors
+
+    out = tmp_path / "t.safetensors"
+    snn = convert(live_model("yolov8n-relu", 4), "qcfs", burst=1)
+    from spikeyolo.convert.artifact import save_snn
+
+    save_snn(snn, out, {"imgsz": 64}, tuning={"timesteps": 2})
+    meta = read_metadata(out, ("spikeyolo-snn/3",))
+    for bad in ("not a mapping", {"timesteps": 10**9}):
+        write_safetensors(read_tensors(out), tmp_path / "bad.safetensors", {**meta, "tuning": bad})
+        with pytest.raises(CheckpointError, match="tuning"):
+            load_snn(tmp_path / "bad.safetensors")
+
+
+def test_an_interrupted_calibration_continues_to_the_same_biases(qcfs_weights, voc_dataset, tmp_path, monkeypatch):
+    from spikeyolo.tune import calibrate, run
+
+    settings = _settings(qcfs_weights, voc_dataset, epochs=0, calib_images=2)
+    _, whole = tune(settings, tmp_path / "whole.safetensors")
+    monkeypatch.setattr(run, "SAVE_EVERY_LAYERS", 4)
+    real, calls = calibrate.snn_channel_means, []
+
+    def cut(*args):
+        calls.append(1)
+        if len(calls) == 11:  # saved after layers 4 and 8; layers 9 and 10 are done again
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(calibrate, "snn_channel_means", cut)
+    out = tmp_path / "cut.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        tune(settings, out)
+    counted = []
+    monkeypatch.setattr(calibrate, "snn_channel_means", lambda *args: counted.append(1) or real(*args))
+    _, resumed = tune(settings, out)
+    layers = len(calibrate.calibration_targets(whole))
+    assert len(counted) == layers - 8  # only the layers not yet saved
+    for (name, a), b in zip(whole.net.state_dict().items(), resumed.net.state_dict().values()):
+        assert torch.equal(a, b), name
