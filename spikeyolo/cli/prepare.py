@@ -156,6 +156,8 @@ def add_tune(sub) -> None:
     p.add_argument("--calib-images", type=int, default=128, help="images for bias correction")
     p.add_argument("--no-calibrate", action="store_true", help="skip bias correction")
     p.add_argument("--sharpness", type=float, default=4.0, help="surrogate gradient sharpness a (sigmoid)")
+    p.add_argument("--feature-weight", type=float, default=0.0, help="weight of the layer-by-layer loss (each "
+                   "spiking layer's rate against its ANN activation) beside the head's")
     p.add_argument("--imgsz", type=int, help="image size (default: the checkpoint's)")
     p.add_argument("--seed", type=int, default=0)
     add_device(p)
@@ -168,7 +170,7 @@ def run_tune(args) -> None:
     out = Path(args.out) if args.out else default_out
     settings = TuneSettings(str(args.weights), str(args.data), args.timesteps, args.burst, args.snm,
                             not args.no_calibrate, args.calib_images, args.epochs, args.lr, args.batch, args.images,
-                            args.imgsz, args.sharpness, args.seed, args.train_split)
+                            args.imgsz, args.sharpness, args.feature_weight, args.seed, args.train_split)
     record, _ = tune(settings, out, args.device)
     losses = ", ".join(f"{loss:.4f}" for loss in record["losses"] or []) or "none"
     print(f"snn: {out}  (tuned for T = {args.timesteps}: {record['method']}; distillation loss per epoch: {losses}; "

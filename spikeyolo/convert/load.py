@@ -107,8 +107,10 @@ def _source_beside(weights: WeightsFile) -> Path | None:
 
 def _settings(snn, imgsz: int, levels: int | None) -> dict:
     meta = snn.meta
+    tuning = meta.get("tuning") or {}
     return {"mode": meta["mode"], "burst": meta["burst"], "snm": meta["snm"], "imgsz": imgsz, "levels": levels,
-            "neurons": describe_neurons(snn)}
+            "neurons": describe_neurons(snn), **({"tuned_for_timesteps": tuning.get("timesteps"),
+                                                  "tuning": tuning.get("method")} if tuning else {})}
 
 
 NEURON_NAMES = {"if": "IF", "ibt": "IBT (signed)", "snm": "signed neurons with memory",

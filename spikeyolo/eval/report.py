@@ -85,7 +85,9 @@ def table(report: dict) -> str:
     neurons = report.get("neurons", "?")  # convert.load.describe_neurons
     precision = report.get("precision", "fp32")
     convs = f", {precision} convolutions" if precision != "fp32" else ""
-    lines = [f"SNN: {report.get('mode', '?')} conversion, {neurons}{convs}",
+    tuned = f"; tuned for T = {report['tuned_for_timesteps']} ({report.get('tuning')})" \
+        if report.get("tuned_for_timesteps") else ""
+    lines = [f"SNN: {report.get('mode', '?')} conversion, {neurons}{convs}{tuned}",
              f"{'model':>10} {'T':>4} {'mAP50':>7} {'mAP50-95':>8} {'ops/img':>16} {'rate':>6} {'compute mJ':>10}"
              f" {'Lemaire mJ':>10} {'dataset metric':>15}"]
     cost = report.get("cost", {})

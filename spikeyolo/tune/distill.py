@@ -37,12 +37,44 @@ def spiking_head(snn: SpikingDetector, images: torch.Tensor, timesteps: int) -> 
     return {key: value.view(timesteps, images.shape[0], *value.shape[1:])[-1] for key, value in raw.items()}
 
 
+class LayerOutputs:
+    """``with LayerOutputs(net, names, steps) as taps:`` a forward pass keeps each named module's output in
+    ``taps.outputs`` (with ``steps``: a spiking layer's [T·N, ...] output as its rate, the mean over T)."""
+
+    def __init__(self, net: nn.Module, names: list[str], steps: int | None = None):
+        self.net, self.names, self.steps, self.outputs, self.hooks = net, names, steps, {}, []
+
+    def _keep(self, name):
+        def hook(_module, _inputs, output):
+            self.outputs[name] = output if self.steps is None else output.view(self.steps, -1, *output.shape[1:]).mean(0)
+        return hook
+
+    def __enter__(self):
+        self.hooks = [self.net.get_submodule(name).register_forward_hook(self._keep(name)) for name in self.names]
+        return self
+
+    def __exit__(self, *exc):
+        for hook in self.hooks:
+            hook.remove()
+
+
+def feature_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean over layers of the squared error between the SNN's rates and the ANN's activations, each relative to the
+    ANN activation's mean square (so that every layer counts alike, whatever its scale)."""
+    terms = [((student[name] - teacher[name]) ** 2).mean() / (teacher[name] ** 2).mean().clamp_min(1e-6)
+             for name in teacher]
+    return torch.stack(terms).mean()
+
+
 class Distiller:
-    """One optimizer step at a time: the SNN (student) at T against the ANN (teacher)."""
+    """One optimizer step at a time: the SNN (student) at T against the ANN (teacher): the head's outputs, and with
+    ``feature_weight`` > 0 every spiking layer's rate against its ANN activation too."""
 
     def __init__(self, snn: SpikingDetector, ann: nn.Module, timesteps: int, lr: float, total_steps: int,
-                 sharpness: float = 4.0):
+                 sharpness: float = 4.0, feature_weight: float = 0.0):
         self.snn, self.ann, self.timesteps = snn, ann.eval(), timesteps
+        self.feature_weight = feature_weight
+        self.layers = [name for name, _ in snn.neurons()]
         self.bins = box_bins(ann)
         self.parameters = learnable_parameters(snn.net)
         self.optimizer = torch.optim.Adam(self.parameters, lr=lr)
@@ -57,9 +89,13 @@ class Distiller:
             parameter.requires_grad_(on)
 
     def step(self, images: torch.Tensor) -> float:
-        with torch.no_grad():
+        layers = self.layers if self.feature_weight > 0 else []
+        with torch.no_grad(), LayerOutputs(self.ann, layers) as ann_layers:
             teacher = raw_head_outputs(self.ann(images))
-        loss = distillation_loss(spiking_head(self.snn, images, self.timesteps), teacher, self.bins)
+        with LayerOutputs(self.snn.net, layers, self.timesteps) as snn_layers:
+            loss = distillation_loss(spiking_head(self.snn, images, self.timesteps), teacher, self.bins)
+        if layers:
+            loss = loss + self.feature_weight * feature_loss(snn_layers.outputs, ann_layers.outputs)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         for group in self.optimizer.param_groups:  # cosine decay to 0 over the run (resumable: a step count)
@@ -67,7 +103,7 @@ class Distiller:
         self.optimizer.step()
         self.steps_done += 1
         self.snn.reset()  # no graph kept alive in the neurons' state
-        return float(loss)
+        return float(loss.detach())
 
     def state(self) -> dict[str, torch.Tensor]:
         """Optimizer moments and counters as named tensors (for a resume file)."""

@@ -44,6 +44,7 @@ class TuneSettings:
     images: int | None = None  # training images (default: the whole train split)
     imgsz: int | None = None
     sharpness: float = 4.0
+    feature_weight: float = 0.0
     seed: int = 0
     train_split: str | None = None  # the dataset's own split name (default: the layout's standard)
 
@@ -110,7 +111,7 @@ def _finetune(snn, ann, settings, files, imgsz, progress, optim_state, save) -> 
     """Distillation epochs from where it stopped (a resumed run continues its optimizer and its image order)."""
     steps_per_epoch = -(-len(files) // settings.batch)
     distiller = Distiller(snn, ann, settings.timesteps, settings.lr, steps_per_epoch * settings.epochs,
-                          settings.sharpness)
+                          settings.sharpness, settings.feature_weight)
     if optim_state:
         distiller.load_state(optim_state)
     distiller.train_mode(True)

@@ -177,3 +177,20 @@ def test_an_interrupted_calibration_continues_to_the_same_biases(qcfs_weights, v
     assert len(counted) == layers - 8  # only the layers not yet saved
     for (name, a), b in zip(whole.net.state_dict().items(), resumed.net.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_layer_taps_compare_each_spiking_layer_with_its_ann_activation(qcfs_model):
+    """Bursts of L at T = 1 are the QCFS network layer by layer (feature loss ≈ 0, a few flipped levels at most);
+    binary spikes at T = 2 are far from it: the taps pair each layer's rate with its own ANN activation."""
+    images = _images(2, 7)
+    names = [name for name, _ in convert(qcfs_model, "qcfs", burst=1).neurons()]
+    with torch.no_grad(), distill.LayerOutputs(qcfs_model, names) as ann_layers:
+        qcfs_model(images)
+    losses = {}
+    for burst, steps in ((4, 1), (1, 2)):
+        snn = convert(qcfs_model, "qcfs", burst=burst)
+        with torch.no_grad(), distill.LayerOutputs(snn.net, names, steps) as snn_layers:
+            spiking_head(snn, images, steps)
+        assert set(snn_layers.outputs) == set(names)
+        losses[burst] = float(distill.feature_loss(snn_layers.outputs, ann_layers.outputs))
+    assert losses[4] < 1e-3 and losses[1] > 0.05, losses
