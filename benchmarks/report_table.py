@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument("--ann-from", help="report.json whose ANN row to use")
     parser.add_argument("--versus", nargs=2, metavar=("CHANNEL", "LAYER"), help="channel vs layer report.json")
     parser.add_argument("--ann-map50", type=float, help="the ANN's mAP50 for --versus percentages")
+    parser.add_argument("--timesteps", help="only these T (e.g. 1,2,4,8)")
+    parser.add_argument("--no-baselines", action="store_true", help="only the SNN rows")
     args = parser.parse_args()
     if args.versus:
         channel, layer = (json.loads(Path(p).read_text()) for p in args.versus)
@@ -66,7 +68,12 @@ def main() -> None:
     labelled = []
     for item in args.reports:
         label, _, path = item.partition("=")
-        labelled.append((label, json.loads(Path(path).read_text())))
+        report = json.loads(Path(path).read_text())
+        if args.timesteps:
+            report["snn"] = {t: e for t, e in report["snn"].items() if t in args.timesteps.split(",")}
+        if args.no_baselines:
+            report.pop("cost", None)
+        labelled.append((label, report))
     source = [json.loads(Path(args.ann_from).read_text())] if args.ann_from else [r for _, r in labelled]
     ann = next((r["ann"] for r in source if r.get("ann")), None)
     print("\n".join(rows(labelled, ann)))

@@ -149,11 +149,12 @@ def add_tune(sub) -> None:
     p.add_argument("--timesteps", type=int, default=4, help="the T to tune for (default 4)")
     p.add_argument("--burst", type=int, default=1, help="spikes per neuron and step (default 1: ±1 spikes)")
     p.add_argument("--snm", action="store_true", help=SNM_HELP)
-    p.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs over the train split (0: calibration only)")
-    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate, cosine-decayed to 0")
+    p.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs over the train split (0: calibration "
+                   "only; README: 6 on BCCD's 292 images, 25 min on 2 CPU cores at 320 px)")
+    p.add_argument("--lr", type=float, default=6e-4, help="Adam learning rate, cosine-decayed to 0")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--images", type=int, help="train images used (default: all of the split)")
-    p.add_argument("--calib-images", type=int, default=128, help="images for bias correction")
+    p.add_argument("--calib-images", type=int, default=64, help="images for bias correction")
     p.add_argument("--no-calibrate", action="store_true", help="skip bias correction")
     p.add_argument("--sharpness", type=float, default=4.0, help="surrogate gradient sharpness a (sigmoid)")
     p.add_argument("--feature-weight", type=float, default=0.0, help="weight of the layer-by-layer loss (each "

@@ -37,9 +37,9 @@ class TuneSettings:
     burst: int = 1
     snm: bool = False
     calibrate: bool = True
-    calib_images: int = 128
-    epochs: int = 2
-    lr: float = 1e-4
+    calib_images: int = 64
+    epochs: int = 6
+    lr: float = 6e-4
     batch: int = 8
     images: int | None = None  # training images (default: the whole train split)
     imgsz: int | None = None
