@@ -16,6 +16,13 @@ def _ops(count: float, unit: str) -> str:
     return f"{count / 1e9:.2f} G {unit}"
 
 
+def _dataset_metric(entry: dict) -> str:
+    """The dataset's own metric: VOC07 AP for VOC data, COCO mAP (pycocotools) for COCO data."""
+    if "voc" in entry:
+        return f"{entry['voc']['map07']:.3f}"
+    return f"{entry['coco']['map50_95']:.3f}" if "coco" in entry else "–"
+
+
 def rows(labelled: list[tuple[str, dict]], ann: dict | None) -> list[str]:
     """One row per baseline (from the first report with a cost) and per labelled report and T. Operations:
     synaptic accumulates (a burst of n is n) + other operations; energy under both models (report.json →
@@ -25,7 +32,7 @@ def rows(labelled: list[tuple[str, dict]], ann: dict | None) -> list[str]:
     cost = next((r["cost"] for _, r in labelled if r.get("cost")), {})
     for key, base in cost.get("baselines", {}).items():
         measured = ann if ann and key != "ann_int8" else None
-        scores = (f"{measured['map50']:.3f} | {measured['map50_95']:.3f} | {measured['voc']['map07']:.3f}"
+        scores = (f"{measured['map50']:.3f} | {measured['map50_95']:.3f} | {_dataset_metric(measured)}"
                   if measured else "– (not measured) | – | –")
         lines.append(f"| {LABELS.get(key, key)} | – | {scores} | – | {_ops(base['macs'], 'MACs')} + "
                      f"{base['other_ops'] / 1e6:.0f} M | {base['energy_mj']:.2f} | {base['energy_lemaire_mj']:.1f} |")
@@ -33,7 +40,7 @@ def rows(labelled: list[tuple[str, dict]], ann: dict | None) -> list[str]:
         for t, entry in sorted(report["snn"].items(), key=lambda item: int(item[0])):
             share = f" ({100 * entry['map50'] / ann['map50']:.0f} %)" if ann else ""
             lines.append(f"| {label} | {t} | {entry['map50']:.3f}{share} | {entry['map50_95']:.3f} | "
-                         f"{entry['voc']['map07']:.3f} | {entry.get('firing_rate', 0):.3f} | "
+                         f"{_dataset_metric(entry)} | {entry.get('firing_rate', 0):.3f} | "
                          f"{_ops(entry.get('sops', 0), 'ACs')} + {entry.get('other_ops', 0) / 1e6:.0f} M | "
                          f"{entry.get('energy_mj', 0):.2f} | {entry.get('energy_lemaire_mj', 0):.1f} |")
     return lines

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from spikeyolo.checkpoint import read_metadata, read_tensors, write_safetensors
 from spikeyolo.convert.artifact import save_snn
 from spikeyolo.convert.load import load_model, read_weights
+from spikeyolo.data import prepare_dataset
 from spikeyolo.data.images import image_batches, split_images
 from spikeyolo.device import torch_device
 from spikeyolo.tune.calibrate import calibration_targets, correct_biases
@@ -58,6 +59,13 @@ class Progress:
     seconds: float = 0.0
 
 
+def describe_method(settings: TuneSettings) -> str:
+    """The stages a run applies, in words (the artifact's ``tuning.method``)."""
+    stages = (["bias correction (Li et al. 2021)"] if settings.calibrate else []) + \
+        (["hybrid fine-tuning, distilled from the ANN (Rathi et al. 2020)"] if settings.epochs > 0 else [])
+    return " + ".join(stages) or "none (converted only)"
+
+
 def resume_path(out: Path) -> Path:
     return out.with_name(out.name + ".resume.safetensors")
 
@@ -82,8 +90,11 @@ def _load_progress(path: Path, settings: TuneSettings):
     return Progress(**meta["progress"]), read_tensors(path)
 
 
-def _restore(snn, tensors: dict) -> dict:
-    snn.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+def _restore(snn, tensors: dict, path: Path) -> dict:
+    try:
+        snn.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+    except RuntimeError as err:
+        raise ValueError(f"{path} does not fit this network ({str(err)[:120]}): delete it to start over") from None
     return {k[6:]: v for k, v in tensors.items() if k.startswith("optim.")}
 
 
@@ -122,7 +133,8 @@ def _finetune(snn, ann, settings, files, imgsz, progress, optim_state, save) -> 
             with tqdm(total=steps_per_epoch, desc=f"tune: epoch {epoch + 1}/{settings.epochs}", unit="batch") as bar:
                 for images in image_batches([files[i] for i in order], imgsz, settings.batch):
                     images = images.to(next(ann.parameters()).device)
-                    if torch.rand((), generator=torch.Generator().manual_seed(settings.seed + distiller.steps_done)) < .5:
+                    coin = torch.Generator().manual_seed(settings.seed + distiller.steps_done)  # resumable
+                    if torch.rand((), generator=coin) < 0.5:
                         images = images.flip(-1)  # label-free augmentation: the teacher sees the same flip
                     losses.append(distiller.step(images))
                     bar.set_postfix(loss=f"{sum(losses) / len(losses):.4f}")
@@ -145,16 +157,17 @@ def tune(settings: TuneSettings, out: str | Path, device: str | torch.device = "
     if weights.is_snn:
         raise ValueError(f"{settings.weights} is a converted SNN: tune the detector checkpoint it came from (the "
                          "ANN teaches the SNN)")
-    loaded = load_model(weights, device, mode="qcfs" if weights.levels else None, burst=settings.burst,
+    if not weights.levels:
+        raise ValueError(f"{settings.weights} is not a QCFS checkpoint: tune converts with QCFS thresholds; train "
+                         "one with 'spikeyolo train --levels 4' (or --from your ReLU model)")
+    loaded = load_model(weights, device, mode="qcfs", burst=settings.burst,
                         snm=settings.snm, imgsz=settings.imgsz)
     snn, ann, imgsz = loaded.snn, loaded.ann.float().eval(), loaded.settings["imgsz"]
     snn.use_channels_last(False)
-    from spikeyolo.data import prepare_dataset
-
     files = split_images(prepare_dataset(settings.data, train_split=settings.train_split), "train")[:settings.images]
     resume = resume_path(out)
     found = _load_progress(resume, settings)
-    progress, optim_state = (found[0], _restore(snn, found[1])) if found else (Progress(), {})
+    progress, optim_state = (found[0], _restore(snn, found[1], resume)) if found else (Progress(), {})
     if found:
         print(f"tune: continuing {resume} ({progress.calibrated_layers} layers calibrated, "
               f"{progress.epochs_done} of {settings.epochs} epochs done)")
@@ -168,10 +181,8 @@ def tune(settings: TuneSettings, out: str | Path, device: str | torch.device = "
         _calibrate(snn, ann, settings, files, imgsz, progress, save)
     if settings.epochs > progress.epochs_done:
         _finetune(snn, ann, settings, files, imgsz, progress, optim_state, save)
-    record = {**asdict(settings), "method": "bias correction (Li et al. 2021)" * settings.calibrate +
-              " + " * (settings.calibrate and settings.epochs > 0) +
-              "hybrid fine-tuning, distilled from the ANN (Rathi et al. 2020)" * (settings.epochs > 0),
-              "train_images": len(files), "losses": progress.losses, "seconds": round(time.time() - started, 1)}
+    record = {**asdict(settings), "method": describe_method(settings), "train_images": len(files),
+              "losses": progress.losses, "seconds": round(time.time() - started, 1)}
     snn.use_channels_last(True)
     source = {"weights": str(settings.weights), "imgsz": imgsz, "levels": weights.levels,
               "metrics": weights.meta.get("metrics"), **({"events": weights.meta["events"]} if

@@ -135,6 +135,11 @@ def test_tune_command_and_its_one_line_errors(qcfs_weights, voc_dataset, tmp_pat
     assert "converted SNN" in capsys.readouterr().err
     assert main(args[:-1] + [str(tmp_path / "v.safetensors"), "--lr", "-1"]) == 2
     assert "--lr" in capsys.readouterr().err
+    plain = save_detector(live_model("yolov8n-relu"), tmp_path / "relu.safetensors", imgsz=64)
+    assert main(["tune", str(plain), "--data", str(voc_dataset), "--out", str(tmp_path / "w.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert "not a QCFS checkpoint" in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("[uvw]*.safetensors*"))  # nothing written by the refused runs
 
 
 def test_tuning_metadata_is_checked(qcfs_weights, tmp_path):
