@@ -58,26 +58,39 @@ def _channel_sums(x: torch.Tensor) -> torch.Tensor:
     return x.double().transpose(0, 1).flatten(1).sum(1)
 
 
+class LayerOutputs:
+    """``with LayerOutputs(net, names, steps) as taps:`` a forward pass keeps each named module's output in
+    ``taps.outputs`` (with ``steps``: a spiking layer's [T·N, ...] output as its rate, the mean over T)."""
+
+    def __init__(self, net: nn.Module, names: list[str], steps: int | None = None):
+        self.net, self.names, self.steps, self.outputs, self.hooks = net, names, steps, {}, []
+
+    def _keep(self, name):
+        def hook(_module, _inputs, output):
+            self.outputs[name] = output if self.steps is None else output.view(self.steps, -1, *output.shape[1:]).mean(0)
+        return hook
+
+    def __enter__(self):
+        self.hooks = [self.net.get_submodule(name).register_forward_hook(self._keep(name)) for name in self.names]
+        return self
+
+    def __exit__(self, *exc):
+        for hook in self.hooks:
+            hook.remove()
+
+
 @torch.no_grad()
 def ann_channel_means(ann: nn.Module, targets: list[str], batches: Iterable[torch.Tensor]) -> dict[str, torch.Tensor]:
     """Per target, the ANN's mean activation per channel over ``batches`` (the same module names in the ANN)."""
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
-
-    def keep(name):
-        def hook(_module, _inputs, output):
-            sums[name] = sums.get(name, 0) + _channel_sums(output)
-            counts[name] = counts.get(name, 0) + output[:, 0].numel()
-        return hook
-
-    hooks = [ann.get_submodule(name).register_forward_hook(keep(name)) for name in targets]
-    try:
-        ann.eval()
+    ann.eval()
+    with LayerOutputs(ann, targets) as taps:
         for images in batches:
             ann(images)
-    finally:
-        for h in hooks:
-            h.remove()
+            for name, output in taps.outputs.items():
+                sums[name] = sums.get(name, 0) + _channel_sums(output)
+                counts[name] = counts.get(name, 0) + output[:, 0].numel()
     return {name: (sums[name] / counts[name]).float() for name in targets}
 
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikeyolo.engine.runner import SpikingDetector
+from spikeyolo.tune.calibrate import LayerOutputs
 from spikeyolo.ultra import box_bins, learnable_parameters, raw_head_outputs
 
 
@@ -35,27 +36,6 @@ def spiking_head(snn: SpikingDetector, images: torch.Tensor, timesteps: int) -> 
     snn.clock.begin(timesteps, images.shape[0])
     raw = raw_head_outputs(snn.net(images))
     return {key: value.view(timesteps, images.shape[0], *value.shape[1:])[-1] for key, value in raw.items()}
-
-
-class LayerOutputs:
-    """``with LayerOutputs(net, names, steps) as taps:`` a forward pass keeps each named module's output in
-    ``taps.outputs`` (with ``steps``: a spiking layer's [T·N, ...] output as its rate, the mean over T)."""
-
-    def __init__(self, net: nn.Module, names: list[str], steps: int | None = None):
-        self.net, self.names, self.steps, self.outputs, self.hooks = net, names, steps, {}, []
-
-    def _keep(self, name):
-        def hook(_module, _inputs, output):
-            self.outputs[name] = output if self.steps is None else output.view(self.steps, -1, *output.shape[1:]).mean(0)
-        return hook
-
-    def __enter__(self):
-        self.hooks = [self.net.get_submodule(name).register_forward_hook(self._keep(name)) for name in self.names]
-        return self
-
-    def __exit__(self, *exc):
-        for hook in self.hooks:
-            hook.remove()
 
 
 def feature_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> torch.Tensor:

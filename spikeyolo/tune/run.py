@@ -87,7 +87,14 @@ def _load_progress(path: Path, settings: TuneSettings):
     if meta.get("settings") != json.loads(json.dumps(asdict(settings))):
         raise ValueError(f"{path} is the progress of a tune run with other settings: run with the same settings to "
                          "continue it, or delete it to start over")
-    return Progress(**meta["progress"]), read_tensors(path)
+    try:
+        progress = Progress(**meta["progress"])
+    except TypeError:
+        progress = None
+    if progress is None or not all(isinstance(getattr(progress, f), int) and getattr(progress, f) >= 0
+                                   for f in ("calibrated_layers", "epochs_done")):
+        raise ValueError(f"{path}: its progress record is damaged: delete it to start over")
+    return progress, read_tensors(path)
 
 
 def _restore(snn, tensors: dict, path: Path) -> dict:

@@ -9,7 +9,7 @@ from spikeyolo.convert import convert
 from spikeyolo.convert.artifact import load_snn
 from spikeyolo.quantize.checkpoint import save_detector
 from spikeyolo.tune import distill
-from spikeyolo.tune.calibrate import calibration_targets, correct_biases
+from spikeyolo.tune.calibrate import LayerOutputs, calibration_targets, correct_biases
 from spikeyolo.tune.distill import Distiller, spiking_head
 from spikeyolo.tune.run import TuneSettings, resume_path, tune
 from spikeyolo.ultra import raw_head_outputs
@@ -189,13 +189,28 @@ def test_layer_taps_compare_each_spiking_layer_with_its_ann_activation(qcfs_mode
     binary spikes at T = 2 are far from it: the taps pair each layer's rate with its own ANN activation."""
     images = _images(2, 7)
     names = [name for name, _ in convert(qcfs_model, "qcfs", burst=1).neurons()]
-    with torch.no_grad(), distill.LayerOutputs(qcfs_model, names) as ann_layers:
+    with torch.no_grad(), LayerOutputs(qcfs_model, names) as ann_layers:
         qcfs_model(images)
     losses = {}
     for burst, steps in ((4, 1), (1, 2)):
         snn = convert(qcfs_model, "qcfs", burst=burst)
-        with torch.no_grad(), distill.LayerOutputs(snn.net, names, steps) as snn_layers:
+        with torch.no_grad(), LayerOutputs(snn.net, names, steps) as snn_layers:
             spiking_head(snn, images, steps)
         assert set(snn_layers.outputs) == set(names)
         losses[burst] = float(distill.feature_loss(snn_layers.outputs, ann_layers.outputs))
     assert losses[4] < 1e-3 and losses[1] > 0.05, losses
+
+
+def test_a_damaged_resume_file_is_one_line(tmp_path):
+    from dataclasses import asdict
+
+    from spikeyolo.checkpoint import write_safetensors
+    from spikeyolo.tune.run import RESUME_FORMAT, _load_progress
+
+    settings = _settings("w.safetensors", "d")
+    path = tmp_path / "x.resume.safetensors"
+    for progress in ({"epochs_done": "lots"}, {"calibrated_layers": -1}, {"unknown": 1}):
+        write_safetensors({"x": torch.zeros(1)}, path, {"format": RESUME_FORMAT, "settings": asdict(settings),
+                                                        "progress": progress})
+        with pytest.raises(ValueError, match="damaged"):
+            _load_progress(path, settings)
