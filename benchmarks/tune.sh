@@ -4,7 +4,7 @@
 # the plain conversions (the same rows as benchmarks/cost_bccd.sh). README "±1 spikes at T ≤ 4".
 # Usage: bash benchmarks/tune.sh [bccd|events|oi5 ...]
 # Settings (environment): NEURONS ("binary snm"), TIMESTEPS ("4 2"), EPOCHS (6), LR (6e-4), CALIB (64 images),
-# IMAGES (train images, default all), CONVERTED (1), OUT (runs/tune)
+# IMAGES (train images, default all), CONVERTED (1), OUT (runs/tune), FLAGS (more tune options, e.g. --train-thresholds)
 set -euo pipefail
 NEURONS=${NEURONS:-"binary snm"}; TIMESTEPS=${TIMESTEPS:-"4 2"}; EPOCHS=${EPOCHS:-6}; LR=${LR:-6e-4}
 CALIB=${CALIB:-64}; CONVERTED=${CONVERTED:-1}; OUT=${OUT:-runs/tune}
@@ -25,7 +25,7 @@ for set in "${@:-bccd}"; do
     for t in $TIMESTEPS; do
       tuned="$OUT/$set/$neuron-tuned-T$t.safetensors"
       spikeyolo tune "$weights" --data "$data" --imgsz 320 --timesteps "$t" "${flags[@]}" --epochs "$EPOCHS" \
-        --lr "$LR" --calib-images "$CALIB" ${IMAGES:+--images "$IMAGES"} --out "$tuned"
+        --lr "$LR" --calib-images "$CALIB" ${IMAGES:+--images "$IMAGES"} ${FLAGS:-} --out "$tuned"
       "${val[@]}" --weights "$tuned" --name "$neuron-tuned-T$t"
     done
   done

@@ -159,6 +159,8 @@ def add_tune(sub) -> None:
     p.add_argument("--sharpness", type=float, default=4.0, help="surrogate gradient sharpness a (sigmoid)")
     p.add_argument("--feature-weight", type=float, default=0.0, help="weight of the layer-by-layer loss (each "
                    "spiking layer's rate against its ANN activation) beside the head's")
+    p.add_argument("--train-thresholds", action="store_true", help="train every layer's thresholds too, one per "
+                   "channel (DIET-SNN)")
     p.add_argument("--imgsz", type=int, help="image size (default: the checkpoint's)")
     p.add_argument("--seed", type=int, default=0)
     add_device(p)
@@ -169,9 +171,12 @@ def run_tune(args) -> None:
 
     default_out = Path(args.weights).with_name(f"{Path(args.weights).stem}-snn-tuned-T{args.timesteps}.safetensors")
     out = Path(args.out) if args.out else default_out
-    settings = TuneSettings(str(args.weights), str(args.data), args.timesteps, args.burst, args.snm,
-                            not args.no_calibrate, args.calib_images, args.epochs, args.lr, args.batch, args.images,
-                            args.imgsz, args.sharpness, args.feature_weight, args.seed, args.train_split)
+    settings = TuneSettings(
+        weights=str(args.weights), data=str(args.data), timesteps=args.timesteps, burst=args.burst, snm=args.snm,
+        calibrate=not args.no_calibrate, calib_images=args.calib_images, epochs=args.epochs, lr=args.lr,
+        batch=args.batch, images=args.images, imgsz=args.imgsz, sharpness=args.sharpness,
+        feature_weight=args.feature_weight, thresholds=args.train_thresholds, seed=args.seed,
+        train_split=args.train_split)
     record, _ = tune(settings, out, args.device)
     losses = ", ".join(f"{loss:.4f}" for loss in record["losses"] or []) or "none"
     print(f"snn: {out}  (tuned for T = {args.timesteps}: {record['method']}; distillation loss per epoch: {losses}; "

@@ -6,8 +6,9 @@ of its running input. The count's forward is the engine's, exactly (the function
 operations of ``neuron.if_step`` / ``snm_step`` / ``signed_memory_step``); its backward is the derivative of a
 smooth staircase S(u) = lo + Σ_k σ(a·(u − k)) over the steps k ∈ (lo, hi] the count can take (σ the logistic
 function, a the sharpness: SpikingJelly's ``surrogate.Sigmoid`` for one step). Gradients flow through the
-membrane over time (BPTT) and through the reset (v −= count·θ); thresholds and the state of memory neurons are
-not trained. Used by ``spikeyolo tune`` (hybrid fine-tuning of a converted network, Rathi et al. 2020).
+membrane over time (BPTT), through the reset (v −= count·θ) and to θ itself (through u = v/θ, the output count·θ
+and v0; ``spikeyolo tune --train-thresholds``); the memory of memory neurons is not trained.
+Used by ``spikeyolo tune`` (hybrid fine-tuning of a converted network, Rathi et al. 2020).
 """
 from __future__ import annotations
 

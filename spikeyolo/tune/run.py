@@ -23,7 +23,7 @@ from spikeyolo.data import prepare_dataset
 from spikeyolo.data.images import image_batches, split_images
 from spikeyolo.device import torch_device
 from spikeyolo.tune.calibrate import calibration_targets, correct_biases
-from spikeyolo.tune.distill import Distiller
+from spikeyolo.tune.distill import Distiller, per_channel_thresholds
 
 RESUME_FORMAT = "spikeyolo-tune-resume/1"
 SAVE_EVERY_LAYERS = 8
@@ -46,6 +46,7 @@ class TuneSettings:
     imgsz: int | None = None
     sharpness: float = 4.0
     feature_weight: float = 0.0
+    thresholds: bool = False  # train θ per channel too (DIET-SNN)
     seed: int = 0
     train_split: str | None = None  # the dataset's own split name (default: the layout's standard)
 
@@ -62,7 +63,9 @@ class Progress:
 def describe_method(settings: TuneSettings) -> str:
     """The stages a run applies, in words (the artifact's ``tuning.method``)."""
     stages = (["bias correction (Li et al. 2021)"] if settings.calibrate else []) + \
-        (["hybrid fine-tuning, distilled from the ANN (Rathi et al. 2020)"] if settings.epochs > 0 else [])
+        (["hybrid fine-tuning, distilled from the ANN (Rathi et al. 2020)" +
+          (", thresholds per channel trained too (DIET-SNN)" if settings.thresholds else "")]
+         if settings.epochs > 0 else [])
     return " + ".join(stages) or "none (converted only)"
 
 
@@ -129,7 +132,7 @@ def _finetune(snn, ann, settings, files, imgsz, progress, optim_state, save) -> 
     """Distillation epochs from where it stopped (a resumed run continues its optimizer and its image order)."""
     steps_per_epoch = -(-len(files) // settings.batch)
     distiller = Distiller(snn, ann, settings.timesteps, settings.lr, steps_per_epoch * settings.epochs,
-                          settings.sharpness, settings.feature_weight)
+                          settings.sharpness, settings.feature_weight, settings.thresholds)
     if optim_state:
         distiller.load_state(optim_state)
     distiller.train_mode(True)
@@ -171,6 +174,8 @@ def tune(settings: TuneSettings, out: str | Path, device: str | torch.device = "
                         snm=settings.snm, imgsz=settings.imgsz)
     snn, ann, imgsz = loaded.snn, loaded.ann.float().eval(), loaded.settings["imgsz"]
     snn.use_channels_last(False)
+    if settings.thresholds and settings.epochs > 0:
+        per_channel_thresholds(snn)  # before a resume file (saved per channel) is loaded into it
     files = split_images(prepare_dataset(settings.data, train_split=settings.train_split), "train")[:settings.images]
     resume = resume_path(out)
     found = _load_progress(resume, settings)

@@ -71,3 +71,29 @@ def test_gradient_flows_back_through_time_and_the_reset():
     assert out.flatten().tolist() == [1.0, 0.0]
     assert x.grad[0].item() == pytest.approx(slope(u1) + slope(u2) * (1 - slope(u1)), rel=1e-12)
     assert x.grad[1].item() == pytest.approx(slope(u2), rel=1e-12)
+
+
+@pytest.mark.parametrize("burst", [1, 3])
+def test_threshold_gradient_is_the_smooth_staircases(burst):
+    """∂loss/∂θ (``tune --train-thresholds``) through u = v/θ, the output count·θ, the reset and v0 = θ/2 equals that
+    of the same neuron written with a straight-through count: exact forward, the smooth staircase's derivative."""
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 2, 4, 5, 5, generator=generator, dtype=torch.float64) * burst
+    weights = torch.randn(3, 2, 4, 5, 5, generator=generator, dtype=torch.float64)
+    theta = (torch.rand(4, generator=generator, dtype=torch.float64) + 0.5).requires_grad_()
+    out, _ = if_multistep_surrogate(x, 0.5 * theta.view(1, -1, 1, 1), theta, burst)
+    (out * weights).sum().backward()
+    grad, theta_ref = theta.grad.clone(), theta.detach().clone().requires_grad_()
+    t = theta_ref.view(1, -1, 1, 1)
+    v, outputs = 0.5 * t, []
+    for step in range(3):
+        v = v + x[step]
+        u = v / t
+        exact = torch.clamp(torch.floor(u.detach()), 0, burst) if burst > 1 else (v >= t).double().detach()
+        smooth = smooth_staircase(u, 0, burst, 4.0)
+        count = exact + smooth - smooth.detach()
+        outputs.append(count * t)
+        v = v - outputs[-1]
+    (torch.stack(outputs) * weights).sum().backward()
+    assert grad.abs().sum() > 0
+    torch.testing.assert_close(grad, theta_ref.grad, rtol=1e-9, atol=1e-12)

@@ -70,6 +70,43 @@ def test_gradients_reach_every_convolution(qcfs_model):
     assert len(distiller.parameters) == len(list(snn.net.parameters())) - 1  # all but the DFL's fixed bins
 
 
+def test_trained_thresholds_start_as_the_same_network_and_learn_per_channel(qcfs_model):
+    """θ copied to one per channel is the same network (bit-equal outputs); θ then gets gradients, moves by about
+    THRESHOLD_LR·lr of itself per step, never below its floor, and the loss drops."""
+    torch.manual_seed(0)
+    snn, images = convert(qcfs_model, "qcfs", burst=1), _images(2, 5)
+    with torch.no_grad():
+        before = spiking_head(snn, images, 2)
+    distiller = Distiller(snn, qcfs_model, 2, 1e-3, 30, thresholds=True)
+    with torch.no_grad():
+        after = spiking_head(snn, images, 2)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(neuron.threshold.dim() == 1 and neuron.threshold.numel() > 1 for _, neuron in snn.neurons())
+    initial = [theta.detach().clone() for theta in distiller.thresholds]
+    distiller.train_mode(True)
+    losses = [distiller.step(images) for _ in range(8)]
+    assert losses[-1] < 0.8 * losses[0], losses
+    moved = [float(((theta - theta0).abs() / theta0).max()) for theta, theta0 in zip(distiller.thresholds, initial)]
+    assert min(moved) > 0 and max(moved) <= 8 * distill.THRESHOLD_LR * 1e-3 * 1.5, moved
+    assert all(bool((theta >= distill.MIN_THRESHOLD * theta0).all()) for theta, theta0 in zip(distiller.thresholds,
+                                                                                               initial))
+    distiller.train_mode(False)
+    assert not any(neuron.threshold.requires_grad for _, neuron in snn.neurons())
+
+
+def test_trained_thresholds_stay_above_their_floor(qcfs_model, monkeypatch):
+    monkeypatch.setattr(distill, "MIN_THRESHOLD", 0.999)  # a floor that binds at once
+    monkeypatch.setattr(distill, "THRESHOLD_LR", 1000.0)
+    snn = convert(qcfs_model, "qcfs", burst=1)
+    distiller = Distiller(snn, qcfs_model, 2, 1e-3, 30, thresholds=True)
+    initial = [theta.detach().clone() for theta in distiller.thresholds]
+    distiller.train_mode(True)
+    for _ in range(2):
+        distiller.step(_images(2, 5))
+    assert all(bool((theta >= 0.999 * theta0).all()) for theta, theta0 in zip(distiller.thresholds, initial))
+    assert any(bool((theta > theta0).any()) for theta, theta0 in zip(distiller.thresholds, initial))
+
+
 def test_distillation_lowers_its_loss(qcfs_model):
     torch.manual_seed(0)
     snn = convert(qcfs_model, "qcfs", burst=1)
@@ -86,19 +123,22 @@ def _settings(weights, data, **changes):
     return TuneSettings(**{**base, **changes})
 
 
-def test_tuned_artifact_reloads_and_runs_identically(qcfs_weights, voc_dataset, tmp_path):
+@pytest.mark.parametrize("thresholds", [False, True])
+def test_tuned_artifact_reloads_and_runs_identically(qcfs_weights, voc_dataset, tmp_path, thresholds):
     out = tmp_path / "tuned.safetensors"
-    record, snn = tune(_settings(qcfs_weights, voc_dataset, epochs=1), out)
+    record, snn = tune(_settings(qcfs_weights, voc_dataset, epochs=1, thresholds=thresholds), out)
     images = _images(2, 6)
     loaded = load_snn(out)
     assert torch.equal(loaded(images, 3), snn(images, 3))
     meta = read_metadata(out, ("spikeyolo-snn/3",))
     assert meta["tuning"]["timesteps"] == 2 and meta["tuning"]["epochs"] == 1 and meta["tuning"] == record
     assert meta["burst"] == 1 and not resume_path(out).exists()
+    assert all(spec["per_channel"] == thresholds for spec in meta["graph"]["neurons"].values())
 
 
-def test_an_interrupted_run_continues_to_the_same_result(qcfs_weights, voc_dataset, tmp_path, monkeypatch):
-    settings = _settings(qcfs_weights, voc_dataset, calibrate=False)  # calibration's resume: the CLI test
+@pytest.mark.parametrize("thresholds", [False, True])
+def test_an_interrupted_run_continues_to_the_same_result(qcfs_weights, voc_dataset, tmp_path, monkeypatch, thresholds):
+    settings = _settings(qcfs_weights, voc_dataset, calibrate=False, thresholds=thresholds)  # calibration: below
     _, whole = tune(settings, tmp_path / "whole.safetensors")
     out = tmp_path / "cut.safetensors"
     real_step, calls = Distiller.step, []
@@ -115,7 +155,7 @@ def test_an_interrupted_run_continues_to_the_same_result(qcfs_weights, voc_datas
     assert resume_path(out).is_file() and not out.exists()
     monkeypatch.setattr(Distiller, "step", real_step)
     with pytest.raises(ValueError, match="other settings"):
-        tune(_settings(qcfs_weights, voc_dataset, lr=2e-3, calibrate=False), out)
+        tune(_settings(qcfs_weights, voc_dataset, lr=2e-3, calibrate=False, thresholds=thresholds), out)
     steps = []
     monkeypatch.setattr(Distiller, "step", lambda self, images: steps.append(1) or real_step(self, images))
     record, resumed = tune(settings, out)
