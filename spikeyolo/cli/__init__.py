@@ -28,7 +28,7 @@ INTEGER_OPTIONS = (("timesteps", 1, limits.MAX_TIMESTEPS), ("batch", 1, limits.M
                    ("chunk", 1, limits.MAX_TIMESTEPS), ("burst", 1, limits.MAX_BURST),
                    ("levels", 0, limits.MAX_LEVELS), ("calib_images", 1, limits.MAX_CALIB_IMAGES),
                    ("repeats", 1, 1000), ("epochs", 0, 100_000), ("max_frames", 1, 10**9),
-                   ("images", 1, limits.MAX_CALIB_IMAGES))
+                   ("images", 1, limits.MAX_CALIB_IMAGES), ("readouts", 1, limits.MAX_TIMESTEPS))
 
 REAL_OPTIONS = (("conf", 0.0, 1.0, False), ("iou", 0.0, 1.0, False), ("percentile", 0.0, 100.0, True),
                 ("initial_membrane", -4.0, 4.0, False), ("threshold", 0.0, 1e6, True),

@@ -5,7 +5,8 @@ import logging
 from pathlib import Path
 
 from spikeyolo.quantize.qcfs import DEFAULT_THRESHOLD
-from spikeyolo.cli.common import SNM_HELP, UsageError, resolve_model, DATA_HELP, add_data_options, add_device
+from spikeyolo.cli.common import (SNM_HELP, UsageError, resolve_model, DATA_HELP, add_data_options, add_device,
+                                  int_list)
 
 
 def add_data_command(sub) -> None:
@@ -161,6 +162,11 @@ def add_tune(sub) -> None:
                    "spiking layer's rate against its ANN activation) beside the head's")
     p.add_argument("--train-thresholds", action="store_true", help="train every layer's thresholds too, one per "
                    "channel (DIET-SNN)")
+    p.add_argument("--loss", choices=("objects", "anchors"), default="objects", help="distillation loss balance: "
+                   "objects (default: per unit of the ANN's total confidence, box term x3) or anchors (the class "
+                   "term averaged over all anchors: the README's first tune results)")
+    p.add_argument("--readouts", type=int_list, help="steps after which the head is distilled, e.g. 2,4: one network "
+                   "for several T (default: --timesteps only)")
     p.add_argument("--imgsz", type=int, help="image size (default: the checkpoint's)")
     p.add_argument("--seed", type=int, default=0)
     add_device(p)
@@ -176,6 +182,7 @@ def run_tune(args) -> None:
         calibrate=not args.no_calibrate, calib_images=args.calib_images, epochs=args.epochs, lr=args.lr,
         batch=args.batch, images=args.images, imgsz=args.imgsz, sharpness=args.sharpness,
         feature_weight=args.feature_weight, thresholds=args.train_thresholds, seed=args.seed,
+        readouts=tuple(args.readouts) if args.readouts else None, loss=args.loss,
         train_split=args.train_split)
     record, _ = tune(settings, out, args.device)
     losses = ", ".join(f"{loss:.4f}" for loss in record["losses"] or []) or "none"

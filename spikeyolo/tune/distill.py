@@ -1,9 +1,11 @@
 """Hybrid fine-tuning of a converted detector at its target T (Rathi et al., ICLR 2020), taught by its own ANN.
 
 The converted SNN runs T steps with surrogate gradients (``engine.surrogate``; BPTT through the membranes); its
-head's running output after T steps is pulled towards the ANN's on the same images (knowledge distillation, no
+head's running output after T steps (with ``readouts``: after each of those steps, the losses averaged, so that one
+network reads well at several T) is pulled towards the ANN's on the same images (knowledge distillation, no
 labels needed): class scores by binary cross-entropy against the ANN's probabilities, box-side distributions by
-KL divergence weighted by the ANN's confidence at each anchor (background anchors barely matter to detection).
+KL divergence weighted by the ANN's confidence at each anchor (background anchors barely matter to detection), both
+per unit of the ANN's total confidence (``distillation_loss``).
 Every convolution's weights and biases are trained; with ``thresholds`` the spiking layers' thresholds θ too, one
 per channel (DIET-SNN, Rathi & Roy 2021: at few steps where a neuron fires matters as much as what feeds it; the
 membrane's start, v0 = initial_membrane·θ, follows θ). Adam's steps are about lr in size whatever the scale, and θ
@@ -27,15 +29,33 @@ THRESHOLD_LR = 10.0
 MIN_THRESHOLD = 0.05
 
 
-def distillation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], bins: int) -> torch.Tensor:
-    """Class BCE against the teacher's probabilities + confidence-weighted KL of the box-side distributions."""
-    classes = F.binary_cross_entropy_with_logits(student["scores"], teacher["scores"].sigmoid())
-    weight = teacher["scores"].sigmoid().amax(1)  # [B, A]: how much each anchor is an object to the teacher
+LOSSES = ("objects", "anchors")
+BOX_GAIN = 3.0  # box term : class term in the "objects" loss, ultralytics' dfl : cls gains (1.5 : 0.5)
+
+
+def distillation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], bins: int,
+                      balance: str = "objects") -> torch.Tensor:
+    """Class BCE against the teacher's probabilities + confidence-weighted KL of the box-side distributions.
+
+    ``balance`` "objects": the class term summed over anchors and classes, both terms divided by the teacher's total
+    confidence (ultralytics normalizes its detection loss by the target scores' sum the same way), the box term ×
+    BOX_GAIN. "anchors": the class term is the mean over every anchor and class. Most anchors are background,
+    so that mean makes the class term ~1/30 of the box term's excess on BCCD: the student learns boxes, hardly its
+    confidences, which mAP ranks detections by.
+    """
+    probs = teacher["scores"].sigmoid()
+    weight = probs.amax(1)  # [B, A]: how much each anchor is an object to the teacher
+    total = weight.sum().clamp_min(1e-6)
     batch, _, anchors = student["boxes"].shape
     log_student = student["boxes"].view(batch, 4, bins, anchors).log_softmax(2)
     log_teacher = teacher["boxes"].view(batch, 4, bins, anchors).log_softmax(2)
-    kl = (log_teacher.exp() * (log_teacher - log_student)).sum(2).mean(1)  # [B, A]
-    return classes + (kl * weight).sum() / weight.sum().clamp_min(1e-6)
+    boxes = (log_teacher.exp() * (log_teacher - log_student)).sum(2).mean(1)  # [B, A]: KL per anchor
+    boxes = (boxes * weight).sum() / total
+    if balance == "anchors":
+        return F.binary_cross_entropy_with_logits(student["scores"], probs) + boxes
+    if balance != "objects":
+        raise ValueError(f"unknown distillation loss balance {balance!r}: one of {', '.join(LOSSES)}")
+    return F.binary_cross_entropy_with_logits(student["scores"], probs, reduction="sum") / total + BOX_GAIN * boxes
 
 
 def per_channel_thresholds(snn: SpikingDetector) -> dict[str, torch.Tensor]:
@@ -50,12 +70,17 @@ def per_channel_thresholds(snn: SpikingDetector) -> dict[str, torch.Tensor]:
     return thresholds
 
 
-def spiking_head(snn: SpikingDetector, images: torch.Tensor, timesteps: int) -> dict[str, torch.Tensor]:
-    """The head's raw outputs after ``timesteps`` steps, differentiable (one chunk of all T)."""
+def spiking_head(snn: SpikingDetector, images: torch.Tensor, timesteps: int,
+                 readouts: tuple[int, ...] | None = None):
+    """The head's raw outputs after ``timesteps`` steps, differentiable (one chunk of all T); with ``readouts`` (steps
+    counted from 1) a list of them, as read after each of those steps."""
     snn.reset()
     snn.clock.begin(timesteps, images.shape[0])
-    raw = raw_head_outputs(snn.net(images))
-    return {key: value.view(timesteps, images.shape[0], *value.shape[1:])[-1] for key, value in raw.items()}
+    raw = {key: value.view(timesteps, images.shape[0], *value.shape[1:])
+           for key, value in raw_head_outputs(snn.net(images)).items()}
+    if readouts is None:
+        return {key: value[-1] for key, value in raw.items()}
+    return [{key: value[step - 1] for key, value in raw.items()} for step in readouts]
 
 
 def feature_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -71,8 +96,12 @@ class Distiller:
     ``feature_weight`` > 0 every spiking layer's rate against its ANN activation too."""
 
     def __init__(self, snn: SpikingDetector, ann: nn.Module, timesteps: int, lr: float, total_steps: int,
-                 sharpness: float = 4.0, feature_weight: float = 0.0, thresholds: bool = False):
-        self.snn, self.ann, self.timesteps = snn, ann.eval(), timesteps
+                 sharpness: float = 4.0, feature_weight: float = 0.0, thresholds: bool = False,
+                 readouts: tuple[int, ...] | None = None, balance: str = "objects"):
+        self.snn, self.ann, self.timesteps, self.balance = snn, ann.eval(), timesteps, balance
+        self.readouts = tuple(readouts or (timesteps,))
+        if not all(1 <= step <= timesteps for step in self.readouts):
+            raise ValueError(f"readout steps {list(self.readouts)} must lie in 1…{timesteps} (the steps run)")
         self.feature_weight = feature_weight
         self.layers = [name for name, _ in snn.neurons()]
         self.bins = box_bins(ann)
@@ -103,7 +132,8 @@ class Distiller:
         with torch.no_grad(), LayerOutputs(self.ann, layers) as ann_layers:
             teacher = raw_head_outputs(self.ann(images))
         with LayerOutputs(self.snn.net, layers, self.timesteps) as snn_layers:
-            loss = distillation_loss(spiking_head(self.snn, images, self.timesteps), teacher, self.bins)
+            heads = spiking_head(self.snn, images, self.timesteps, self.readouts)
+            loss = sum(distillation_loss(head, teacher, self.bins, self.balance) for head in heads) / len(heads)
         if layers:
             loss = loss + self.feature_weight * feature_loss(snn_layers.outputs, ann_layers.outputs)
         self.optimizer.zero_grad(set_to_none=True)

@@ -23,7 +23,7 @@ from spikeyolo.data import prepare_dataset
 from spikeyolo.data.images import image_batches, split_images
 from spikeyolo.device import torch_device
 from spikeyolo.tune.calibrate import calibration_targets, correct_biases
-from spikeyolo.tune.distill import Distiller, per_channel_thresholds
+from spikeyolo.tune.distill import LOSSES, Distiller, per_channel_thresholds
 
 RESUME_FORMAT = "spikeyolo-tune-resume/1"
 SAVE_EVERY_LAYERS = 8
@@ -47,6 +47,8 @@ class TuneSettings:
     sharpness: float = 4.0
     feature_weight: float = 0.0
     thresholds: bool = False  # train θ per channel too (DIET-SNN)
+    readouts: tuple[int, ...] | None = None  # steps whose head outputs are distilled (default: T only)
+    loss: str = "objects"  # distillation_loss's balance: "objects" or "anchors" (session 8's form)
     seed: int = 0
     train_split: str | None = None  # the dataset's own split name (default: the layout's standard)
 
@@ -64,7 +66,8 @@ def describe_method(settings: TuneSettings) -> str:
     """The stages a run applies, in words (the artifact's ``tuning.method``)."""
     stages = (["bias correction (Li et al. 2021)"] if settings.calibrate else []) + \
         (["hybrid fine-tuning, distilled from the ANN (Rathi et al. 2020)" +
-          (", thresholds per channel trained too (DIET-SNN)" if settings.thresholds else "")]
+          (", thresholds per channel trained too (DIET-SNN)" if settings.thresholds else "") +
+          (f", read out after steps {', '.join(map(str, settings.readouts))}" if settings.readouts else "")]
          if settings.epochs > 0 else [])
     return " + ".join(stages) or "none (converted only)"
 
@@ -132,7 +135,8 @@ def _finetune(snn, ann, settings, files, imgsz, progress, optim_state, save) -> 
     """Distillation epochs from where it stopped (a resumed run continues its optimizer and its image order)."""
     steps_per_epoch = -(-len(files) // settings.batch)
     distiller = Distiller(snn, ann, settings.timesteps, settings.lr, steps_per_epoch * settings.epochs,
-                          settings.sharpness, settings.feature_weight, settings.thresholds)
+                          settings.sharpness, settings.feature_weight, settings.thresholds, settings.readouts,
+                          settings.loss)
     if optim_state:
         distiller.load_state(optim_state)
     distiller.train_mode(True)
@@ -162,6 +166,11 @@ def tune(settings: TuneSettings, out: str | Path, device: str | torch.device = "
     """Tune ``settings.weights`` (a QCFS detector checkpoint) for its SNN at ``settings.timesteps``; write the SNN
     artifact to ``out``. Returns (the tuning record stored in its metadata, the tuned SpikingDetector)."""
     out, device = Path(out), torch_device(device)
+    if settings.loss not in LOSSES:
+        raise ValueError(f"unknown distillation loss {settings.loss!r}: one of {', '.join(LOSSES)}")
+    if settings.readouts and max(settings.readouts) > settings.timesteps:
+        raise ValueError(f"readout steps {list(settings.readouts)} go beyond --timesteps {settings.timesteps}: read "
+                         "out after steps 1…T only")
     torch.manual_seed(settings.seed)
     weights = read_weights(settings.weights)
     if weights.is_snn:

@@ -54,6 +54,45 @@ def test_bias_correction_lowers_the_ann_snn_error_at_t2(qcfs_model):
     assert after[1] < 0.1 * before[1], (before, after)  # calibration images: the channels' mean errors vanish
 
 
+def _head(seed, anchors=6, classes=2, bins=4):
+    generator = torch.Generator().manual_seed(seed)
+    return {"scores": torch.randn(1, classes, anchors, generator=generator, dtype=torch.float64) * 3,
+            "boxes": torch.randn(1, 4 * bins, anchors, generator=generator, dtype=torch.float64)}
+
+
+@pytest.mark.parametrize("balance", distill.LOSSES)
+def test_distillation_loss_is_smallest_at_the_teacher(balance):
+    teacher = _head(1)
+    student = {k: v.clone().requires_grad_() for k, v in teacher.items()}
+    distill.distillation_loss(student, teacher, 4, balance).backward()
+    assert all(float(v.grad.abs().max()) < 1e-12 for v in student.values())
+    assert distill.distillation_loss(_head(2), teacher, 4, balance) > distill.distillation_loss(teacher, teacher, 4,
+                                                                                                balance)
+
+
+def test_objects_balance_counts_per_unit_of_teacher_confidence():
+    """By hand: "objects" = Σ BCE / Σ w + 3 Σ w·KL / Σ w (w = the teacher's top class probability per anchor);
+    background anchors (teacher and student both sure there is nothing) barely change it, unlike "anchors"."""
+    import torch.nn.functional as F
+
+    student, teacher = _head(3), _head(4)
+    probs = teacher["scores"].sigmoid()
+    weight = probs.amax(1)
+    kl = sum((F.softmax(t, 0) * (F.log_softmax(t, 0) - F.log_softmax(s, 0))).sum(0)
+             for s, t in zip(student["boxes"][0].view(4, 4, 6), teacher["boxes"][0].view(4, 4, 6))) / 4
+    by_hand = (F.binary_cross_entropy_with_logits(student["scores"], probs, reduction="sum")
+               + 3 * (weight[0] * kl).sum()) / weight.sum()
+    assert float(distill.distillation_loss(student, teacher, 4)) == pytest.approx(float(by_hand), rel=1e-12)
+    padded = [{"scores": torch.cat([h["scores"], torch.full((1, 2, 600), -20.0, dtype=torch.float64)], 2),
+               "boxes": torch.cat([h["boxes"], torch.zeros(1, 16, 600, dtype=torch.float64)], 2)}
+              for h in (student, teacher)]
+    change = {}
+    for balance in distill.LOSSES:
+        before = float(distill.distillation_loss(student, teacher, 4, balance))
+        change[balance] = abs(float(distill.distillation_loss(*padded, 4, balance)) - before) / before
+    assert change["objects"] < 1e-4 and change["anchors"] > 0.05, change
+
+
 def test_gradients_reach_every_convolution(qcfs_model):
     snn = convert(qcfs_model, "qcfs", burst=1)
     distiller = Distiller(snn, qcfs_model, 2, 1e-3, 10)
@@ -105,6 +144,24 @@ def test_trained_thresholds_stay_above_their_floor(qcfs_model, monkeypatch):
         distiller.step(_images(2, 5))
     assert all(bool((theta >= 0.999 * theta0).all()) for theta, theta0 in zip(distiller.thresholds, initial))
     assert any(bool((theta > theta0).any()) for theta, theta0 in zip(distiller.thresholds, initial))
+
+
+def test_readouts_distill_the_head_after_each_step_named(qcfs_model):
+    """``readouts`` (1, 2): the loss is the mean of the losses of the head read after step 1 and after step 2, each
+    the same as a run of that many steps."""
+    snn, images = convert(qcfs_model, "qcfs", burst=1), _images(2, 8)
+    with torch.no_grad():
+        teacher = raw_head_outputs(qcfs_model(images))
+        heads = spiking_head(snn, images, 2, (1, 2))
+        alone = [spiking_head(snn, images, steps) for steps in (1, 2)]
+    assert all(torch.equal(head[k], single[k]) for head, single in zip(heads, alone) for k in teacher)
+    losses = [float(distill.distillation_loss(head, teacher, 16)) for head in heads]
+    assert losses[0] != losses[1]
+    distiller = Distiller(snn, qcfs_model, 2, 0.0, 1, readouts=(1, 2))
+    distiller.train_mode(True)
+    assert distiller.step(images) == pytest.approx(sum(losses) / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="readout"):
+        Distiller(snn, qcfs_model, 2, 1e-3, 1, readouts=(3,))
 
 
 def test_distillation_lowers_its_loss(qcfs_model):
@@ -175,6 +232,8 @@ def test_tune_command_and_its_one_line_errors(qcfs_weights, voc_dataset, tmp_pat
     assert "converted SNN" in capsys.readouterr().err
     assert main(args[:-1] + [str(tmp_path / "v.safetensors"), "--lr", "-1"]) == 2
     assert "--lr" in capsys.readouterr().err
+    assert main(args[:-1] + [str(tmp_path / "v.safetensors"), "--readouts", "1,3"]) == 2
+    assert "readout steps [1, 3]" in capsys.readouterr().err
     plain = save_detector(live_model("yolov8n-relu"), tmp_path / "relu.safetensors", imgsz=64)
     assert main(["tune", str(plain), "--data", str(voc_dataset), "--out", str(tmp_path / "w.safetensors")]) == 2
     err = capsys.readouterr().err
