@@ -162,9 +162,9 @@ def add_tune(sub) -> None:
                    "spiking layer's rate against its ANN activation) beside the head's")
     p.add_argument("--train-thresholds", action="store_true", help="train every layer's thresholds too, one per "
                    "channel (DIET-SNN)")
-    p.add_argument("--loss", choices=("objects", "anchors"), default="objects", help="distillation loss balance: "
-                   "objects (default: per unit of the ANN's total confidence, box term x3) or anchors (the class "
-                   "term averaged over all anchors: the README's first tune results)")
+    p.add_argument("--loss", choices=("anchors", "objects"), default="anchors", help="distillation loss balance: "
+                   "anchors (default: the class term averaged over all anchors) or objects (per unit of the ANN's "
+                   "total confidence, box term x3; no better on BCCD, see README)")
     p.add_argument("--readouts", type=int_list, help="steps after which the head is distilled, e.g. 2,4: one network "
                    "for several T (default: --timesteps only)")
     p.add_argument("--imgsz", type=int, help="image size (default: the checkpoint's)")

@@ -82,7 +82,7 @@ def test_objects_balance_counts_per_unit_of_teacher_confidence():
              for s, t in zip(student["boxes"][0].view(4, 4, 6), teacher["boxes"][0].view(4, 4, 6))) / 4
     by_hand = (F.binary_cross_entropy_with_logits(student["scores"], probs, reduction="sum")
                + 3 * (weight[0] * kl).sum()) / weight.sum()
-    assert float(distill.distillation_loss(student, teacher, 4)) == pytest.approx(float(by_hand), rel=1e-12)
+    assert float(distill.distillation_loss(student, teacher, 4, "objects")) == pytest.approx(float(by_hand), rel=1e-12)
     padded = [{"scores": torch.cat([h["scores"], torch.full((1, 2, 600), -20.0, dtype=torch.float64)], 2),
                "boxes": torch.cat([h["boxes"], torch.zeros(1, 16, 600, dtype=torch.float64)], 2)}
               for h in (student, teacher)]
