@@ -125,7 +125,8 @@ def test_trained_thresholds_start_as_the_same_network_and_learn_per_channel(qcfs
     distiller.train_mode(True)
     losses = [distiller.step(images) for _ in range(8)]
     assert losses[-1] < 0.8 * losses[0], losses
-    moved = [float(((theta - theta0).abs() / theta0).max()) for theta, theta0 in zip(distiller.thresholds, initial)]
+    moved = [float(((theta.detach() - theta0).abs() / theta0).max()) for theta, theta0 in zip(distiller.thresholds,
+                                                                                                   initial)]
     assert min(moved) > 0 and max(moved) <= 8 * distill.THRESHOLD_LR * 1e-3 * 1.5, moved
     assert all(bool((theta >= distill.MIN_THRESHOLD * theta0).all()) for theta, theta0 in zip(distiller.thresholds,
                                                                                                initial))
