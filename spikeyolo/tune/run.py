@@ -162,16 +162,13 @@ def _finetune(snn, ann, settings, files, imgsz, progress, optim_state, save) -> 
         distiller.train_mode(False)
 
 
-def tune(settings: TuneSettings, out: str | Path, device: str | torch.device = "cpu"):
-    """Tune ``settings.weights`` (a QCFS detector checkpoint) for its SNN at ``settings.timesteps``; write the SNN
-    artifact to ``out``. Returns (the tuning record stored in its metadata, the tuned SpikingDetector)."""
-    out, device = Path(out), torch_device(device)
+def _checked_weights(settings: TuneSettings):
+    """The weights to tune, once the settings and the file are known to fit (else one ValueError line)."""
     if settings.loss not in LOSSES:
         raise ValueError(f"unknown distillation loss {settings.loss!r}: one of {', '.join(LOSSES)}")
     if settings.readouts and max(settings.readouts) > settings.timesteps:
         raise ValueError(f"readout steps {list(settings.readouts)} go beyond --timesteps {settings.timesteps}: read "
                          "out after steps 1…T only")
-    torch.manual_seed(settings.seed)
     weights = read_weights(settings.weights)
     if weights.is_snn:
         raise ValueError(f"{settings.weights} is a converted SNN: tune the detector checkpoint it came from (the "
@@ -179,6 +176,15 @@ def tune(settings: TuneSettings, out: str | Path, device: str | torch.device = "
     if not weights.levels:
         raise ValueError(f"{settings.weights} is not a QCFS checkpoint: tune converts with QCFS thresholds; train "
                          "one with 'spikeyolo train --levels 4' (or --from your ReLU model)")
+    return weights
+
+
+def tune(settings: TuneSettings, out: str | Path, device: str | torch.device = "cpu"):
+    """Tune ``settings.weights`` (a QCFS detector checkpoint) for its SNN at ``settings.timesteps``; write the SNN
+    artifact to ``out``. Returns (the tuning record stored in its metadata, the tuned SpikingDetector)."""
+    out, device = Path(out), torch_device(device)
+    weights = _checked_weights(settings)
+    torch.manual_seed(settings.seed)
     loaded = load_model(weights, device, mode="qcfs", burst=settings.burst,
                         snm=settings.snm, imgsz=settings.imgsz)
     snn, ann, imgsz = loaded.snn, loaded.ann.float().eval(), loaded.settings["imgsz"]
