@@ -67,7 +67,8 @@ def describe_method(settings: TuneSettings) -> str:
     stages = (["bias correction (Li et al. 2021)"] if settings.calibrate else []) + \
         (["hybrid fine-tuning, distilled from the ANN (Rathi et al. 2020)" +
           (", thresholds per channel trained too (DIET-SNN)" if settings.thresholds else "") +
-          (f", read out after steps {', '.join(map(str, settings.readouts))}" if settings.readouts else "")]
+          (f", read out after steps {', '.join(map(str, settings.readouts))}" if settings.readouts else "") +
+          (", class loss per object" if settings.loss == "objects" else "")]
          if settings.epochs > 0 else [])
     return " + ".join(stages) or "none (converted only)"
 
@@ -138,7 +139,11 @@ def _finetune(snn, ann, settings, files, imgsz, progress, optim_state, save) -> 
                           settings.sharpness, settings.feature_weight, settings.thresholds, settings.readouts,
                           settings.loss)
     if optim_state:
-        distiller.load_state(optim_state)
+        try:
+            distiller.load_state(optim_state)
+        except (KeyError, ValueError, RuntimeError) as err:
+            raise ValueError(f"the resume file's optimizer state is damaged ({str(err)[:80]}): delete it to "
+                             "start over") from None
     distiller.train_mode(True)
     try:
         for epoch in range(progress.epochs_done, settings.epochs):

@@ -314,3 +314,26 @@ def test_a_damaged_resume_file_is_one_line(tmp_path):
                                                         "progress": progress})
         with pytest.raises(ValueError, match="damaged"):
             _load_progress(path, settings)
+
+
+def test_a_resume_file_with_damaged_optimizer_state_is_one_line(qcfs_weights, voc_dataset, tmp_path, monkeypatch):
+    from spikeyolo.checkpoint import read_tensors, write_safetensors
+
+    settings = _settings(qcfs_weights, voc_dataset, calibrate=False, thresholds=True)
+    out, real_step, calls = tmp_path / "cut.safetensors", Distiller.step, []
+
+    def cut(self, images):  # Ctrl-C in the second epoch: the resume file holds epoch 1
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_step(self, images)
+
+    monkeypatch.setattr(Distiller, "step", cut)
+    with pytest.raises(KeyboardInterrupt):
+        tune(settings, out)
+    resume = resume_path(out)
+    tensors = {k: v for k, v in read_tensors(resume).items() if not k.startswith("optim.theta0.")}
+    write_safetensors(tensors, resume, read_metadata(resume, ("spikeyolo-tune-resume/1",)))
+    monkeypatch.setattr(Distiller, "step", real_step)
+    with pytest.raises(ValueError, match="optimizer state is damaged"):
+        tune(settings, out)
