@@ -28,6 +28,11 @@ def add_train(sub) -> None:
     p.add_argument("--from", dest="from_pt", help="an ultralytics (YOLOv8, YOLO11) or YOLOv5 v6 .pt to fine-tune with "
                    "QCFS; read without running its code (its classes become inert stand-ins)")
     p.add_argument("--levels", type=int, default=4, help="QCFS quantization levels L; 0 trains the plain ANN")
+    p.add_argument("--teacher", help="a detector of the same classes (.safetensors) to distil from while training, "
+                   "e.g. the SiLU model a QCFS one is fine-tuned from: its outputs join the labels' loss")
+    p.add_argument("--teacher-gain", type=float, default=1.0, help="weight of the distillation term (default 1)")
+    p.add_argument("--teacher-features", type=float, default=0.0, metavar="WEIGHT",
+                   help="also pull the neck's outputs towards the teacher's, with this weight (same widths needed)")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"initial QCFS threshold λ of every layer (default {DEFAULT_THRESHOLD})")
     p.add_argument("--epochs", type=int, default=100)
@@ -56,11 +61,28 @@ def run_train(args) -> None:
     if args.from_pt and Path(args.from_pt).suffix not in (".pt", ".safetensors"):
         raise UsageError(f"--from {args.from_pt}: pass a .pt checkpoint or spikeyolo .safetensors weights")
     model = Path(args.from_pt) if args.from_pt else resolve_model(args.model)
+    teacher = _teacher(args)
     result = train(args.data, model, levels=args.levels or None, epochs=args.epochs, imgsz=args.imgsz,
                    train_split=args.train_split, val_split=args.val_split, device=args.device, batch=args.batch,
-                   resume=args.resume, threshold=args.threshold,
+                   resume=args.resume, threshold=args.threshold, teacher=teacher,
                    project=str(Path(args.project).resolve()), name=args.name, seed=args.seed, **settings)
     print(f"checkpoint: {result.checkpoint}\nmAP50 {result.map50:.4f}  mAP50-95 {result.map50_95:.4f}")
+
+def _teacher(args):
+    """--teacher read like any weights (safetensors only: a .pt is imported first, never unpickled here)."""
+    if not args.teacher:
+        if args.teacher_gain != 1.0 or args.teacher_features:
+            raise UsageError("--teacher-gain and --teacher-features need --teacher")
+        return None
+    from spikeyolo.quantize.checkpoint import load_detector
+    from spikeyolo.quantize.trainer import TeacherSettings
+
+    if not Path(args.teacher).is_file():
+        raise UsageError(f"--teacher {args.teacher} not found: pass a .safetensors detector")
+    if Path(args.teacher).suffix != ".safetensors":
+        raise UsageError(f"--teacher {args.teacher}: pass spikeyolo .safetensors weights (spikeyolo import a .pt first)")
+    model, _ = load_detector(args.teacher)
+    return TeacherSettings(model, args.teacher, args.teacher_gain, args.teacher_features)
 
 def add_import(sub) -> None:
     p = sub.add_parser("import", help="an ultralytics or YOLOv5 .pt as spikeyolo safetensors (no code runs)",

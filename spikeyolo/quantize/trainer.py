@@ -16,6 +16,7 @@ from spikeyolo.data import prepare_dataset
 from spikeyolo.device import ultralytics_device
 from spikeyolo.quantize.qcfs import DEFAULT_THRESHOLD, QCFS
 from spikeyolo.quantize.swap import calibrate_thresholds, quantize_model
+from spikeyolo.quantize.teacher import DistilledLoss, check_teacher
 from spikeyolo.ultra import DEFAULT_CFG, DetectionTrainer, build_detection_model, load_checkpoint, smart_value
 
 
@@ -28,13 +29,15 @@ class QCFSTrainer(DetectionTrainer):
 
     def __init__(self, levels: int | None = None, threshold: float = DEFAULT_THRESHOLD,
                  overrides: dict | None = None, _callbacks=None, threshold_lr_scale: float = THRESHOLD_LR_SCALE,
-                 pretrained=None):
+                 pretrained=None, teacher=None):
         self.levels, self.init_threshold = levels, threshold
+        self.teacher = teacher  # a TeacherSettings (--teacher): distillation on top of the labels' loss
         self.threshold_lr_scale = threshold_lr_scale
         self.calibrate_lambda = False
         self.pretrained = pretrained  # an ImportedModel (--from): its carried tensors go into the built model
         super().__init__(overrides=overrides, _callbacks=_callbacks)
         self.add_callback("on_pretrain_routine_end", calibrate_lambda_once)
+        self.add_callback("on_pretrain_routine_end", install_teacher)
 
     def get_model(self, cfg=None, weights=None, verbose=True):
         model = build_detection_model(cfg, nc=self.data["nc"], verbose=verbose)
@@ -89,6 +92,34 @@ def calibrate_lambda_once(trainer) -> None:
         ema_lambdas = [m.threshold for m in trainer.ema.ema.modules() if isinstance(m, QCFS)]
         for source, target in zip([m.threshold for m in trainer.model.modules() if isinstance(m, QCFS)], ema_lambdas):
             target.data.copy_(source.data)
+
+
+@dataclass
+class TeacherSettings:
+    """--teacher: the detector to distil from (loaded, eval mode), where it came from, and the terms' weights."""
+    model: torch.nn.Module
+    path: str
+    gain: float = 1.0
+    feature_weight: float = 0.0
+
+    def describe(self) -> dict:
+        return {"path": Path(self.path).name, "gain": self.gain, "feature_weight": self.feature_weight}
+
+
+def install_teacher(trainer) -> None:
+    """on_pretrain_routine_end: the model's (and its EMA copy's, for the validation loss) criterion becomes the
+    labels' loss plus distillation from the teacher, once the model knows its training settings."""
+    settings = trainer.teacher
+    if settings is None:
+        return
+    names = [trainer.data["names"][i] for i in sorted(trainer.data["names"])]
+    check_teacher(settings.model, trainer.model, names, settings.path, settings.feature_weight > 0)
+    teacher = settings.model.to(trainer.device)
+    for model in (trainer.model, getattr(getattr(trainer, "ema", None), "ema", None)):
+        if model is not None:
+            model.criterion = DistilledLoss(model.init_criterion(), teacher, settings.gain, settings.feature_weight)
+    LOGGER.info(f"--teacher {settings.path}: distilled with gain {settings.gain}"
+                + (f", neck features weight {settings.feature_weight}" if settings.feature_weight else ""))
 
 
 def pretrained_model(path: str | Path):
@@ -159,11 +190,12 @@ class TrainResult:
 def train(data: str | Path, model: str | Path, levels: int | None = 4, epochs: int = 100, imgsz: int = 640,
           device: str = "auto", batch: int = 16, resume: str | Path | None = None,
           threshold: float = DEFAULT_THRESHOLD, train_split: str | None = None, val_split: str | None = None,
-          **overrides) -> TrainResult:
+          teacher: TeacherSettings | None = None, **overrides) -> TrainResult:
     """Train a detector (QCFS if ``levels``) and write ``best.safetensors`` beside ultralytics' own files.
 
     ``model`` is a model yaml, or a user's ultralytics ``.pt`` (``--from``) to fine-tune with QCFS; ``train_split``
-    and ``val_split`` choose the dataset's splits in its own names (default: its layout's standard).
+    and ``val_split`` choose the dataset's splits in its own names (default: its layout's standard); ``teacher``
+    adds distillation from another detector of the same classes (``spikeyolo.quantize.teacher``).
     """
     events = event_settings(data)
     colour = {"hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.0} if events else {}  # event counts are not colours
@@ -177,7 +209,8 @@ def train(data: str | Path, model: str | Path, levels: int | None = 4, epochs: i
             raise ValueError(f"resume needs the path of an existing last.pt, got {resume!r} (it is unpickled: only "
                              "your own files; spikeyolo never searches for one)")
         args.update(resume=str(resume))
-    trainer = QCFSTrainer(levels=levels, threshold=threshold, overrides=args, pretrained=pretrained)
+    trainer = QCFSTrainer(levels=levels, threshold=threshold, overrides=args, pretrained=pretrained,
+                           teacher=teacher)
     trainer.train()
     best = trainer.best if trainer.best.exists() else trainer.last
     net, _ = load_checkpoint(best)
@@ -185,6 +218,8 @@ def train(data: str | Path, model: str | Path, levels: int | None = 4, epochs: i
     map50 = float(results.get("metrics/mAP50(B)", 0.0))
     map50_95 = float(results.get("metrics/mAP50-95(B)", 0.0))
     extra = {"events": events} if events else {}
+    if teacher is not None:
+        extra["teacher"] = teacher.describe()
     out = save_detector(net, Path(trainer.wdir) / "best.safetensors", imgsz=imgsz, data=str(data),
                         epochs=epochs, metrics={"map50": map50, "map50_95": map50_95}, **extra)
     return TrainResult(out, Path(trainer.save_dir), map50, map50_95)

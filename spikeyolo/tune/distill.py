@@ -45,7 +45,7 @@ def distillation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch
     """
     probs = teacher["scores"].sigmoid()
     weight = probs.amax(1)  # [B, A]: how much each anchor is an object to the teacher
-    total = weight.sum().clamp_min(1e-6)
+    total = weight.sum().clamp_min(1.0)  # as ultralytics clamps its target scores' sum: a blank batch stays finite
     batch, _, anchors = student["boxes"].shape
     log_student = student["boxes"].view(batch, 4, bins, anchors).log_softmax(2)
     log_teacher = teacher["boxes"].view(batch, 4, bins, anchors).log_softmax(2)
