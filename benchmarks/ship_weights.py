@@ -1,6 +1,7 @@
 """Write a shipped weights file: a trained checkpoint plus its measured mAP and training facts.
 
 Usage: python benchmarks/ship_weights.py CHECKPOINT OUT VAL_REPORT_JSON [VAL_REPORT_JSON ...] [--note TEXT]
+       [--license SPDX] [--source TEXT]  (weights derived from someone else's: their license and where they came from)
 The metadata stays readable JSON in the safetensors header (spikeyolo.checkpoint.read_metadata).
 """
 from __future__ import annotations
@@ -23,6 +24,9 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("reports", nargs="+", help="spikeyolo val report.json files (e.g. binary and burst)")
     parser.add_argument("--note", default="")
+    parser.add_argument("--license", help="the weights' license (SPDX id), e.g. GPL-3.0 for weights fine-tuned "
+                        "from the official YOLOv5 release")
+    parser.add_argument("--source", help="the pretrained weights they were fine-tuned from (name, sha256, origin)")
     args = parser.parse_args()
     model, meta = load_detector(args.checkpoint)
     reports = [json.loads(Path(p).read_text()) for p in args.reports]
@@ -31,7 +35,8 @@ def main() -> None:
                 "conversion": first["mode"], "ann": {k: first["ann"][k] for k in ("map50", "map50_95")},
                 "snn": {_neurons(r): {t: {k: e[k] for k in ("map50", "map50_95")} for t, e in r["snn"].items()}
                         for r in reports}}
-    keep = {k: meta[k] for k in ("imgsz", "data", "epochs", "events") if k in meta}
+    keep = {k: meta[k] for k in ("imgsz", "data", "epochs", "events", "teacher", "fine_tuned_from") if k in meta}
+    keep.update({k: v for k, v in (("license", args.license), ("source", args.source)) if v})
     out = save_detector(model, args.out, **keep, training_metrics=meta.get("metrics"), measured=measured,
                         note=args.note)
     print(out)

@@ -101,7 +101,7 @@ def test_cli_trains_with_a_teacher_and_refuses_a_wrong_one(voc_dataset, tmp_path
     assert row["train/kd_loss"] > 0 and "val/kd_loss" in row
     meta = read_metadata(tmp_path / "q/weights/best.safetensors")
     assert meta["teacher"] == {"path": "best.safetensors", "gain": 1.0, "feature_weight": 0.5}
-    assert meta["quantization"]["levels"] == 4
+    assert meta["quantization"]["levels"] == 4 and meta["fine_tuned_from"] == "best.safetensors"
 
     other = build_detection_model(ROOT / "configs/models/yolov8n-relu.yaml", nc=2)
     other.names = {0: "cat", 1: "dog"}

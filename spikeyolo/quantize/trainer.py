@@ -199,8 +199,9 @@ def train(data: str | Path, model: str | Path, levels: int | None = 4, epochs: i
     """
     events = event_settings(data)
     colour = {"hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.0} if events else {}  # event counts are not colours
-    pretrained = None
+    pretrained, provenance = None, {}
     if Path(model).suffix in (".pt", ".safetensors"):  # --from: never unpickled; trained from its checked yaml
+        provenance = {"fine_tuned_from": Path(model).name}
         pretrained, model = pretrained_model(model)
     args = {"data": str(prepare_dataset(data, train_split=train_split, val_split=val_split)), "model": str(model), "epochs": epochs, "imgsz": imgsz,
             "device": ultralytics_device(device), "batch": batch, "plots": False, **colour, **overrides}
@@ -217,7 +218,7 @@ def train(data: str | Path, model: str | Path, levels: int | None = 4, epochs: i
     results = trainer.metrics or {}
     map50 = float(results.get("metrics/mAP50(B)", 0.0))
     map50_95 = float(results.get("metrics/mAP50-95(B)", 0.0))
-    extra = {"events": events} if events else {}
+    extra = {"events": events, **provenance} if events else provenance
     if teacher is not None:
         extra["teacher"] = teacher.describe()
     out = save_detector(net, Path(trainer.wdir) / "best.safetensors", imgsz=imgsz, data=str(data),
