@@ -108,7 +108,7 @@ def test_cli_trains_with_a_teacher_and_refuses_a_wrong_one(voc_dataset, tmp_path
     cats = save_detector(other, tmp_path / "cats.safetensors", imgsz=64)
     capsys.readouterr()
     for argv, message in (([ "--teacher", str(cats)], "detects ['cat', 'dog']"),
-                          (["--teacher", str(tmp_path / "silu/weights/last.pt")], "spikeyolo import a .pt first"),
+                          (["--teacher", str(tmp_path / "silu/weights/last.pt")], "must be a YOLOv5 v6.x checkpoint"),
                           (["--teacher-gain", "2"], "need --teacher"),
                           (["--teacher", teacher, "--teacher-gain", "0"], "--teacher-gain")):
         assert main(["train", "--model", "yolov8n-relu", "--name", "bad", *common, *argv]) == 2

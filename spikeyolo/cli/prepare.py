@@ -28,8 +28,9 @@ def add_train(sub) -> None:
     p.add_argument("--from", dest="from_pt", help="an ultralytics (YOLOv8, YOLO11) or YOLOv5 v6 .pt to fine-tune with "
                    "QCFS; read without running its code (its classes become inert stand-ins)")
     p.add_argument("--levels", type=int, default=4, help="QCFS quantization levels L; 0 trains the plain ANN")
-    p.add_argument("--teacher", help="a detector of the same classes (.safetensors) to distil from while training, "
-                   "e.g. the SiLU model a QCFS one is fine-tuned from: its outputs join the labels' loss")
+    p.add_argument("--teacher", help="a detector to distil from while training (its outputs join the labels' loss): "
+                   "spikeyolo .safetensors of the same classes (e.g. the SiLU model a QCFS one comes from), or a YOLOv5 "
+                   "v6.x .pt whose own anchor head teaches the data's classes (read without unpickling)")
     p.add_argument("--teacher-gain", type=float, default=1.0, help="weight of the distillation term (default 1)")
     p.add_argument("--teacher-features", type=float, default=0.0, metavar="WEIGHT",
                    help="also pull the neck's outputs towards the teacher's, with this weight (same widths needed)")
@@ -74,15 +75,13 @@ def _teacher(args):
         if args.teacher_gain != 1.0 or args.teacher_features:
             raise UsageError("--teacher-gain and --teacher-features need --teacher")
         return None
-    from spikeyolo.quantize.checkpoint import load_detector
     from spikeyolo.quantize.trainer import TeacherSettings
 
     if not Path(args.teacher).is_file():
-        raise UsageError(f"--teacher {args.teacher} not found: pass a .safetensors detector")
-    if Path(args.teacher).suffix != ".safetensors":
-        raise UsageError(f"--teacher {args.teacher}: pass spikeyolo .safetensors weights (spikeyolo import a .pt first)")
-    model, _ = load_detector(args.teacher)
-    return TeacherSettings(model, args.teacher, args.teacher_gain, args.teacher_features)
+        raise UsageError(f"--teacher {args.teacher} not found: pass a .safetensors detector or a YOLOv5 .pt")
+    if Path(args.teacher).suffix not in (".safetensors", ".pt"):
+        raise UsageError(f"--teacher {args.teacher}: pass spikeyolo .safetensors weights or a YOLOv5 v6.x .pt")
+    return TeacherSettings(args.teacher, args.teacher_gain, args.teacher_features)
 
 def add_import(sub) -> None:
     p = sub.add_parser("import", help="an ultralytics or YOLOv5 .pt as spikeyolo safetensors (no code runs)",

@@ -39,7 +39,7 @@ class DistilledLoss:
     def __init__(self, criterion, teacher: torch.nn.Module, gain: float = 1.0, feature_weight: float = 0.0):
         self.criterion, self.teacher = criterion, teacher.eval()
         self.gain, self.feature_weight = gain, feature_weight
-        self.bins = box_bins(teacher)
+        self.bins = criterion.reg_max
         for parameter in teacher.parameters():
             parameter.requires_grad_(False)
 
@@ -71,13 +71,24 @@ def check_teacher(teacher: torch.nn.Module, student: torch.nn.Module, names: lis
     if theirs != list(names):
         raise ValueError(f"--teacher {path} detects {theirs}, the data {list(names)}: train the teacher on the same "
                          "classes (in the same order)")
-    head, own = teacher.model[-1], student.model[-1]
-    if box_bins(teacher) != box_bins(student) or head.stride.tolist() != own.stride.tolist():
-        raise ValueError(f"--teacher {path}: its Detect head (strides {head.stride.tolist()}, {box_bins(teacher)} "
-                         f"box bins) differs from the student's ({own.stride.tolist()}, {box_bins(student)})")
-    if features and [c.in_channels for c in _first_convs(head)] != [c.in_channels for c in _first_convs(own)]:
-        raise ValueError(f"--teacher {path}: its neck's widths differ from the student's; drop the feature term")
+    strides, own = _strides(teacher), _strides(student)
+    if strides != own or _bins(teacher) not in (None, box_bins(student)):
+        raise ValueError(f"--teacher {path}: its Detect head (strides {strides}, {_bins(teacher)} box bins) differs "
+                         f"from the student's ({own}, {box_bins(student)})")
+    if features and _widths(teacher) != _widths(student):
+        raise ValueError(f"--teacher {path}: its neck's widths {_widths(teacher)} differ from the student's "
+                         f"{_widths(student)}; drop --teacher-features")
 
 
-def _first_convs(head) -> list:
-    return [branch[0].conv for branch in head.cv2]
+def _strides(model) -> list[float]:
+    return (model.stride if hasattr(model, "stride") and not hasattr(model, "model") else model.model[-1].stride).tolist()
+
+
+def _bins(model) -> int | None:
+    return box_bins(model) if hasattr(model, "model") else None  # an AnchorHeadTeacher has no bins of its own
+
+
+def _widths(model) -> list[int]:
+    """The neck's output widths (the Detect head's input channels)."""
+    body = getattr(model, "body", model)
+    return [branch[0].conv.in_channels for branch in body.model[-1].cv2]

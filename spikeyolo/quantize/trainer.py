@@ -17,7 +17,8 @@ from spikeyolo.device import ultralytics_device
 from spikeyolo.quantize.qcfs import DEFAULT_THRESHOLD, QCFS
 from spikeyolo.quantize.swap import calibrate_thresholds, quantize_model
 from spikeyolo.quantize.teacher import DistilledLoss, check_teacher
-from spikeyolo.ultra import DEFAULT_CFG, DetectionTrainer, build_detection_model, load_checkpoint, smart_value
+from spikeyolo.ultra import (DEFAULT_CFG, DetectionTrainer, box_bins, build_detection_model, load_checkpoint,
+                             smart_value)
 
 
 LOGGER = logging.getLogger("spikeyolo.train")
@@ -96,11 +97,20 @@ def calibrate_lambda_once(trainer) -> None:
 
 @dataclass
 class TeacherSettings:
-    """--teacher: the detector to distil from (loaded, eval mode), where it came from, and the terms' weights."""
-    model: torch.nn.Module
+    """--teacher: the detector to distil from (spikeyolo .safetensors, or a YOLOv5 v6.x .pt whose own anchor head
+    teaches, read without unpickling), and the terms' weights."""
     path: str
     gain: float = 1.0
     feature_weight: float = 0.0
+
+    def load(self, names: list[str], bins: int) -> torch.nn.Module:
+        if Path(self.path).suffix == ".pt":
+            from spikeyolo.quantize.anchor_teacher import AnchorHeadTeacher
+
+            return AnchorHeadTeacher(self.path, names, bins)
+        from spikeyolo.quantize.checkpoint import load_detector
+
+        return load_detector(self.path)[0]
 
     def describe(self) -> dict:
         return {"path": Path(self.path).name, "gain": self.gain, "feature_weight": self.feature_weight}
@@ -113,8 +123,9 @@ def install_teacher(trainer) -> None:
     if settings is None:
         return
     names = [trainer.data["names"][i] for i in sorted(trainer.data["names"])]
-    check_teacher(settings.model, trainer.model, names, settings.path, settings.feature_weight > 0)
-    teacher = settings.model.to(trainer.device)
+    teacher = settings.load(names, box_bins(trainer.model))
+    check_teacher(teacher, trainer.model, names, settings.path, settings.feature_weight > 0)
+    teacher = teacher.to(trainer.device)
     for model in (trainer.model, getattr(getattr(trainer, "ema", None), "ema", None)):
         if model is not None:
             model.criterion = DistilledLoss(model.init_criterion(), teacher, settings.gain, settings.feature_weight)
