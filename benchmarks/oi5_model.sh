@@ -1,32 +1,38 @@
 #!/usr/bin/env bash
 # Issue 18: the natural-image model, README "Natural images: oi5". The official COCO YOLOv5n (../shared/weights,
-# read without unpickling, mapped onto ultralytics' v5u; the anchor-free head initialized) is fine-tuned on oi5 as
-# a SiLU ANN; that model then teaches its own QCFS version (`spikeyolo train --teacher`: its outputs join the
-# labels' loss), which is converted and evaluated with bursts, signed neurons with memory and binary IF.
-# Usage: bash benchmarks/oi5_model.sh [silu epochs] [qcfs epochs] [imgsz]
-# Environment: TEACHER_FLAGS (default "--teacher T": the teacher is the SiLU model; "" trains QCFS without one),
-# QCFS_NAME (qcfs-teacher), STAGES ("import silu qcfs val").
+# read without unpickling) mapped onto ultralytics' v5u (backbone and neck carried, the anchor-free head new):
+#   silu          SiLU ANN fine-tuned on oi5, labels only (30 epochs)                     → runs/oi5/silu30
+#   silu-teacher  then with the checkpoint's own anchor head as teacher (15 more epochs)   → runs/oi5/silu-coco-teacher
+#   qcfs          QCFS (L = 4) from that, the anchor head still teaching (15 epochs)       → runs/oi5/qcfs-silu-coco-teacher
+#   val           the QCFS model converted: bursts of up to 4, SNM and binary IF at T = 1 … 32
+# The comparison rows (README): STAGES=qcfs-plain (QCFS from silu30, no teacher), qcfs-direct (QCFS from silu30
+# with the anchor-head teacher); the zero-shot reference: python benchmarks/yolov5_zero_shot.py.
+# Usage: bash benchmarks/oi5_model.sh            (all: import silu silu-teacher qcfs val)
+#        STAGES="qcfs val" bash benchmarks/oi5_model.sh
 set -euo pipefail
-SILU_EPOCHS=${1:-30}; QCFS_EPOCHS=${2:-15}; IMGSZ=${3:-320}
-DATA=${OI5:-../shared/datasets/oi5}; STAGES=${STAGES:-"import silu qcfs val"}; QCFS_NAME=${QCFS_NAME:-qcfs-teacher}
-common=(--data "$DATA" --imgsz "$IMGSZ" --batch 16 --project runs/oi5)
+DATA=${OI5:-../shared/datasets/oi5}; STAGES=${STAGES:-"import silu silu-teacher qcfs val"}
+PT=../shared/weights/yolov5n-v6.1-coco.pt
+common=(--data "$DATA" --imgsz 320 --batch 16 --project runs/oi5)
+qcfs=(--levels 4 --epochs 15 lr0=0.002 warmup_epochs=0 exist_ok=True)
 COCO=runs/oi5/yolov5n-coco.safetensors
-SILU=runs/oi5/silu$SILU_EPOCHS/weights/best.safetensors
-QCFS=runs/oi5/$QCFS_NAME/weights/best.safetensors
-TEACHER_FLAGS=${TEACHER_FLAGS-"--teacher $SILU"}
+best() { echo "runs/oi5/$1/weights/best.safetensors"; }
 mkdir -p runs/oi5
 for stage in $STAGES; do
   case $stage in
-    import) spikeyolo import ../shared/weights/yolov5n-v6.1-coco.pt --out $COCO --imgsz "$IMGSZ" ;;
-    silu) spikeyolo train "${common[@]}" --from $COCO --levels 0 --epochs "$SILU_EPOCHS" --name silu$SILU_EPOCHS \
-            exist_ok=True ;;
-    qcfs) spikeyolo train "${common[@]}" --from $SILU $TEACHER_FLAGS --levels 4 --epochs "$QCFS_EPOCHS" \
-            --name "$QCFS_NAME" lr0=0.002 warmup_epochs=0 exist_ok=True ;;
+    import) spikeyolo import $PT --out $COCO --imgsz 320 ;;
+    silu) spikeyolo train "${common[@]}" --from $COCO --levels 0 --epochs 30 --name silu30 exist_ok=True ;;
+    silu-teacher) spikeyolo train "${common[@]}" --from "$(best silu30)" --teacher $PT --levels 0 --epochs 15 \
+                    --name silu-coco-teacher exist_ok=True ;;
+    qcfs) spikeyolo train "${common[@]}" --from "$(best silu-coco-teacher)" --teacher $PT "${qcfs[@]}" \
+            --name qcfs-silu-coco-teacher ;;
+    qcfs-plain) spikeyolo train "${common[@]}" --from "$(best silu30)" "${qcfs[@]}" --name qcfs-plain ;;
+    qcfs-direct) spikeyolo train "${common[@]}" --from "$(best silu30)" --teacher $PT "${qcfs[@]}" \
+                   --name qcfs-coco-teacher ;;
     val)
-      v=(spikeyolo val --data "$DATA" --imgsz "$IMGSZ" --weights $QCFS --project runs/oi5-val)
-      "${v[@]}" --timesteps 1,2,4,8 --burst 4 --name "$QCFS_NAME-burst4"
-      "${v[@]}" --timesteps 1,2,4,8,16,32 --burst 1 --snm --no-ann --name "$QCFS_NAME-snm"
-      "${v[@]}" --timesteps 1,2,4,8,16,32 --burst 1 --no-ann --name "$QCFS_NAME-binary" ;;
-    *) echo "unknown stage $stage: import, silu, qcfs or val" >&2; exit 2 ;;
+      v=(spikeyolo val --data "$DATA" --imgsz 320 --weights "$(best qcfs-silu-coco-teacher)" --project runs/oi5-val)
+      "${v[@]}" --timesteps 1,2,4,8 --burst 4 --name oi5-burst4
+      "${v[@]}" --timesteps 1,2,4,8,16,32 --burst 1 --snm --no-ann --name oi5-snm
+      "${v[@]}" --timesteps 1,2,4,8,16,32 --burst 1 --no-ann --name oi5-binary ;;
+    *) echo "unknown stage $stage (import silu silu-teacher qcfs val qcfs-plain qcfs-direct)" >&2; exit 2 ;;
   esac
 done
