@@ -5,8 +5,8 @@
 #   silu-teacher  then with the checkpoint's own anchor head as teacher (15 more epochs)   → runs/oi5/silu-coco-teacher
 #   qcfs          QCFS (L = 4) from that, the anchor head still teaching (15 epochs)       → runs/oi5/qcfs-silu-coco-teacher
 #   val           the QCFS model converted: bursts of up to 4, SNM and binary IF at T = 1 … 32
-# The comparison rows (README): STAGES=qcfs-plain (QCFS from silu30, no teacher), qcfs-direct (QCFS from silu30
-# with the anchor-head teacher); the zero-shot reference: python benchmarks/yolov5_zero_shot.py.
+# The comparison rows (README): STAGES=qcfs-plain (QCFS from silu30, no teacher), qcfs-self (taught by silu30
+# itself), qcfs-direct (QCFS from silu30 with the anchor-head teacher); the zero-shot reference: python benchmarks/yolov5_zero_shot.py.
 # Usage: bash benchmarks/oi5_model.sh            (all: import silu silu-teacher qcfs val)
 #        STAGES="qcfs val" bash benchmarks/oi5_model.sh
 set -euo pipefail
@@ -26,6 +26,8 @@ for stage in $STAGES; do
     qcfs) spikeyolo train "${common[@]}" --from "$(best silu-coco-teacher)" --teacher $PT "${qcfs[@]}" \
             --name qcfs-silu-coco-teacher ;;
     qcfs-plain) spikeyolo train "${common[@]}" --from "$(best silu30)" "${qcfs[@]}" --name qcfs-plain ;;
+    qcfs-self) spikeyolo train "${common[@]}" --from "$(best silu30)" --teacher "$(best silu30)" "${qcfs[@]}" \
+                 --name qcfs-teacher ;;
     qcfs-direct) spikeyolo train "${common[@]}" --from "$(best silu30)" --teacher $PT "${qcfs[@]}" \
                    --name qcfs-coco-teacher ;;
     val)
@@ -33,6 +35,6 @@ for stage in $STAGES; do
       "${v[@]}" --timesteps 1,2,4,8 --burst 4 --name oi5-burst4
       "${v[@]}" --timesteps 1,2,4,8,16,32 --burst 1 --snm --no-ann --name oi5-snm
       "${v[@]}" --timesteps 1,2,4,8,16,32 --burst 1 --no-ann --name oi5-binary ;;
-    *) echo "unknown stage $stage (import silu silu-teacher qcfs val qcfs-plain qcfs-direct)" >&2; exit 2 ;;
+    *) echo "unknown stage $stage (import silu silu-teacher qcfs val qcfs-plain qcfs-self qcfs-direct)" >&2; exit 2 ;;
   esac
 done
