@@ -106,12 +106,17 @@ def test_cli_trains_with_a_teacher_and_refuses_a_wrong_one(voc_dataset, tmp_path
     other = build_detection_model(ROOT / "configs/models/yolov8n-relu.yaml", nc=2)
     other.names = {0: "cat", 1: "dog"}
     cats = save_detector(other, tmp_path / "cats.safetensors", imgsz=64)
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
     capsys.readouterr()
-    for argv, message in (([ "--teacher", str(cats)], "detects ['cat', 'dog']"),
-                          (["--teacher", str(tmp_path / "silu/weights/last.pt")], "must be a YOLOv5 v6.x checkpoint"),
-                          (["--teacher-gain", "2"], "need --teacher"),
-                          (["--teacher", teacher, "--teacher-gain", "0"], "--teacher-gain")):
+    refusals = ((["--teacher", str(tmp_path / "silu/weights/last.pt")], "must be a YOLOv5 v6.x checkpoint"),
+                (["--teacher", str(broken)], "broken.safetensors"),
+                (["--teacher-gain", "2"], "need --teacher"),
+                (["--teacher", teacher, "--teacher-gain", "0"], "--teacher-gain"),
+                (["--teacher", str(cats)], "detects ['cat', 'dog']"))  # classes: known once the data is read
+    for index, (argv, message) in enumerate(refusals):
         assert main(["train", "--model", "yolov8n-relu", "--name", "bad", *common, *argv]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
+        assert index == 4 or not (tmp_path / "bad").exists()  # refused before the run folder was made
     assert not (tmp_path / "bad/weights/best.safetensors").exists()

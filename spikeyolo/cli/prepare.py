@@ -70,7 +70,7 @@ def run_train(args) -> None:
     print(f"checkpoint: {result.checkpoint}\nmAP50 {result.map50:.4f}  mAP50-95 {result.map50_95:.4f}")
 
 def _teacher(args):
-    """--teacher read like any weights (safetensors only: a .pt is imported first, never unpickled here)."""
+    """--teacher: spikeyolo .safetensors or a YOLOv5 v6.x .pt (read without unpickling), checked before any work."""
     if not args.teacher:
         if args.teacher_gain != 1.0 or args.teacher_features:
             raise UsageError("--teacher-gain and --teacher-features need --teacher")

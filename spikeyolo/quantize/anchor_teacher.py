@@ -49,6 +49,15 @@ def box_side_logits(distances: torch.Tensor, bins: int) -> torch.Tensor:
     return mass.clamp_min(1e-6).log()
 
 
+def read_yolov5(path: str | Path):
+    """The checkpoint (read without unpickling), refused in one line unless it is a YOLOv5 v6.x one."""
+    checkpoint = read_pickled_checkpoint(path)
+    if checkpoint.model_class != "models.yolo.Model" or "model.24.anchors" not in checkpoint.state:
+        raise CheckpointError(f"--teacher {path}: a .pt teacher must be a YOLOv5 v6.x checkpoint (anchor head "
+                              "model.24); import other checkpoints and train them first")
+    return checkpoint
+
+
 class AnchorHeadTeacher(nn.Module):
     """``teacher(images)`` → (decoded [B, 4 + nc, A] as an anchor-free head decodes, {"scores": [B, nc, A] logits,
     "boxes": [B, 4·bins, A] logits, "feats": the neck's outputs}), anchors ordered as ultralytics' anchor-free head
@@ -56,10 +65,7 @@ class AnchorHeadTeacher(nn.Module):
 
     def __init__(self, path: str | Path, names: list[str], bins: int = 16):
         super().__init__()
-        checkpoint = read_pickled_checkpoint(path)
-        if checkpoint.model_class != "models.yolo.Model" or "model.24.anchors" not in checkpoint.state:
-            raise CheckpointError(f"--teacher {path}: a .pt teacher must be a YOLOv5 v6.x checkpoint (anchor head "
-                                  "model.24); import other checkpoints and train them first")
+        checkpoint = read_yolov5(path)
         self.body = import_checkpoint(path).model.eval()
         self.names = dict(enumerate(names))
         self.bins = bins

@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from spikeyolo.atomic import write_text
+from spikeyolo.checkpoint import read_metadata
 from spikeyolo.quantize.checkpoint import save_detector
 from spikeyolo.data import prepare_dataset
 from spikeyolo.device import ultralytics_device
@@ -102,6 +103,14 @@ class TeacherSettings:
     path: str
     gain: float = 1.0
     feature_weight: float = 0.0
+
+    def __post_init__(self):  # a wrong or damaged file: one line before any work, not after the dataset is read
+        if Path(self.path).suffix == ".pt":
+            from spikeyolo.quantize.anchor_teacher import read_yolov5
+
+            read_yolov5(self.path)
+        else:
+            read_metadata(self.path)
 
     def load(self, names: list[str], bins: int) -> torch.nn.Module:
         if Path(self.path).suffix == ".pt":
