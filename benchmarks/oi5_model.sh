@@ -5,6 +5,7 @@
 #   silu-teacher  then with the checkpoint's own anchor head as teacher (15 more epochs)   → runs/oi5/silu-coco-teacher
 #   qcfs          QCFS (L = 4) from that, the anchor head still teaching (15 epochs)       → runs/oi5/qcfs-silu-coco-teacher
 #   val           the QCFS model converted: bursts of up to 4, SNM and binary IF at T = 1 … 32
+#   tune          (not in the default stages) binary IF tuned for T = 4 with `spikeyolo tune`, evaluated
 # The comparison rows (README): STAGES=qcfs-plain (QCFS from silu30, no teacher), qcfs-self (taught by silu30
 # itself), qcfs-direct (QCFS from silu30 with the anchor-head teacher); the zero-shot reference: python benchmarks/yolov5_zero_shot.py.
 # Usage: bash benchmarks/oi5_model.sh            (all: import silu silu-teacher qcfs val)
@@ -35,6 +36,12 @@ for stage in $STAGES; do
       "${v[@]}" --timesteps 1,2,4,8 --burst 4 --name oi5-burst4
       "${v[@]}" --timesteps 1,2,4,8,16,32 --burst 1 --snm --no-ann --name oi5-snm
       "${v[@]}" --timesteps 1,2,4,8,16,32 --burst 1 --no-ann --name oi5-binary ;;
-    *) echo "unknown stage $stage (import silu silu-teacher qcfs val qcfs-plain qcfs-self qcfs-direct)" >&2; exit 2 ;;
+    tune)  # issue 19: ±1 spikes (binary IF) tuned for T = 4
+      tuned=runs/tune/oi5/binary-tuned-T4-teacher.safetensors
+      spikeyolo tune "$(best qcfs-silu-coco-teacher)" --data "$DATA" --imgsz 320 --timesteps 4 --burst 1 --epochs 3 \
+        --lr 6e-4 --calib-images 64 --images 296 --out $tuned
+      spikeyolo val --data "$DATA" --imgsz 320 --timesteps 1,2,4,8 --no-ann --weights $tuned --project runs/oi5-val \
+        --name oi5-binary-tuned-T4 ;;
+    *) echo "unknown stage $stage (import silu silu-teacher qcfs val tune qcfs-plain qcfs-self qcfs-direct)" >&2; exit 2 ;;
   esac
 done
