@@ -81,7 +81,7 @@ def as_taught(weights: str, data: str, imgsz: int) -> dict:
     validator = validators["taught"]
     for raw in loader:
         batch = validator.preprocess(raw)
-        validator.update_metrics(validator.postprocess(teacher(batch["img"])[0]), batch)
+        validator.update_metrics(validator.postprocess(teacher.decode(teacher(batch["img"]))), batch)
     return _scores(validator)
 
 

@@ -66,10 +66,12 @@ def _yolov5_yaml(checkpoint: PickledCheckpoint, activation: str | None) -> dict:
     return config
 
 
-def import_checkpoint(path: str | Path, activation: str | None = None, names: list[str] | None = None) -> ImportedModel:
+def import_checkpoint(path: str | Path, activation: str | None = None, names: list[str] | None = None,
+                      checkpoint: PickledCheckpoint | None = None) -> ImportedModel:
     """The detector in ``path`` (a .pt), with ``activation`` (e.g. 'nn.ReLU()') in place of its own if given, and
-    with ``names`` as its classes if given (to fine-tune on others: the class outputs are then initialized)."""
-    checkpoint = read_pickled_checkpoint(path)
+    with ``names`` as its classes if given (to fine-tune on others: the class outputs are then initialized);
+    ``checkpoint``: the file as already read (``read_pickled_checkpoint``)."""
+    checkpoint = checkpoint or read_pickled_checkpoint(path)
     if checkpoint.model_class == "models.yolo.Model":
         config = _yolov5_yaml(checkpoint, activation)
     elif checkpoint.model_class.startswith(("ultralytics.", "spikeyolo.")) and checkpoint.yaml:

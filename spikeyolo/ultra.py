@@ -42,7 +42,7 @@ if not ultralytics.__version__.startswith(SUPPORTED_SERIES):
 
 __all__ = ["CONVERTIBLE", "Conv", "DFL", "Detect", "DetectionModel", "DetectionPredictor", "DetectionTrainer",
            "DetectionValidator", "DEFAULT_CFG", "boxes_to_original", "build_detection_model", "conv_blocks",
-           "cpu_threads", "detection_validators", "draw_detections", "first_conv_block", "fold_batchnorm",
+           "cpu_threads", "decode_head_outputs", "detection_validators", "draw_detections", "first_conv_block", "fold_batchnorm",
            "get_cfg", "head_output_convs", "letterbox_batch", "load_checkpoint", "max_pool_uses", "non_max_suppression",
            "scale_to_frame", "smart_value", "yaml_model"]
 
@@ -217,6 +217,12 @@ def raw_head_outputs(output) -> dict[str, torch.Tensor]:
     if not isinstance(raw, dict) or "boxes" not in raw or "scores" not in raw:
         raise ValueError("the detector did not return the Detect head's raw outputs (ultralytics 8.4.x expected)")
     return {"boxes": raw["boxes"], "scores": raw["scores"]}
+
+
+def decode_head_outputs(detect: nn.Module, raw: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Raw head outputs ({'boxes', 'scores', 'feats'}) → [B, 4 + nc, A] (xywh pixels, class probabilities), as the
+    anchor-free Detect head ``detect`` decodes its own in eval mode."""
+    return detect._inference(raw)
 
 
 def box_bins(model: nn.Module) -> int:

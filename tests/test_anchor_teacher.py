@@ -34,7 +34,8 @@ def test_the_teacher_finds_the_labelled_bird_in_a_real_photo():
     image = cv2.imread(str(OI5 / "val2017" / "a57053e685cd731b.jpg"))
     assert image.shape[:2] == (479, 640)
     with torch.no_grad():
-        decoded, raw = teacher(letterbox_batch([image], 320))
+        raw = teacher(letterbox_batch([image], 320))
+        decoded = teacher.decode(raw)
     assert decoded.shape[1] == 4 + 5 and raw["boxes"].shape[1] == 4 * 16
     assert raw["scores"].shape[2] == decoded.shape[2] == 40 * 40 + 20 * 20 + 10 * 10
     best = decoded[0, 4 + 2].argmax()
@@ -72,7 +73,8 @@ def test_decoded_boxes_are_yolov5s_own_decode_of_each_cells_best_anchor():
     teacher = AnchorHeadTeacher(YOLOV5N, names).eval()
     images = torch.rand(1, 3, 128, 96, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        decoded, raw = teacher(images)
+        raw = teacher(images)
+        decoded = teacher.decode(raw)
         expected, scores = [], []
         for level, (x, stride) in enumerate(zip(teacher.features(images), teacher.stride.tolist())):
             y = teacher.convs[level](x).sigmoid()
@@ -94,3 +96,30 @@ def test_decoded_boxes_are_yolov5s_own_decode_of_each_cells_best_anchor():
     inside &= ((expected[:, 2:] / 2 - (expected[:, :2] - centres).abs()) >= 0).all(1)  # the cell's point within
     assert inside.float().mean() > 0.5
     assert torch.allclose(decoded[0, :4].T[inside], expected[inside], atol=0.02 * 32)
+
+
+@needs_yolov5n
+@pytest.mark.parametrize("damage", ["anchors", "missing bias", "outputs", "widths"])
+def test_a_damaged_anchor_head_is_one_line_not_a_traceback(monkeypatch, damage):
+    """The checkpoint is a stranger's: its head tensors are checked before any shape is trusted."""
+    import spikeyolo.quantize.anchor_teacher as anchor_teacher
+
+    real = anchor_teacher.read_pickled_checkpoint
+
+    def damaged(path):
+        checkpoint = real(path)
+        state = checkpoint.state
+        if damage == "anchors":
+            state["model.24.anchors"] = torch.ones(3, 4, 2)
+        elif damage == "missing bias":
+            del state["model.24.m.1.bias"]
+        elif damage == "outputs":
+            state["model.24.m.2.weight"] = torch.ones(250, *state["model.24.m.2.weight"].shape[1:])
+        else:
+            state["model.24.m.0.weight"] = torch.ones(255, 7, 1, 1)
+        return checkpoint
+
+    monkeypatch.setattr(anchor_teacher, "read_pickled_checkpoint", damaged)
+    with pytest.raises(CheckpointError) as err:
+        AnchorHeadTeacher(YOLOV5N, ["Person"])
+    assert "\n" not in str(err.value) and ("anchor head" in str(err.value))

@@ -22,6 +22,7 @@ from torch import nn
 from spikeyolo.checkpoint import CheckpointError
 from spikeyolo.importing import import_checkpoint
 from spikeyolo.pickled import read_pickled_checkpoint
+from spikeyolo.ultra import decode_head_outputs
 
 
 class _Stop(Exception):
@@ -52,21 +53,32 @@ def box_side_logits(distances: torch.Tensor, bins: int) -> torch.Tensor:
 def read_yolov5(path: str | Path):
     """The checkpoint (read without unpickling), refused in one line unless it is a YOLOv5 v6.x one."""
     checkpoint = read_pickled_checkpoint(path)
-    if checkpoint.model_class != "models.yolo.Model" or "model.24.anchors" not in checkpoint.state:
+    state = checkpoint.state
+    if checkpoint.model_class != "models.yolo.Model" or "model.24.anchors" not in state:
         raise CheckpointError(f"--teacher {path}: a .pt teacher must be a YOLOv5 v6.x checkpoint (anchor head "
                               "model.24); import other checkpoints and train them first")
+    outputs = 3 * (5 + len(checkpoint.names))  # three anchors, each box, objectness and a score per class
+    shapes = {key: tuple(state[key].shape) if key in state else None
+              for key in ["model.24.anchors"] + [f"model.24.m.{i}.{t}" for i in range(3) for t in ("weight", "bias")]}
+    good = shapes["model.24.anchors"] == (3, 3, 2) and all(
+        shapes[f"model.24.m.{i}.bias"] == (outputs,) and shapes[f"model.24.m.{i}.weight"] is not None
+        and len(shapes[f"model.24.m.{i}.weight"]) == 4 and shapes[f"model.24.m.{i}.weight"][0] == outputs
+        and shapes[f"model.24.m.{i}.weight"][2:] == (1, 1) for i in range(3))
+    if not good:
+        raise CheckpointError(f"--teacher {path}: its anchor head is not YOLOv5's (3 levels × 3 anchors, "
+                              f"{outputs} outputs per level for {len(checkpoint.names)} classes): {shapes}")
     return checkpoint
 
 
 class AnchorHeadTeacher(nn.Module):
-    """``teacher(images)`` → (decoded [B, 4 + nc, A] as an anchor-free head decodes, {"scores": [B, nc, A] logits,
-    "boxes": [B, 4·bins, A] logits, "feats": the neck's outputs}), anchors ordered as ultralytics' anchor-free head
-    orders them (level by level, row-major): what the student is taught, in its own terms."""
+    """``teacher(images)`` → {"scores": [B, nc, A] logits, "boxes": [B, 4·bins, A] logits, "feats": the neck's
+    outputs}, anchors ordered as ultralytics' anchor-free head orders them (level by level, row-major): what the
+    student is taught, in its own terms; ``decode`` turns it into boxes as the student decodes its own."""
 
     def __init__(self, path: str | Path, names: list[str], bins: int = 16):
         super().__init__()
         checkpoint = read_yolov5(path)
-        self.body = import_checkpoint(path).model.eval()
+        self.body = import_checkpoint(path, checkpoint=checkpoint).model.eval()
         self.names = dict(enumerate(names))
         self.bins = bins
         self.register_buffer("columns", torch.tensor(class_columns(checkpoint.names, names, path)) + 5)
@@ -74,6 +86,10 @@ class AnchorHeadTeacher(nn.Module):
         self.convs = nn.ModuleList()
         for level in range(self.anchors.shape[0]):
             weight = checkpoint.state[f"model.24.m.{level}.weight"]
+            width = self.body.model[-1].cv2[level][0].conv.in_channels  # the imported neck's output at this level
+            if weight.shape[1] != width:
+                raise CheckpointError(f"--teacher {path}: its anchor head reads {weight.shape[1]} channels at level "
+                                      f"{level}, its own neck gives {width}: a damaged checkpoint")
             conv = nn.Conv2d(weight.shape[1], weight.shape[0], 1)
             conv.weight.data.copy_(weight)
             conv.bias.data.copy_(checkpoint.state[f"model.24.m.{level}.bias"])
@@ -119,5 +135,9 @@ class AnchorHeadTeacher(nn.Module):
             scores.append(torch.logit(probability.amax(1).clamp(1e-6, 1 - 1e-6)).flatten(1, 2).transpose(1, 2))
             sides = box_side_logits(distances, self.bins)  # [B, H, W, 4, bins]
             boxes.append(sides.flatten(3).flatten(1, 2).transpose(1, 2))
-        raw = {"scores": torch.cat(scores, 2), "boxes": torch.cat(boxes, 2), "feats": feats}
-        return self.body.model[-1]._inference(raw), raw  # decoded as the student's head decodes its own
+        return {"scores": torch.cat(scores, 2), "boxes": torch.cat(boxes, 2), "feats": feats}
+
+    def decode(self, raw: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[B, 4 + nc, A] (xywh pixels, probabilities): the targets read as a detector's output (not needed to teach:
+        training uses the raw targets; the zero-shot benchmark and the tests use this)."""
+        return decode_head_outputs(self.body.model[-1], raw)

@@ -80,15 +80,19 @@ def check_teacher(teacher: torch.nn.Module, student: torch.nn.Module, names: lis
                          f"{_widths(student)}; drop --teacher-features")
 
 
+def _detect(model):
+    """The Detect head of a detector, or of an AnchorHeadTeacher's imported body (same strides and neck)."""
+    return getattr(model, "body", model).model[-1]
+
+
 def _strides(model) -> list[float]:
-    return (model.stride if hasattr(model, "stride") and not hasattr(model, "model") else model.model[-1].stride).tolist()
+    return _detect(model).stride.tolist()
 
 
 def _bins(model) -> int | None:
-    return box_bins(model) if hasattr(model, "model") else None  # an AnchorHeadTeacher has no bins of its own
+    return None if hasattr(model, "body") else box_bins(model)  # an AnchorHeadTeacher adopts the student's bins
 
 
 def _widths(model) -> list[int]:
     """The neck's output widths (the Detect head's input channels)."""
-    body = getattr(model, "body", model)
-    return [branch[0].conv.in_channels for branch in body.model[-1].cv2]
+    return [branch[0].conv.in_channels for branch in _detect(model).cv2]

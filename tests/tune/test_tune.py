@@ -194,14 +194,12 @@ def test_tuned_artifact_reloads_and_runs_identically(qcfs_weights, voc_dataset, 
     assert all(spec["per_channel"] == thresholds for spec in meta["graph"]["neurons"].values())
 
 
-@pytest.mark.parametrize("thresholds", [False, True])
-def test_an_interrupted_run_continues_to_the_same_result(qcfs_weights, voc_dataset, tmp_path, monkeypatch, thresholds):
-    settings = _settings(qcfs_weights, voc_dataset, calibrate=False, thresholds=thresholds)  # calibration: below
-    _, whole = tune(settings, tmp_path / "whole.safetensors")
-    out = tmp_path / "cut.safetensors"
+def _interrupt_in_second_epoch(settings, out, monkeypatch):
+    """Run tune with Ctrl-C at the third optimizer step (2 steps per epoch): the resume file holds epoch 1. Returns
+    the real Distiller.step, put back."""
     real_step, calls = Distiller.step, []
 
-    def cut(self, images):  # Ctrl-C in the second epoch (2 steps per epoch)
+    def cut(self, images):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
@@ -210,8 +208,17 @@ def test_an_interrupted_run_continues_to_the_same_result(qcfs_weights, voc_datas
     monkeypatch.setattr(Distiller, "step", cut)
     with pytest.raises(KeyboardInterrupt):
         tune(settings, out)
-    assert resume_path(out).is_file() and not out.exists()
     monkeypatch.setattr(Distiller, "step", real_step)
+    return real_step
+
+
+@pytest.mark.parametrize("thresholds", [False, True])
+def test_an_interrupted_run_continues_to_the_same_result(qcfs_weights, voc_dataset, tmp_path, monkeypatch, thresholds):
+    settings = _settings(qcfs_weights, voc_dataset, calibrate=False, thresholds=thresholds)  # calibration: below
+    _, whole = tune(settings, tmp_path / "whole.safetensors")
+    out = tmp_path / "cut.safetensors"
+    real_step = _interrupt_in_second_epoch(settings, out, monkeypatch)
+    assert resume_path(out).is_file() and not out.exists()
     with pytest.raises(ValueError, match="other settings"):
         tune(_settings(qcfs_weights, voc_dataset, lr=2e-3, calibrate=False, thresholds=thresholds), out)
     steps = []
@@ -320,20 +327,10 @@ def test_a_resume_file_with_damaged_optimizer_state_is_one_line(qcfs_weights, vo
     from spikeyolo.checkpoint import read_tensors, write_safetensors
 
     settings = _settings(qcfs_weights, voc_dataset, calibrate=False, thresholds=True)
-    out, real_step, calls = tmp_path / "cut.safetensors", Distiller.step, []
-
-    def cut(self, images):  # Ctrl-C in the second epoch: the resume file holds epoch 1
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real_step(self, images)
-
-    monkeypatch.setattr(Distiller, "step", cut)
-    with pytest.raises(KeyboardInterrupt):
-        tune(settings, out)
+    out = tmp_path / "cut.safetensors"
+    _interrupt_in_second_epoch(settings, out, monkeypatch)
     resume = resume_path(out)
     tensors = {k: v for k, v in read_tensors(resume).items() if not k.startswith("optim.theta0.")}
     write_safetensors(tensors, resume, read_metadata(resume, ("spikeyolo-tune-resume/1",)))
-    monkeypatch.setattr(Distiller, "step", real_step)
     with pytest.raises(ValueError, match="optimizer state is damaged"):
         tune(settings, out)
