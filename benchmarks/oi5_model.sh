@@ -7,7 +7,7 @@
 #   val           the QCFS model converted: bursts of up to 4, SNM and binary IF at T = 1 … 32
 #   tune          (not in the default stages) binary IF tuned for T = 4 with `spikeyolo tune`, evaluated
 # The comparison rows (README): STAGES=qcfs-plain (QCFS from silu30, no teacher), qcfs-self (taught by silu30
-# itself), qcfs-direct (QCFS from silu30 with the anchor-head teacher); the zero-shot reference: python benchmarks/yolov5_zero_shot.py.
+# itself), qcfs-direct (QCFS from silu30 with the anchor-head teacher), qcfs8 (as qcfs, L = 8 levels); the zero-shot reference: python benchmarks/yolov5_zero_shot.py.
 # Usage: bash benchmarks/oi5_model.sh            (all: import silu silu-teacher qcfs val)
 #        STAGES="qcfs val" bash benchmarks/oi5_model.sh
 set -euo pipefail
@@ -26,6 +26,8 @@ for stage in $STAGES; do
                     --name silu-coco-teacher exist_ok=True ;;
     qcfs) spikeyolo train "${common[@]}" --from "$(best silu-coco-teacher)" --teacher $PT "${qcfs[@]}" \
             --name qcfs-silu-coco-teacher ;;
+    qcfs8) spikeyolo train "${common[@]}" --from "$(best silu-coco-teacher)" --teacher $PT "${qcfs[@]}" --levels 8 \
+             --name qcfs8-silu-coco-teacher ;;
     qcfs-plain) spikeyolo train "${common[@]}" --from "$(best silu30)" "${qcfs[@]}" --name qcfs-plain ;;
     qcfs-self) spikeyolo train "${common[@]}" --from "$(best silu30)" --teacher "$(best silu30)" "${qcfs[@]}" \
                  --name qcfs-teacher ;;
@@ -42,6 +44,6 @@ for stage in $STAGES; do
         --lr 6e-4 --calib-images 64 --images 296 --out $tuned
       spikeyolo val --data "$DATA" --imgsz 320 --timesteps 1,2,4,8 --no-ann --weights $tuned --project runs/oi5-val \
         --name oi5-binary-tuned-T4 ;;
-    *) echo "unknown stage $stage (import silu silu-teacher qcfs val tune qcfs-plain qcfs-self qcfs-direct)" >&2; exit 2 ;;
+    *) echo "unknown stage $stage (import silu silu-teacher qcfs val tune qcfs8 qcfs-plain qcfs-self qcfs-direct)" >&2; exit 2 ;;
   esac
 done

@@ -32,6 +32,7 @@ from ultralytics.utils import DEFAULT_CFG, SETTINGS, USER_CONFIG_DIR
 from ultralytics.utils import nms as _nms
 from ultralytics.utils import ops as _ops
 from ultralytics.utils import torch_utils as _torch_utils
+from ultralytics.utils.loss import v8DetectionLoss
 
 from spikeyolo.device import torch_device
 
@@ -43,7 +44,7 @@ if not ultralytics.__version__.startswith(SUPPORTED_SERIES):
 __all__ = ["CONVERTIBLE", "Conv", "DFL", "Detect", "DetectionModel", "DetectionPredictor", "DetectionTrainer",
            "DetectionValidator", "DEFAULT_CFG", "boxes_to_original", "build_detection_model", "conv_blocks",
            "cpu_threads", "decode_head_outputs", "detection_validators", "draw_detections", "first_conv_block", "fold_batchnorm",
-           "get_cfg", "head_output_convs", "letterbox_batch", "load_checkpoint", "max_pool_uses", "non_max_suppression",
+           "get_cfg", "head_output_convs", "LabelsLoss", "letterbox_batch", "letterbox_boxes", "load_checkpoint", "max_pool_uses", "non_max_suppression",
            "scale_to_frame", "smart_value", "yaml_model"]
 
 
@@ -149,6 +150,43 @@ def first_conv_block(model: DetectionModel) -> Conv:
         raise ValueError(f"the first layer must be a Conv block to take the image as input current, got {type(first).__name__}")
     return first
 
+
+
+def letterbox_boxes(boxes: np.ndarray, shape_hw: tuple[int, int], imgsz: int) -> np.ndarray:
+    """Normalized xywh boxes [K, 4] of an image of ``shape_hw`` → normalized xywh on its letterboxed imgsz square,
+    moved as LetterBox moves labels (scaled by its ratio, shifted by its padding)."""
+    params = LetterBox((imgsz, imgsz), auto=False, stride=32).get_params({"img": np.empty((*shape_hw, 0))})
+    ratio_w, ratio_h = params["ratio"]
+    (height, width), (left, top) = shape_hw, (params["left"], params["top"])
+    out = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
+    out[:, 0] = out[:, 0] * width * ratio_w + left
+    out[:, 1] = out[:, 1] * height * ratio_h + top
+    out[:, 2] *= width * ratio_w
+    out[:, 3] *= height * ratio_h
+    return out / imgsz
+
+
+class LabelsLoss:
+    """ultralytics' detection loss (task-aligned assignment; box IoU, class BCE and DFL terms with the trainer's
+    default gains) of a Detect head's raw outputs against labels, per image (ultralytics' training loss ÷ batch).
+
+    ``model``: a DetectionModel with the head's configuration (strides, classes, bins); ``targets``: the trainer's
+    label format, {'batch_idx': [N], 'cls': [N], 'bboxes': [N, 4] normalized xywh on the square input}.
+    """
+
+    def __init__(self, model: DetectionModel):
+        gains = SimpleNamespace(**{key: getattr(DEFAULT_CFG, key) for key in ("box", "cls", "dfl")})
+        self.strides = [int(s) for s in model.model[-1].stride]
+        self.criterion = v8DetectionLoss(SimpleNamespace(args=gains, model=model.model, parameters=model.parameters))
+
+    def __call__(self, raw: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], imgsz: int) -> torch.Tensor:
+        batch, _, anchors = raw["scores"].shape
+        grids = [(imgsz // s) ** 2 for s in self.strides]
+        if sum(grids) != anchors:
+            raise ValueError(f"the head's {anchors} anchors do not fit a {imgsz} px input at strides {self.strides}")
+        feats = [raw["scores"].new_empty(batch, 0, imgsz // s, imgsz // s) for s in self.strides]  # the grid only
+        _, loss, _ = self.criterion.get_assigned_targets_and_loss({**raw, "feats": feats}, targets)
+        return loss.sum()
 
 
 def letterbox_batch(images_bgr: list, imgsz: int) -> torch.Tensor:

@@ -165,7 +165,7 @@ def add_tune(sub) -> None:
                        "fine-tuning with surrogate gradients taught by the ANN)",
                        description="Convert a QCFS checkpoint and tune its SNN at --timesteps: bias correction layer "
                        "by layer, then hybrid fine-tuning distilled from the ANN on the train split's images (no "
-                       "labels used). Interrupted runs continue from <out>.resume.safetensors.")
+                       "labels used unless --label-gain). Interrupted runs continue from <out>.resume.safetensors.")
     p.add_argument("weights", help="a QCFS detector checkpoint (.safetensors) written by 'spikeyolo train'")
     add_data_options(p)
     p.add_argument("--timesteps", type=int, default=4, help="the T to tune for (default 4)")
@@ -186,6 +186,8 @@ def add_tune(sub) -> None:
     p.add_argument("--loss", choices=("anchors", "objects"), default="anchors", help="distillation loss balance: "
                    "anchors (default: the class term averaged over all anchors) or objects (per unit of the ANN's "
                    "total confidence, box term x3; no better on BCCD, see README)")
+    p.add_argument("--label-gain", type=float, default=0.0, help="weight of the labels' detection loss "
+                   "(ultralytics': box, class, DFL) beside the ANN's teaching (default 0: no labels used)")
     p.add_argument("--readouts", type=int_list, help="steps after which the head is distilled, e.g. 2,4: one network "
                    "for several T (default: --timesteps only)")
     p.add_argument("--imgsz", type=int, help="image size (default: the checkpoint's)")
@@ -204,8 +206,8 @@ def run_tune(args) -> None:
         batch=args.batch, images=args.images, imgsz=args.imgsz, sharpness=args.sharpness,
         feature_weight=args.feature_weight, thresholds=args.train_thresholds, seed=args.seed,
         readouts=tuple(args.readouts) if args.readouts else None, loss=args.loss,
-        train_split=args.train_split)
+        label_gain=args.label_gain, train_split=args.train_split)
     record, _ = tune(settings, out, args.device)
     losses = ", ".join(f"{loss:.4f}" for loss in record["losses"] or []) or "none"
-    print(f"snn: {out}  (tuned for T = {args.timesteps}: {record['method']}; distillation loss per epoch: {losses}; "
+    print(f"snn: {out}  (tuned for T = {args.timesteps}: {record['method']}; loss per epoch: {losses}; "
           f"{record['seconds'] / 60:.1f} min)")

@@ -5,11 +5,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 import yaml
 from PIL import Image
 
 from spikeyolo.data.records import DatasetError
-from spikeyolo.ultra import letterbox_batch
+from spikeyolo.data.yolo import label_boxes, label_path
+from spikeyolo.ultra import letterbox_batch, letterbox_boxes
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -87,3 +89,30 @@ def image_batches(files: list[Path], imgsz: int, batch: int = 8):
     """Yield letterboxed [B, 3, imgsz, imgsz] batches of the given files."""
     for start in range(0, len(files), batch):
         yield letterbox_batch([read_image(f) for f in files[start:start + batch]], imgsz)
+
+
+def labelled_batches(files: list[Path], imgsz: int, classes: int, batch: int = 8):
+    """Yield (letterboxed [B, 3, imgsz, imgsz] batch, its labels in ultralytics' trainer format: {'batch_idx': [N],
+    'cls': [N], 'bboxes': [N, 4] normalized xywh on the letterboxed square}) for the given files of a prepared
+    dataset (labels next to the images, as ultralytics finds them)."""
+    for start in range(0, len(files), batch):
+        chunk = files[start:start + batch]
+        images = [read_image(f) for f in chunk]
+        index, labels, boxes = [], [], []
+        for number, (path, image) in enumerate(zip(chunk, images)):
+            found, found_boxes = label_boxes(label_path(path), classes)
+            index += [number] * len(found)
+            labels += found
+            if found_boxes:
+                boxes.append(letterbox_boxes(np.array(found_boxes), image.shape[:2], imgsz))
+        targets = {"batch_idx": torch.tensor(index, dtype=torch.float32),
+                   "cls": torch.tensor(labels, dtype=torch.float32),
+                   "bboxes": torch.from_numpy(np.concatenate(boxes)).float() if boxes else torch.zeros(0, 4)}
+        yield letterbox_batch(images, imgsz), targets
+
+
+def flip_labels(targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The labels of the horizontally flipped images."""
+    boxes = targets["bboxes"].clone()
+    boxes[:, 0] = 1.0 - boxes[:, 0]
+    return {**targets, "bboxes": boxes}

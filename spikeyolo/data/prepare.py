@@ -17,7 +17,7 @@ import yaml
 from spikeyolo.atomic import atomic_dir
 from spikeyolo.data.coco import read_coco
 from spikeyolo.data.images import IMAGE_SUFFIXES
-from spikeyolo.data.yolo import read_yolo_labels
+from spikeyolo.data.yolo import label_path, read_yolo_labels
 from spikeyolo.limits import MAX_CLASSES
 from spikeyolo.data.records import LOGGER, BoxAudit, DatasetError, ImageRecord
 from spikeyolo.data.layouts import Layout, find_layout
@@ -196,16 +196,6 @@ def _prepare_yaml(path: Path, cache: Path) -> Path:
     return target / "data.yaml"
 
 
-def _label_of(image: Path) -> Path:
-    """Where ultralytics looks for an image's label: …/labels/… for …/images/… (the last one), suffix .txt."""
-    text = str(image)
-    marker = f"{os.sep}images{os.sep}"
-    if marker in text:
-        head, _, tail = text.rpartition(marker)
-        text = f"{head}{os.sep}labels{os.sep}{tail}"
-    return Path(text).with_suffix(".txt")
-
-
 def _link_split(tmp: Path, name: str, folder: Path, names: list[str], counts: dict) -> str:
     """images/NAME/… links to the split's images and labels/NAME/… copies of their labels, in the cache, so that
     ultralytics (which resolves folders) writes its labels caches here; an image list file (.txt) is used as it is.
@@ -218,7 +208,7 @@ def _link_split(tmp: Path, name: str, folder: Path, names: list[str], counts: di
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(image.resolve())
         counts["images"] += 1
-        label = _label_of(image)
+        label = label_path(image)
         if label.is_file():  # a broken label is one DatasetError naming its file and line
             counts["boxes"].update(names[int(row[0])] for row in read_yolo_labels(label, len(names)))
             copy = tmp / "labels" / name / relative.with_suffix(".txt")

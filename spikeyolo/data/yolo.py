@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 from spikeyolo.data.records import DatasetError
@@ -38,3 +39,29 @@ def read_yolo_labels(path: Path, classes: int) -> list[list[float]]:
             raise DatasetError(f"{where}: coordinates must be normalized to [0, 1], got {line[:60]!r}")
         rows.append(values)
     return rows
+
+
+def label_path(image: Path) -> Path:
+    """Where ultralytics looks for an image's label: …/labels/… for …/images/… (the last one), suffix .txt."""
+    text = str(image)
+    marker = f"{os.sep}images{os.sep}"
+    if marker in text:
+        head, _, tail = text.rpartition(marker)
+        text = f"{head}{os.sep}labels{os.sep}{tail}"
+    return Path(text).with_suffix(".txt")
+
+
+def label_boxes(path: Path, classes: int) -> tuple[list[int], list[list[float]]]:
+    """Classes and normalized xywh boxes of a label file (a polygon becomes the box around it); none when the
+    file is missing (an image without objects, as ultralytics reads it)."""
+    if not path.is_file():
+        return [], []
+    labels, boxes = [], []
+    for row in read_yolo_labels(path, classes):
+        labels.append(int(row[0]))
+        if len(row) == 5:
+            boxes.append(row[1:])
+        else:
+            xs, ys = row[1::2], row[2::2]
+            boxes.append([(min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, max(xs) - min(xs), max(ys) - min(ys)])
+    return labels, boxes

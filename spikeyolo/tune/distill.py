@@ -10,8 +10,10 @@ Every convolution's weights and biases are trained; with ``thresholds`` the spik
 per channel (DIET-SNN, Rathi & Roy 2021: at few steps where a neuron fires matters as much as what feeds it; the
 membrane's start, v0 = initial_membrane·θ, follows θ). Adam's steps are about lr in size whatever the scale, and θ
 (~1–5) is some 30× larger than a weight (~0.05–0.2), so θ's learning rate is lr·THRESHOLD_LR·mean θ₀ of its layer:
-each layer's θ moves by about THRESHOLD_LR·lr of itself per step; θ is kept ≥ MIN_THRESHOLD·θ₀. The graph stays as
-converted.
+each layer's θ moves by about THRESHOLD_LR·lr of itself per step; θ is kept ≥ MIN_THRESHOLD·θ₀. With ``label_gain`` > 0 the
+labels join the teacher (hybrid fine-tuning on the detection loss, as Rathi et al. fine-tune on the task's own
+loss): ultralytics' detection loss of the SNN's head outputs against the images' labels, × label_gain, is added.
+The graph stays as converted.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from torch import nn
 
 from spikeyolo.engine.runner import SpikingDetector
 from spikeyolo.tune.calibrate import LayerOutputs, feeding_conv
-from spikeyolo.ultra import box_bins, learnable_parameters, raw_head_outputs
+from spikeyolo.ultra import LabelsLoss, box_bins, learnable_parameters, raw_head_outputs
 
 THRESHOLD_LR = 10.0
 MIN_THRESHOLD = 0.05
@@ -97,8 +99,10 @@ class Distiller:
 
     def __init__(self, snn: SpikingDetector, ann: nn.Module, timesteps: int, lr: float, total_steps: int,
                  sharpness: float = 4.0, feature_weight: float = 0.0, thresholds: bool = False,
-                 readouts: tuple[int, ...] | None = None, balance: str = "anchors"):
+                 readouts: tuple[int, ...] | None = None, balance: str = "anchors", label_gain: float = 0.0):
         self.snn, self.ann, self.timesteps, self.balance = snn, ann.eval(), timesteps, balance
+        self.label_gain = label_gain
+        self.labels_loss = LabelsLoss(ann) if label_gain > 0 else None
         self.readouts = tuple(readouts or (timesteps,))
         if not all(1 <= step <= timesteps for step in self.readouts):
             raise ValueError(f"readout steps {list(self.readouts)} must lie in 1…{timesteps} (the steps run)")
@@ -127,13 +131,23 @@ class Distiller:
         for parameter in self.parameters + self.thresholds:
             parameter.requires_grad_(on)
 
-    def step(self, images: torch.Tensor) -> float:
+    def head_loss(self, head: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], targets: dict | None,
+                  imgsz: int) -> torch.Tensor:
+        """The teacher's distillation loss of one readout of the SNN's head, + label_gain × the labels' loss."""
+        loss = distillation_loss(head, teacher, self.bins, self.balance)
+        if self.labels_loss is not None:
+            if targets is None:
+                raise ValueError("a label gain needs the images' labels")
+            loss = loss + self.label_gain * self.labels_loss(head, targets, imgsz)
+        return loss
+
+    def step(self, images: torch.Tensor, targets: dict[str, torch.Tensor] | None = None) -> float:
         layers = self.layers if self.feature_weight > 0 else []
         with torch.no_grad(), LayerOutputs(self.ann, layers) as ann_layers:
             teacher = raw_head_outputs(self.ann(images))
         with LayerOutputs(self.snn.net, layers, self.timesteps) as snn_layers:
             heads = spiking_head(self.snn, images, self.timesteps, self.readouts)
-            loss = sum(distillation_loss(head, teacher, self.bins, self.balance) for head in heads) / len(heads)
+            loss = sum(self.head_loss(head, teacher, targets, images.shape[-1]) for head in heads) / len(heads)
         if layers:
             loss = loss + self.feature_weight * feature_loss(snn_layers.outputs, ann_layers.outputs)
         self.optimizer.zero_grad(set_to_none=True)

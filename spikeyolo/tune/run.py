@@ -20,7 +20,7 @@ from spikeyolo.checkpoint import read_metadata, read_tensors, write_safetensors
 from spikeyolo.convert.artifact import save_snn
 from spikeyolo.convert.load import load_model, read_weights
 from spikeyolo.data import prepare_dataset
-from spikeyolo.data.images import image_batches, split_images
+from spikeyolo.data.images import flip_labels, image_batches, labelled_batches, split_images
 from spikeyolo.device import torch_device
 from spikeyolo.tune.calibrate import calibration_targets, correct_biases
 from spikeyolo.tune.distill import LOSSES, Distiller, per_channel_thresholds
@@ -49,6 +49,7 @@ class TuneSettings:
     thresholds: bool = False  # train θ per channel too (DIET-SNN)
     readouts: tuple[int, ...] | None = None  # steps whose head outputs are distilled (default: T only)
     loss: str = "anchors"  # distillation_loss's balance: "anchors" or "objects" (README: no better on BCCD)
+    label_gain: float = 0.0  # > 0: the labels' detection loss (ultralytics'), × this, joins the distillation
     seed: int = 0
     train_split: str | None = None  # the dataset's own split name (default: the layout's standard)
 
@@ -68,7 +69,8 @@ def describe_method(settings: TuneSettings) -> str:
         (["hybrid fine-tuning, distilled from the ANN (Rathi et al. 2020)" +
           (", thresholds per channel trained too (DIET-SNN)" if settings.thresholds else "") +
           (f", read out after steps {', '.join(map(str, settings.readouts))}" if settings.readouts else "") +
-          (", class loss per object" if settings.loss == "objects" else "")]
+          (", class loss per object" if settings.loss == "objects" else "") +
+          (f", + {settings.label_gain:g} × the labels' detection loss" if settings.label_gain else "")]
          if settings.epochs > 0 else [])
     return " + ".join(stages) or "none (converted only)"
 
@@ -137,25 +139,26 @@ def _finetune(snn, ann, settings, files, imgsz, progress, optim_state, save) -> 
     steps_per_epoch = -(-len(files) // settings.batch)
     distiller = Distiller(snn, ann, settings.timesteps, settings.lr, steps_per_epoch * settings.epochs,
                           settings.sharpness, settings.feature_weight, settings.thresholds, settings.readouts,
-                          settings.loss)
+                          settings.loss, settings.label_gain)
     if optim_state:
         try:
             distiller.load_state(optim_state)
         except (KeyError, ValueError, RuntimeError) as err:
             raise ValueError(f"the resume file's optimizer state is damaged ({str(err)[:80]}): delete it to "
                              "start over") from None
+    classes = int(ann.model[-1].nc)
     distiller.train_mode(True)
     try:
         for epoch in range(progress.epochs_done, settings.epochs):
             order = torch.randperm(len(files), generator=torch.Generator().manual_seed(settings.seed + epoch))
             losses = []
             with tqdm(total=steps_per_epoch, desc=f"tune: epoch {epoch + 1}/{settings.epochs}", unit="batch") as bar:
-                for images in image_batches([files[i] for i in order], imgsz, settings.batch):
+                for images, targets in labelled_batches([files[i] for i in order], imgsz, classes, settings.batch):
                     images = images.to(next(ann.parameters()).device)
                     coin = torch.Generator().manual_seed(settings.seed + distiller.steps_done)  # resumable
-                    if torch.rand((), generator=coin) < 0.5:
-                        images = images.flip(-1)  # label-free augmentation: the teacher sees the same flip
-                    losses.append(distiller.step(images))
+                    if torch.rand((), generator=coin) < 0.5:  # the teacher (and the labels) see the same flip
+                        images, targets = images.flip(-1), flip_labels(targets)
+                    losses.append(distiller.step(images, targets if settings.label_gain else None))
                     bar.set_postfix(loss=f"{sum(losses) / len(losses):.4f}")
                     bar.update(1)
             progress.epochs_done = epoch + 1

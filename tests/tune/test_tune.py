@@ -12,7 +12,7 @@ from spikeyolo.tune import distill
 from spikeyolo.tune.calibrate import LayerOutputs, calibration_targets, correct_biases
 from spikeyolo.tune.distill import Distiller, spiking_head
 from spikeyolo.tune.run import TuneSettings, resume_path, tune
-from spikeyolo.ultra import raw_head_outputs
+from spikeyolo.ultra import LabelsLoss, raw_head_outputs
 from tests.convert.test_convert import live_model
 
 pytestmark = pytest.mark.numerics
@@ -175,16 +175,38 @@ def test_distillation_lowers_its_loss(qcfs_model):
     assert losses[-1] < 0.8 * losses[0], losses
 
 
+def test_labels_join_the_teacher_with_their_gain(qcfs_model, monkeypatch):
+    snn = convert(qcfs_model, "qcfs", burst=1)
+    images = _images(2, 7)
+    targets = {"batch_idx": torch.tensor([0.0, 1.0]), "cls": torch.tensor([2.0, 0.0]),
+               "bboxes": torch.tensor([[0.4, 0.5, 0.3, 0.3], [0.6, 0.4, 0.2, 0.5]])}
+    with torch.no_grad():
+        teacher, head = raw_head_outputs(qcfs_model(images)), spiking_head(snn, images, 2)
+        labels = LabelsLoss(qcfs_model)(head, targets, 64)
+        kd = distill.distillation_loss(head, teacher, 16)
+    distiller = Distiller(snn, qcfs_model, 2, 0.0, 1, label_gain=0.5)
+    distiller.train_mode(True)
+    assert distiller.step(images, targets) == pytest.approx(float(kd + 0.5 * labels), rel=1e-5)
+    with pytest.raises(ValueError, match="labels"):
+        distiller.step(images)
+    monkeypatch.setattr(distill, "distillation_loss", lambda *args: torch.zeros(()))  # the labels alone
+    distiller.head_loss(spiking_head(snn, images, 2), teacher, targets, 64).backward()
+    convs = [(name, m) for name, m in snn.net.named_modules() if isinstance(m, torch.nn.Conv2d) and ".dfl." not in name]
+    assert not [name for name, m in convs if m.weight.grad is None or not m.weight.grad.abs().sum() > 0]
+
+
 def _settings(weights, data, **changes):
     base = dict(weights=str(weights), data=str(data), timesteps=2, epochs=2, lr=1e-3, batch=4, images=8,
                 calib_images=4, imgsz=64)
     return TuneSettings(**{**base, **changes})
 
 
-@pytest.mark.parametrize("thresholds", [False, True])
-def test_tuned_artifact_reloads_and_runs_identically(qcfs_weights, voc_dataset, tmp_path, thresholds):
+@pytest.mark.parametrize("thresholds, label_gain", [(False, 0.0), (True, 0.0), (False, 0.5)])
+def test_tuned_artifact_reloads_and_runs_identically(qcfs_weights, voc_dataset, tmp_path, thresholds, label_gain):
     out = tmp_path / "tuned.safetensors"
-    record, snn = tune(_settings(qcfs_weights, voc_dataset, epochs=1, thresholds=thresholds), out)
+    record, snn = tune(_settings(qcfs_weights, voc_dataset, epochs=1, thresholds=thresholds, label_gain=label_gain),
+                       out)
+    assert ("labels' detection loss" in record["method"]) == (label_gain > 0)
     images = _images(2, 6)
     loaded = load_snn(out)
     assert torch.equal(loaded(images, 3), snn(images, 3))
@@ -199,11 +221,11 @@ def _interrupt_in_second_epoch(settings, out, monkeypatch):
     the real Distiller.step, put back."""
     real_step, calls = Distiller.step, []
 
-    def cut(self, images):
+    def cut(self, images, targets=None):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real_step(self, images)
+        return real_step(self, images, targets)
 
     monkeypatch.setattr(Distiller, "step", cut)
     with pytest.raises(KeyboardInterrupt):
@@ -222,7 +244,7 @@ def test_an_interrupted_run_continues_to_the_same_result(qcfs_weights, voc_datas
     with pytest.raises(ValueError, match="other settings"):
         tune(_settings(qcfs_weights, voc_dataset, lr=2e-3, calibrate=False, thresholds=thresholds), out)
     steps = []
-    monkeypatch.setattr(Distiller, "step", lambda self, images: steps.append(1) or real_step(self, images))
+    monkeypatch.setattr(Distiller, "step", lambda self, images, targets=None: steps.append(1) or real_step(self, images, targets))
     record, resumed = tune(settings, out)
     assert len(steps) == 2  # the second epoch only
     assert len(record["losses"]) == 2
