@@ -41,7 +41,7 @@ for stage in $STAGES; do
     tune)  # issue 19: ±1 spikes (binary IF) tuned for T = 4
       tuned=runs/tune/oi5/binary-tuned-T4-teacher.safetensors
       spikeyolo tune "$(best qcfs-silu-coco-teacher)" --data "$DATA" --imgsz 320 --timesteps 4 --burst 1 --epochs 3 \
-        --lr 6e-4 --calib-images 64 --images 296 --out $tuned
+        --lr 6e-4 --calib-images 64 --images 296 --label-gain 0 --out $tuned
       spikeyolo val --data "$DATA" --imgsz 320 --timesteps 1,2,4,8 --no-ann --weights $tuned --project runs/oi5-val \
         --name oi5-binary-tuned-T4 ;;
     *) echo "unknown stage $stage (import silu silu-teacher qcfs val tune qcfs8 qcfs-plain qcfs-self qcfs-direct)" >&2; exit 2 ;;

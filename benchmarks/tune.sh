@@ -4,7 +4,8 @@
 # the plain conversions (the same rows as benchmarks/cost_bccd.sh). README "±1 spikes at T ≤ 4".
 # Usage: bash benchmarks/tune.sh [bccd|events|oi5 ...]
 # Settings (environment): NEURONS ("binary snm"), TIMESTEPS ("4 2"), EPOCHS (6), LR (6e-4), CALIB (64 images),
-# IMAGES (train images, default all), CONVERTED (1), OUT (runs/tune), FLAGS (more tune options, e.g. --train-thresholds)
+# IMAGES (train images, default all), CONVERTED (1), OUT (runs/tune), FLAGS (more tune options, e.g. --train-thresholds;
+# FLAGS="--label-gain 0" for the README rows tuned from the ANN alone, before the labels joined by default)
 set -euo pipefail
 NEURONS=${NEURONS:-"binary snm"}; TIMESTEPS=${TIMESTEPS:-"4 2"}; EPOCHS=${EPOCHS:-6}; LR=${LR:-6e-4}
 CALIB=${CALIB:-64}; CONVERTED=${CONVERTED:-1}; OUT=${OUT:-runs/tune}

@@ -162,10 +162,11 @@ def run_convert(args) -> None:
 
 def add_tune(sub) -> None:
     p = sub.add_parser("tune", help="tune a converted SNN for ±1 spikes at a target T (bias correction, then "
-                       "fine-tuning with surrogate gradients taught by the ANN)",
+                       "fine-tuning with surrogate gradients taught by the ANN and the labels)",
                        description="Convert a QCFS checkpoint and tune its SNN at --timesteps: bias correction layer "
-                       "by layer, then hybrid fine-tuning distilled from the ANN on the train split's images (no "
-                       "labels used unless --label-gain). Interrupted runs continue from <out>.resume.safetensors.")
+                       "by layer, then hybrid fine-tuning distilled from the ANN on the train split's images, the "
+                       "labels' detection loss beside it (--label-gain). Interrupted runs continue from "
+                       "<out>.resume.safetensors.")
     p.add_argument("weights", help="a QCFS detector checkpoint (.safetensors) written by 'spikeyolo train'")
     add_data_options(p)
     p.add_argument("--timesteps", type=int, default=4, help="the T to tune for (default 4)")
@@ -186,8 +187,9 @@ def add_tune(sub) -> None:
     p.add_argument("--loss", choices=("anchors", "objects"), default="anchors", help="distillation loss balance: "
                    "anchors (default: the class term averaged over all anchors) or objects (per unit of the ANN's "
                    "total confidence, box term x3; no better on BCCD, see README)")
-    p.add_argument("--label-gain", type=float, default=0.0, help="weight of the labels' detection loss "
-                   "(ultralytics': box, class, DFL) beside the ANN's teaching (default 0: no labels used)")
+    p.add_argument("--label-gain", type=float, default=0.1, help="weight of the labels' detection loss "
+                   "(ultralytics': box, class, DFL) beside the ANN's teaching (default 0.1; 0: the ANN alone, no "
+                   "labels used; README: on BCCD 0.760 -> 0.790 mAP50 at T = 4)")
     p.add_argument("--readouts", type=int_list, help="steps after which the head is distilled, e.g. 2,4: one network "
                    "for several T (default: --timesteps only)")
     p.add_argument("--imgsz", type=int, help="image size (default: the checkpoint's)")

@@ -1,7 +1,7 @@
 """`spikeyolo tune` as a Python API: a converted detector tuned for ±1 spikes at a target T, resumable.
 
 Two stages, each optional: bias correction (``tune.calibrate``, training-free, a few hundred images) and hybrid
-fine-tuning with surrogate gradients taught by the ANN (``tune.distill``, unlabeled images of the train split).
+fine-tuning with surrogate gradients taught by the ANN and the labels (``tune.distill``, the train split).
 Progress is written to ``<out>.resume.safetensors`` (the network, the optimizer and where it stopped) after
 every few calibrated layers and every epoch; a run with the same settings continues from there, and the file is
 removed once the tuned artifact is written. The artifact's metadata says how it was tuned (``tuning``).
@@ -49,7 +49,7 @@ class TuneSettings:
     thresholds: bool = False  # train θ per channel too (DIET-SNN)
     readouts: tuple[int, ...] | None = None  # steps whose head outputs are distilled (default: T only)
     loss: str = "anchors"  # distillation_loss's balance: "anchors" or "objects" (README: no better on BCCD)
-    label_gain: float = 0.0  # > 0: the labels' detection loss (ultralytics'), × this, joins the distillation
+    label_gain: float = 0.1  # the labels' detection loss (ultralytics'), × this, joins the distillation (0: none)
     seed: int = 0
     train_split: str | None = None  # the dataset's own split name (default: the layout's standard)
 
