@@ -7,7 +7,8 @@
 #   val           the QCFS model converted: bursts of up to 4, SNM and binary IF at T = 1 … 32
 #   tune          (not in the default stages) binary IF tuned for T = 4 with `spikeyolo tune`, evaluated
 # The comparison rows (README): STAGES=qcfs-plain (QCFS from silu30, no teacher), qcfs-self (taught by silu30
-# itself), qcfs-direct (QCFS from silu30 with the anchor-head teacher), qcfs8 (as qcfs, L = 8 levels); the zero-shot reference: python benchmarks/yolov5_zero_shot.py.
+# itself), qcfs-direct (QCFS from silu30 with the anchor-head teacher), qcfs8 (as qcfs, L = 8 levels) and val8
+# (its SNN); the zero-shot reference: python benchmarks/yolov5_zero_shot.py.
 # Usage: bash benchmarks/oi5_model.sh            (all: import silu silu-teacher qcfs val)
 #        STAGES="qcfs val" bash benchmarks/oi5_model.sh
 set -euo pipefail
@@ -33,17 +34,19 @@ for stage in $STAGES; do
                  --name qcfs-teacher ;;
     qcfs-direct) spikeyolo train "${common[@]}" --from "$(best silu30)" --teacher $PT "${qcfs[@]}" \
                    --name qcfs-coco-teacher ;;
-    val)
-      v=(spikeyolo val --data "$DATA" --imgsz 320 --weights "$(best qcfs-silu-coco-teacher)" --project runs/oi5-val)
-      "${v[@]}" --timesteps 1,2,4,8 --burst 4 --name oi5-burst4
-      "${v[@]}" --timesteps 1,2,4,8,16,32 --burst 1 --snm --no-ann --name oi5-snm
-      "${v[@]}" --timesteps 1,2,4,8,16,32 --burst 1 --no-ann --name oi5-binary ;;
+    val|val8)  # val8: the L = 8 model of stage qcfs8, bursts of up to 8
+      model=qcfs-silu-coco-teacher; levels=4; [ "$stage" = val8 ] && model=qcfs8-silu-coco-teacher && levels=8
+      v=(spikeyolo val --data "$DATA" --imgsz 320 --weights "$(best $model)" --project runs/oi5-val)
+      tag=oi5; [ "$stage" = val8 ] && tag=oi5-L8
+      "${v[@]}" --timesteps 1,2,4,8 --burst $levels --name $tag-burst$levels
+      "${v[@]}" --timesteps 1,2,4,8,16,32 --burst 1 --snm --no-ann --name $tag-snm
+      "${v[@]}" --timesteps 1,2,4,8,16,32 --burst 1 --no-ann --name $tag-binary ;;
     tune)  # issue 19: ±1 spikes (binary IF) tuned for T = 4
       tuned=runs/tune/oi5/binary-tuned-T4-teacher.safetensors
       spikeyolo tune "$(best qcfs-silu-coco-teacher)" --data "$DATA" --imgsz 320 --timesteps 4 --burst 1 --epochs 3 \
         --lr 6e-4 --calib-images 64 --images 296 --label-gain 0 --out $tuned
       spikeyolo val --data "$DATA" --imgsz 320 --timesteps 1,2,4,8 --no-ann --weights $tuned --project runs/oi5-val \
         --name oi5-binary-tuned-T4 ;;
-    *) echo "unknown stage $stage (import silu silu-teacher qcfs val tune qcfs8 qcfs-plain qcfs-self qcfs-direct)" >&2; exit 2 ;;
+    *) echo "unknown stage $stage (import silu silu-teacher qcfs val tune qcfs8 val8 qcfs-plain qcfs-self qcfs-direct)" >&2; exit 2 ;;
   esac
 done
