@@ -63,3 +63,28 @@ def test_event_model_recorded_map_is_reproduced(tmp_path):
     assert report["ann"]["map50"] == pytest.approx(measured["ann"]["map50"], abs=1e-4)
     for t, expected in recorded.items():
         assert report["snn"][t]["map50"] == pytest.approx(expected["map50"], abs=1e-4)
+
+
+TUNED = DEFAULT_WEIGHTS.with_name("bccd-yolov8n-snn-binary-T4.safetensors")
+
+
+@pytest.mark.skipif(not TUNED.is_file(), reason="shipped tuned SNN not present")
+def test_tuned_snn_says_how_it_was_made():
+    meta = read_metadata(TUNED, ("spikeyolo-snn/3",))
+    assert meta["burst"] == 1 and not meta["snm"] and meta["names"] == ["Platelets", "RBC", "WBC"]
+    tuning = meta["tuning"]
+    assert (tuning["timesteps"], tuning["epochs"], tuning["label_gain"]) == (4, 10, 0.1)
+    assert "labels' detection loss" in tuning["method"] and len(tuning["losses"]) == 10
+    assert meta["source"]["weights"] == "weights/bccd-yolov8n-qcfs.safetensors" and meta["source"]["levels"] == 4
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not TUNED.is_file() or not (SHARED / "bccd").is_dir(), reason="tuned SNN or BCCD not present")
+def test_tuned_snn_reproduces_its_readme_figures():
+    from spikeyolo.eval.val import validate
+
+    """README "±1 spikes at T ≤ 4": 0.759 mAP50 at T = 2 and 0.808 at T = 4 on BCCD test (binary spikes through
+    thresholds: another CPU's summation order may flip a few, hence the tolerance)."""
+    report = validate(TUNED, SHARED / "bccd", [2, 4], imgsz=320, ann=False, cost=False, device="cpu")
+    assert report["snn"]["2"]["map50"] == pytest.approx(0.759, abs=0.01)
+    assert report["snn"]["4"]["map50"] == pytest.approx(0.808, abs=0.01)
