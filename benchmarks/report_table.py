@@ -34,7 +34,7 @@ def rows(labelled: list[tuple[str, dict]], ann: dict | None) -> list[str]:
         measured = ann if ann and key != "ann_int8" else None
         scores = (f"{measured['map50']:.3f} | {measured['map50_95']:.3f} | {_dataset_metric(measured)}"
                   if measured else "– (not measured) | – | –")
-        lines.append(f"| {LABELS.get(key, key)} | – | {scores} | – | {_ops(base['macs'], 'MACs')} + "
+        lines.append(f"| {_label(key, labelled)} | – | {scores} | – | {_ops(base['macs'], 'MACs')} + "
                      f"{base['other_ops'] / 1e6:.0f} M | {base['energy_mj']:.2f} | {base['energy_lemaire_mj']:.1f} |")
     for label, report in labelled:
         for t, entry in sorted(report["snn"].items(), key=lambda item: int(item[0])):
@@ -46,7 +46,14 @@ def rows(labelled: list[tuple[str, dict]], ann: dict | None) -> list[str]:
     return lines
 
 
-LABELS = {"ann_fp32": "ANN fp32 (QCFS, L = 4)", "ann_int8": "ANN int8", "qcfs_3bit": "QCFS as a 3-bit network"}
+def _label(key: str, labelled: list[tuple[str, dict]]) -> str:
+    """A baseline's row name; the QCFS levels L from the reports (``levels``)."""
+    levels = next((r.get("levels") for _, r in labelled if r.get("levels")), None)
+    if key == "ann_fp32":
+        return f"ANN fp32 (QCFS, L = {levels})" if levels else "ANN fp32"
+    if key.startswith("qcfs_") and key.endswith("bit"):
+        return f"QCFS as a {key[5:-3]}-bit network"
+    return {"ann_int8": "ANN int8"}.get(key, key)
 
 
 def versus(channel: dict, layer: dict, ann_map50: float) -> list[str]:
