@@ -173,7 +173,8 @@ def add_tune(sub) -> None:
     p.add_argument("--burst", type=int, default=1, help="spikes per neuron and step (default 1: ±1 spikes)")
     p.add_argument("--snm", action="store_true", help=SNM_HELP)
     p.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs over the train split (0: calibration "
-                   "only; README: 6 on BCCD's 292 images, 25 min on 2 CPU cores at 320 px)")
+                   "only; README, BCCD's 292 images at 320 px: 6 take ~25 min on 2 CPU cores and reach 96.7 %% of the ANN's "
+                   "mAP50 at T = 4 with binary spikes, 10 reach 98.9 %%)")
     p.add_argument("--lr", type=float, default=6e-4, help="Adam learning rate, cosine-decayed to 0")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--images", type=int, help="train images used (default: all of the split)")
