@@ -6,6 +6,7 @@
 #   qcfs          QCFS (L = 4) from that, the anchor head still teaching (15 epochs)       → runs/oi5/qcfs-silu-coco-teacher
 #   val           the QCFS model converted: bursts of up to 4, SNM and binary IF at T = 1 … 32
 #   tune          (not in the default stages) binary IF tuned for T = 4 with `spikeyolo tune`, evaluated
+#   tune-snm      (not in the default stages) SNM tuned for T = 4 with the labels, evaluated
 # The comparison rows (README): STAGES=qcfs-plain (QCFS from silu30, no teacher), qcfs-self (taught by silu30
 # itself), qcfs-direct (QCFS from silu30 with the anchor-head teacher), qcfs8 (as qcfs, L = 8 levels) and val8
 # (its SNN); the zero-shot reference: python benchmarks/yolov5_zero_shot.py.
@@ -47,6 +48,12 @@ for stage in $STAGES; do
         --lr 6e-4 --calib-images 64 --images 296 --label-gain 0 --out $tuned
       spikeyolo val --data "$DATA" --imgsz 320 --timesteps 1,2,4,8 --no-ann --weights $tuned --project runs/oi5-val \
         --name oi5-binary-tuned-T4 ;;
-    *) echo "unknown stage $stage (import silu silu-teacher qcfs val tune qcfs8 val8 qcfs-plain qcfs-self qcfs-direct)" >&2; exit 2 ;;
+    tune-snm)  # issue 19: signed ±1 spikes (SNM) tuned for T = 4 with the labels (tune's defaults), 3 epochs
+      tuned=runs/tune/oi5/snm-tuned-T4-labels.safetensors
+      spikeyolo tune "$(best qcfs-silu-coco-teacher)" --data "$DATA" --imgsz 320 --timesteps 4 --burst 1 --snm \
+        --epochs 3 --images 296 --out $tuned
+      spikeyolo val --data "$DATA" --imgsz 320 --timesteps 1,2,4,8 --no-ann --weights $tuned --project runs/oi5-val \
+        --name oi5-snm-tuned-T4-labels ;;
+    *) echo "unknown stage $stage (import silu silu-teacher qcfs val tune tune-snm qcfs8 val8 qcfs-plain qcfs-self qcfs-direct)" >&2; exit 2 ;;
   esac
 done
