@@ -23,6 +23,8 @@ MAX_SENSOR = 4096         # event camera width and height
 MAX_EVENT_WINDOWS = 1_000_000  # frames one event recording may produce
 MAX_CALIB_IMAGES = 100_000
 MAX_IMAGE_SIDE = 100_000  # pixels, of an image a dataset annotation describes
+MAX_OBJECTS_PER_IMAGE = 5_000  # labelled boxes of one image (the densest real sets hold ~1,000; the detection
+                               # loss's assignment allocates objects × anchors per image)
 
 
 class LimitError(ValueError):

@@ -43,9 +43,9 @@ if not ultralytics.__version__.startswith(SUPPORTED_SERIES):
 
 __all__ = ["CONVERTIBLE", "Conv", "DFL", "Detect", "DetectionModel", "DetectionPredictor", "DetectionTrainer",
            "DetectionValidator", "DEFAULT_CFG", "boxes_to_original", "build_detection_model", "conv_blocks",
-           "cpu_threads", "decode_head_outputs", "detection_validators", "draw_detections", "first_conv_block", "fold_batchnorm",
-           "get_cfg", "head_output_convs", "LabelsLoss", "letterbox_batch", "letterbox_boxes", "load_checkpoint", "max_pool_uses", "non_max_suppression",
-           "scale_to_frame", "smart_value", "yaml_model"]
+           "cpu_threads", "decode_head_outputs", "detection_validators", "draw_detections", "first_conv_block",
+           "fold_batchnorm", "get_cfg", "head_output_convs", "LabelsLoss", "letterbox_batch", "letterbox_boxes",
+           "load_checkpoint", "max_pool_uses", "non_max_suppression", "scale_to_frame", "smart_value", "yaml_model"]
 
 
 def cpu_threads() -> int:

@@ -123,3 +123,22 @@ def test_a_damaged_anchor_head_is_one_line_not_a_traceback(monkeypatch, damage):
     with pytest.raises(CheckpointError) as err:
         AnchorHeadTeacher(YOLOV5N, ["Person"])
     assert "\n" not in str(err.value) and ("anchor head" in str(err.value))
+
+
+@needs_yolov5n
+def test_the_teacher_file_is_read_once(monkeypatch):
+    from spikeyolo import importing, pickled
+    from spikeyolo.quantize import anchor_teacher
+    from spikeyolo.quantize.trainer import TeacherSettings
+
+    reads = []
+
+    def counted(path):
+        reads.append(path)
+        return pickled.read_pickled_checkpoint(path)
+
+    monkeypatch.setattr(anchor_teacher, "read_pickled_checkpoint", counted)
+    monkeypatch.setattr(importing, "read_pickled_checkpoint", counted)
+    settings = TeacherSettings(str(YOLOV5N))  # checked here, before any work
+    teacher = settings.load(["bird", "person"], 16)
+    assert isinstance(teacher, AnchorHeadTeacher) and len(reads) == 1

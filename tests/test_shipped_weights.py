@@ -5,6 +5,12 @@ from spikeyolo.checkpoint import read_metadata
 from spikeyolo.detect.predictor import DEFAULT_WEIGHTS
 from tests.conftest import SHARED
 
+# Another CPU (AVX-512, AVX2, SSE4.1) or another thread count sums the convolutions in another order: scores near a
+# threshold and QCFS levels near a step move. Measured: ONEDNN_MAX_CPU_ISA=SSE41 read the BCCD ANN at 0.8112 against
+# the recorded 0.8117 and the events SNN at 0.5453 against 0.5452; OMP_NUM_THREADS=1 on AVX-512 read BCCD bursts ≤ 4
+# at T = 1 at 0.8021 against the recorded 0.8142 (72 images: a few detections). The bound: 0.02 mAP50.
+MAP_TOLERANCE = 0.02
+
 pytestmark = pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped weights not present")
 
 
@@ -26,9 +32,9 @@ def test_recorded_map_is_reproduced():
     recorded = measured["snn"]["burst4"]
     report = validate(DEFAULT_WEIGHTS, SHARED / "bccd", [int(t) for t in recorded], imgsz=320, burst=4, cost=False,
                       chunk=16)
-    assert report["ann"]["map50"] == pytest.approx(measured["ann"]["map50"], abs=1e-4)
+    assert report["ann"]["map50"] == pytest.approx(measured["ann"]["map50"], abs=MAP_TOLERANCE)
     for t, expected in recorded.items():
-        assert report["snn"][t]["map50"] == pytest.approx(expected["map50"], abs=1e-4)
+        assert report["snn"][t]["map50"] == pytest.approx(expected["map50"], abs=MAP_TOLERANCE)
 
 
 def test_event_model_detects_cells_in_the_demo_recording(tmp_path):
@@ -60,9 +66,9 @@ def test_event_model_recorded_map_is_reproduced(tmp_path):
     recorded = measured["snn"]["burst4"]
     report = validate(DEFAULT_EVENT_WEIGHTS, data, [int(t) for t in recorded], imgsz=320, burst=4, cost=False,
                       chunk=16)
-    assert report["ann"]["map50"] == pytest.approx(measured["ann"]["map50"], abs=1e-4)
+    assert report["ann"]["map50"] == pytest.approx(measured["ann"]["map50"], abs=MAP_TOLERANCE)
     for t, expected in recorded.items():
-        assert report["snn"][t]["map50"] == pytest.approx(expected["map50"], abs=1e-4)
+        assert report["snn"][t]["map50"] == pytest.approx(expected["map50"], abs=MAP_TOLERANCE)
 
 
 TUNED = DEFAULT_WEIGHTS.with_name("bccd-yolov8n-snn-binary-T4.safetensors")
@@ -84,7 +90,7 @@ def test_tuned_snn_reproduces_its_readme_figures():
     from spikeyolo.eval.val import validate
 
     """README "±1 spikes at T ≤ 4": 0.759 mAP50 at T = 2 and 0.808 at T = 4 on BCCD test (binary spikes through
-    thresholds: another CPU's summation order may flip a few, hence the tolerance)."""
+    thresholds: another CPU's summation order may flip a few, hence MAP_TOLERANCE)."""
     report = validate(TUNED, SHARED / "bccd", [2, 4], imgsz=320, ann=False, cost=False, device="cpu")
-    assert report["snn"]["2"]["map50"] == pytest.approx(0.759, abs=0.01)
-    assert report["snn"]["4"]["map50"] == pytest.approx(0.808, abs=0.01)
+    assert report["snn"]["2"]["map50"] == pytest.approx(0.759, abs=MAP_TOLERANCE)
+    assert report["snn"]["4"]["map50"] == pytest.approx(0.808, abs=MAP_TOLERANCE)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from spikeyolo.data.records import DatasetError
+from spikeyolo.limits import MAX_OBJECTS_PER_IMAGE
 
 MAX_LABEL_BYTES = 10_000_000  # one label file
 
@@ -38,6 +39,9 @@ def read_yolo_labels(path: Path, classes: int) -> list[list[float]]:
         if not all(0.0 <= v <= 1.0 for v in coords):
             raise DatasetError(f"{where}: coordinates must be normalized to [0, 1], got {line[:60]!r}")
         rows.append(values)
+        if len(rows) > MAX_OBJECTS_PER_IMAGE:
+            raise DatasetError(f"{path}: more than {MAX_OBJECTS_PER_IMAGE} objects in one image: not a label file "
+                               "spikeyolo trains on (split the image into tiles)")
     return rows
 
 

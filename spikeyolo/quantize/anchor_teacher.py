@@ -75,9 +75,10 @@ class AnchorHeadTeacher(nn.Module):
     outputs}, anchors ordered as ultralytics' anchor-free head orders them (level by level, row-major): what the
     student is taught, in its own terms; ``decode`` turns it into boxes as the student decodes its own."""
 
-    def __init__(self, path: str | Path, names: list[str], bins: int = 16):
+    def __init__(self, path: str | Path, names: list[str], bins: int = 16, checkpoint=None):
+        """``checkpoint``: the file as ``read_yolov5`` already read (and checked) it."""
         super().__init__()
-        checkpoint = read_yolov5(path)
+        checkpoint = checkpoint or read_yolov5(path)
         self.body = import_checkpoint(path, checkpoint=checkpoint).model.eval()
         self.names = dict(enumerate(names))
         self.bins = bins

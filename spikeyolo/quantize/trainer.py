@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -103,12 +103,13 @@ class TeacherSettings:
     path: str
     gain: float = 1.0
     feature_weight: float = 0.0
+    _yolov5: object = field(default=None, init=False, repr=False, compare=False)  # the .pt as read once
 
     def __post_init__(self):  # a wrong or damaged file: one line before any work, not after the dataset is read
         if Path(self.path).suffix == ".pt":
             from spikeyolo.quantize.anchor_teacher import read_yolov5
 
-            read_yolov5(self.path)
+            self._yolov5 = read_yolov5(self.path)
         else:
             read_metadata(self.path)
 
@@ -116,7 +117,7 @@ class TeacherSettings:
         if Path(self.path).suffix == ".pt":
             from spikeyolo.quantize.anchor_teacher import AnchorHeadTeacher
 
-            return AnchorHeadTeacher(self.path, names, bins)
+            return AnchorHeadTeacher(self.path, names, bins, checkpoint=self._yolov5)
         from spikeyolo.quantize.checkpoint import load_detector
 
         return load_detector(self.path)[0]

@@ -134,6 +134,13 @@ def _calibrate(snn, ann, settings, files, imgsz, progress, save) -> None:
     save(None)
 
 
+def _epoch_batches(files: list[Path], imgsz: int, classes: int, settings: TuneSettings):
+    """(images, labels) batches of one epoch; without a label gain the labels are not read (None)."""
+    if settings.label_gain:
+        return labelled_batches(files, imgsz, classes, settings.batch)
+    return ((images, None) for images in image_batches(files, imgsz, settings.batch))
+
+
 def _finetune(snn, ann, settings, files, imgsz, progress, optim_state, save) -> None:
     """Distillation epochs from where it stopped (a resumed run continues its optimizer and its image order)."""
     steps_per_epoch = -(-len(files) // settings.batch)
@@ -153,12 +160,12 @@ def _finetune(snn, ann, settings, files, imgsz, progress, optim_state, save) -> 
             order = torch.randperm(len(files), generator=torch.Generator().manual_seed(settings.seed + epoch))
             losses = []
             with tqdm(total=steps_per_epoch, desc=f"tune: epoch {epoch + 1}/{settings.epochs}", unit="batch") as bar:
-                for images, targets in labelled_batches([files[i] for i in order], imgsz, classes, settings.batch):
+                for images, targets in _epoch_batches([files[i] for i in order], imgsz, classes, settings):
                     images = images.to(next(ann.parameters()).device)
                     coin = torch.Generator().manual_seed(settings.seed + distiller.steps_done)  # resumable
                     if torch.rand((), generator=coin) < 0.5:  # the teacher (and the labels) see the same flip
-                        images, targets = images.flip(-1), flip_labels(targets)
-                    losses.append(distiller.step(images, targets if settings.label_gain else None))
+                        images, targets = images.flip(-1), (flip_labels(targets) if targets else None)
+                    losses.append(distiller.step(images, targets))
                     bar.set_postfix(loss=f"{sum(losses) / len(losses):.4f}")
                     bar.update(1)
             progress.epochs_done = epoch + 1

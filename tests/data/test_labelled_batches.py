@@ -5,7 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
+from spikeyolo.data import yolo
 from spikeyolo.data.images import flip_labels, labelled_batches
+from spikeyolo.data.records import DatasetError
 from spikeyolo.ultra import DEFAULT_CFG, LabelsLoss, build_detection_model
 from tests.conftest import ROOT
 
@@ -70,3 +72,10 @@ def test_labels_loss_is_ultralytics_training_loss_per_image():
     assert float(ours.detach()) == pytest.approx(float(expected.detach()), rel=1e-6) and float(ours.detach()) > 0
     with pytest.raises(ValueError, match="anchors"):
         LabelsLoss(model)({"boxes": preds["boxes"], "scores": preds["scores"]}, targets, 2 * IMGSZ)
+
+
+def test_an_image_with_too_many_objects_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(yolo, "MAX_OBJECTS_PER_IMAGE", 3)  # the detection loss allocates objects × anchors
+    crowded = _image(tmp_path, "crowded.png", 64, 64, [(0, (4 * i, 4 * i, 4 * i + 3, 4 * i + 3)) for i in range(4)])
+    with pytest.raises(DatasetError, match="crowded.txt: more than 3 objects"):
+        next(labelled_batches([crowded], IMGSZ, classes=2))

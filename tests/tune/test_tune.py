@@ -8,7 +8,7 @@ from spikeyolo.cli import main
 from spikeyolo.convert import convert
 from spikeyolo.convert.artifact import load_snn
 from spikeyolo.quantize.checkpoint import save_detector
-from spikeyolo.tune import distill
+from spikeyolo.tune import distill, run
 from spikeyolo.tune.calibrate import LayerOutputs, calibration_targets, correct_biases
 from spikeyolo.tune.distill import Distiller, spiking_head
 from spikeyolo.tune.run import TuneSettings, resume_path, tune
@@ -202,8 +202,11 @@ def _settings(weights, data, **changes):
 
 
 @pytest.mark.parametrize("thresholds, label_gain", [(False, 0.0), (True, 0.0), (False, 0.5)])
-def test_tuned_artifact_reloads_and_runs_identically(qcfs_weights, voc_dataset, tmp_path, thresholds, label_gain):
+def test_tuned_artifact_reloads_and_runs_identically(qcfs_weights, voc_dataset, tmp_path, thresholds, label_gain,
+                                                      monkeypatch):
     out = tmp_path / "tuned.safetensors"
+    if not label_gain:  # without a label gain no label is read
+        monkeypatch.setattr(run, "labelled_batches", lambda *args: pytest.fail("labels read with label_gain 0"))
     record, snn = tune(_settings(qcfs_weights, voc_dataset, epochs=1, thresholds=thresholds, label_gain=label_gain),
                        out)
     assert ("labels' detection loss" in record["method"]) == (label_gain > 0)
