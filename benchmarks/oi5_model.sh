@@ -5,8 +5,10 @@
 #   silu-teacher  then with the checkpoint's own anchor head as teacher (15 more epochs)   → runs/oi5/silu-coco-teacher
 #   qcfs          QCFS (L = 4) from that, the anchor head still teaching (15 epochs)       → runs/oi5/qcfs-silu-coco-teacher
 #   val           the QCFS model converted: bursts of up to 4, SNM and binary IF at T = 1 … 32
-#   tune          (not in the default stages) binary IF tuned for T = 4 with `spikeyolo tune`, evaluated
-#   tune-snm      (not in the default stages) SNM tuned for T = 4 with the labels, evaluated
+#   tune          (not in the default stages) ±1 spikes tuned for T = 4 with `spikeyolo tune`, then evaluated at
+#                 T = 1, 2, 4, 8; env: NEURONS=binary|snm (binary), LEVELS=4|8 (the QCFS model: 4), EPOCHS (3),
+#                 IMAGES (train images: 296; "all": the 600), GAIN (the labels' gain: 0)
+#   tune-snm      (not in the default stages) as tune with NEURONS=snm GAIN=0.1 (SNM with the labels)
 # The comparison rows (README): STAGES=qcfs-plain (QCFS from silu30, no teacher), qcfs-self (taught by silu30
 # itself), qcfs-direct (QCFS from silu30 with the anchor-head teacher), qcfs8 (as qcfs, L = 8 levels) and val8
 # (its SNN); the zero-shot reference: python benchmarks/yolov5_zero_shot.py.
@@ -42,18 +44,17 @@ for stage in $STAGES; do
       "${v[@]}" --timesteps 1,2,4,8 --burst $levels --name $tag-burst$levels
       "${v[@]}" --timesteps 1,2,4,8,16,32 --burst 1 --snm --no-ann --name $tag-snm
       "${v[@]}" --timesteps 1,2,4,8,16,32 --burst 1 --no-ann --name $tag-binary ;;
-    tune)  # issue 19: ±1 spikes (binary IF) tuned for T = 4
-      tuned=runs/tune/oi5/binary-tuned-T4-teacher.safetensors
-      spikeyolo tune "$(best qcfs-silu-coco-teacher)" --data "$DATA" --imgsz 320 --timesteps 4 --burst 1 --epochs 3 \
-        --lr 6e-4 --calib-images 64 --images 296 --label-gain 0 --out $tuned
-      spikeyolo val --data "$DATA" --imgsz 320 --timesteps 1,2,4,8 --no-ann --weights $tuned --project runs/oi5-val \
-        --name oi5-binary-tuned-T4 ;;
-    tune-snm)  # issue 19: signed ±1 spikes (SNM) tuned for T = 4 with the labels (tune's defaults), 3 epochs
-      tuned=runs/tune/oi5/snm-tuned-T4-labels.safetensors
-      spikeyolo tune "$(best qcfs-silu-coco-teacher)" --data "$DATA" --imgsz 320 --timesteps 4 --burst 1 --snm \
-        --epochs 3 --images 296 --out $tuned
-      spikeyolo val --data "$DATA" --imgsz 320 --timesteps 1,2,4,8 --no-ann --weights $tuned --project runs/oi5-val \
-        --name oi5-snm-tuned-T4-labels ;;
+    tune|tune-snm)  # issue 19: ±1 spikes tuned for T = 4 (tune-snm: SNM with the labels, the row made first)
+      neurons=${NEURONS:-binary}; gain=${GAIN:-0}; epochs=${EPOCHS:-3}; images=${IMAGES:-296}; levels=${LEVELS:-4}
+      [ "$stage" = tune-snm ] && neurons=snm && gain=0.1
+      model=qcfs-silu-coco-teacher; [ "$levels" = 8 ] && model=qcfs8-silu-coco-teacher
+      name=$neurons-L$levels-T4-e$epochs-i$images-g$gain; tuned=runs/tune/oi5/$name.safetensors
+      limit=(); [ "$images" = all ] || limit=(--images "$images")
+      snm=(); [ "$neurons" = snm ] && snm=(--snm)
+      spikeyolo tune "$(best $model)" --data "$DATA" --imgsz 320 --timesteps 4 --burst 1 "${snm[@]}" \
+        --epochs "$epochs" "${limit[@]}" --label-gain "$gain" --out "$tuned"
+      spikeyolo val --data "$DATA" --imgsz 320 --timesteps 1,2,4,8 --no-ann --weights "$tuned" --project runs/oi5-val \
+        --name "oi5-$name" ;;
     *) echo "unknown stage $stage (import silu silu-teacher qcfs val tune tune-snm qcfs8 val8 qcfs-plain qcfs-self qcfs-direct)" >&2; exit 2 ;;
   esac
 done

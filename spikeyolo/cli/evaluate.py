@@ -55,6 +55,44 @@ def run_val(args) -> None:
     print(f"report: {folder}: report.json, report.csv, map_vs_timesteps.png, firing_rate.png, map_vs_energy.png, "
           f"energy_per_layer.png{' (one folder per threshold scale)' if len(reports) > 1 else ''}")
 
+def add_layers(sub) -> None:
+    p = sub.add_parser("layers", help="where the SNN departs from its ANN: the error of every spiking layer at each T",
+                       description="Runs the ANN and the SNN on the same images and prints, for every spiking layer "
+                       "and head accumulator in the order the network runs them, the relative error of the SNN's "
+                       "output over the first T steps against the ANN's activation, and its mean shift.")
+    p.add_argument("--weights", required=True, help="a spikeyolo checkpoint, or an SNN artifact with its checkpoint "
+                   "beside it (a tuned SNN is compared with the ANN it was tuned from)")
+    add_data_options(p)
+    p.add_argument("--timesteps", type=int_list, default=[1, 2, 4, 8], help="e.g. 1,2,4,8")
+    p.add_argument("--split", default="val", choices=("train", "val", "test"))
+    p.add_argument("--images", type=int, default=16, help="the first this many images of the split")
+    p.add_argument("--mode", choices=("qcfs", "channel", "layer"), help="conversion of a checkpoint (as val)")
+    p.add_argument("--percentile", type=float, default=99.9)
+    p.add_argument("--burst", type=int, help="spikes per neuron and step when converting a checkpoint (as val)")
+    p.add_argument("--snm", action="store_true", help=SNM_HELP)
+    p.add_argument("--imgsz", type=int)
+    p.add_argument("--batch", type=int, default=8)
+    add_device(p)
+    p.add_argument("--json", help="also write the per-layer errors here")
+
+
+def run_layers(args) -> None:
+    from spikeyolo.eval.layers import LayerError, measure_layers, table
+    from spikeyolo.eval.report import write_json
+
+    report = measure_layers(args.weights, args.data, args.timesteps, args.split, args.images, args.imgsz,
+                            args.batch, args.device, args.mode, args.percentile, args.burst, args.snm,
+                            args.train_split, args.val_split)
+    errors = [LayerError(e["name"], e["kind"], e["threshold"], e["ann_mean"],
+                         {int(t): v for t, v in e["relative_error"].items()},
+                         {int(t): v for t, v in e["mean_shift"].items()}) for e in report["layers"]]
+    print(f"{report['images']} images of {args.data} ({report['split']}), {report['mode']} mode, burst "
+          f"{report['burst']}{', SNM' if report['snm'] else ''}, {report['imgsz']} px")
+    print(table(errors, report["timesteps"]))
+    if args.json:
+        write_json(report, Path(args.json))
+
+
 def add_benchmark(sub) -> None:
     p = sub.add_parser("benchmark", help="speed of the ANN, our SNN engine, a naive loop and SpikingJelly",
                        description="Times every engine side by side in one run: images/s, per-timestep cost as a "

@@ -53,17 +53,20 @@ def latency(seconds: dict, counting: float, timesteps: list[int], device) -> dic
             f"snn_ms_per_image_to_T{max(timesteps)}": 1e3 * max(seconds["snn"] - counting, 0.0) / images}
 
 
-def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS, split: str = "val",
-             imgsz: int | None = None, batch: int = 16, device: str = "auto", mode: str | None = None,
-             percentile: float = 99.9, calib_images: int = 64, ann: bool = True, cost: bool = True,
-             burst: int | None = None, chunk: int | None = None, snm: bool = False, precision: str = "fp32",
-             train_split: str | None = None, val_split: str | None = None, threshold_scale: float = 1.0) -> dict:
-    """Evaluate ANN and SNN (simulated once to max T) and return the report dict; ``threshold_scale`` multiplies
-    every neuron's θ (the ANN is unchanged)."""
-    device = torch_device(device)  # 'auto', '0', … as torch reads them
+def checked_timesteps(timesteps) -> list[int]:
+    """The distinct T asked for, sorted (a ValueError unless all are positive)."""
     timesteps = sorted(set(int(t) for t in timesteps))
     if not timesteps or timesteps[0] < 1:
         raise ValueError(f"timesteps must be positive integers, got {timesteps}")
+    return timesteps
+
+
+def load_for_split(weights: str | Path, data: str | Path, split: str, imgsz: int | None, device: torch.device,
+                   mode: str | None, percentile: float, calib_images: int, ann: bool, burst: int | None, snm: bool,
+                   train_split: str | None, val_split: str | None):
+    """(the networks of ``weights``, the prepared dataset's yaml) once the weights, the dataset, the split and the
+    classes are known to fit, each checked before anything heavier (one clear error otherwise); channel / layer
+    modes calibrate on the train split's images."""
     if imgsz is not None:
         image_size(imgsz, "val")
     weights_file = read_weights(weights)  # a bad weights file fails before the dataset is prepared
@@ -76,6 +79,20 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
 
     loaded = load_model(weights_file, device, ann=ann, mode=mode, burst=burst, snm=snm, calibration=calibration,
                         percentile=percentile, imgsz=imgsz, backend=default_backend(device))  # fused on CUDA
+    return loaded, data_yaml
+
+
+def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS, split: str = "val",
+             imgsz: int | None = None, batch: int = 16, device: str = "auto", mode: str | None = None,
+             percentile: float = 99.9, calib_images: int = 64, ann: bool = True, cost: bool = True,
+             burst: int | None = None, chunk: int | None = None, snm: bool = False, precision: str = "fp32",
+             train_split: str | None = None, val_split: str | None = None, threshold_scale: float = 1.0) -> dict:
+    """Evaluate ANN and SNN (simulated once to max T) and return the report dict; ``threshold_scale`` multiplies
+    every neuron's θ (the ANN is unchanged)."""
+    device = torch_device(device)  # 'auto', '0', … as torch reads them
+    timesteps = checked_timesteps(timesteps)
+    loaded, data_yaml = load_for_split(weights, data, split, imgsz, device, mode, percentile, calib_images, ann,
+                                       burst, snm, train_split, val_split)
     ann_model, snn = loaded.ann, loaded.snn
     meta = {**loaded.settings, "precision": precision, "threshold_scale": threshold_scale}
     snn.set_precision(precision)  # the ANN row stays the float32 reference
