@@ -60,8 +60,9 @@ def add_layers(sub) -> None:
                        description="Runs the ANN and the SNN on the same images and prints, for every spiking layer "
                        "and head accumulator in the order the network runs them, the relative error of the SNN's "
                        "output over the first T steps against the ANN's activation, and its mean shift.")
-    p.add_argument("--weights", required=True, help="a spikeyolo checkpoint, or an SNN artifact with its checkpoint "
-                   "beside it (a tuned SNN is compared with the ANN it was tuned from)")
+    p.add_argument("--weights", required=True, help="a spikeyolo checkpoint, or an SNN artifact (e.g. a tuned one)")
+    p.add_argument("--ann", help="the detector checkpoint to compare with (default: --weights itself, or for an SNN "
+                   "artifact the checkpoint it came from when that lies beside it)")
     add_data_options(p)
     p.add_argument("--timesteps", type=int_list, default=[1, 2, 4, 8], help="e.g. 1,2,4,8")
     p.add_argument("--split", default="val", choices=("train", "val", "test"))
@@ -82,7 +83,7 @@ def run_layers(args) -> None:
 
     report = measure_layers(args.weights, args.data, args.timesteps, args.split, args.images, args.imgsz,
                             args.batch, args.device, args.mode, args.percentile, args.burst, args.snm,
-                            args.train_split, args.val_split)
+                            args.train_split, args.val_split, args.ann)
     errors = [LayerError(e["name"], e["kind"], e["threshold"], e["ann_mean"],
                          {int(t): v for t, v in e["relative_error"].items()},
                          {int(t): v for t, v in e["mean_shift"].items()}) for e in report["layers"]]

@@ -41,7 +41,8 @@ class LayerError:
 class _Sums:
     """Float64 running sums of one layer over batches."""
 
-    def __init__(self, timesteps: list[int]):
+    def __init__(self, name: str, timesteps: list[int]):
+        self.name = name
         self.squared_error = {t: 0.0 for t in timesteps}
         self.difference = {t: 0.0 for t in timesteps}
         self.squared = self.absolute = self.total = 0.0
@@ -49,6 +50,9 @@ class _Sums:
 
     def add(self, ann: torch.Tensor, snn_by_step: torch.Tensor) -> None:
         """``snn_by_step``: [T_max, N, ...], the SNN's output over the first t steps at index t − 1."""
+        if snn_by_step.shape[1:] != ann.shape:
+            raise ValueError(f"the ANN is not the network this SNN was converted from: its {self.name} gives "
+                             f"{list(ann.shape)}, the SNN's {list(snn_by_step.shape[1:])}")
         ann = ann.double()
         self.squared += float((ann ** 2).sum())
         self.absolute += float(ann.abs().sum())
@@ -84,9 +88,13 @@ def layer_errors(snn: SpikingDetector, ann: nn.Module, batches: Iterable[torch.T
     """Every spiking layer's and head accumulator's error against the ANN at each of ``timesteps`` (one SNN run
     per batch to the largest T), in the order the network runs them."""
     targets = calibration_targets(snn)
+    ann_layers = dict(ann.named_modules())
+    missing = [name for name in targets if name not in ann_layers]
+    if missing:
+        raise ValueError(f"the ANN is not the network this SNN was converted from: it has no layer {missing[0]}")
     modules = {name: snn.net.get_submodule(name) for name in targets}
     steps = max(timesteps)
-    sums = {name: _Sums(timesteps) for name in targets}
+    sums = {name: _Sums(name, timesteps) for name in targets}
     ann.eval()
     for images in batches:
         with LayerOutputs(ann, targets) as taps:
@@ -120,24 +128,29 @@ def table(errors: list[LayerError], timesteps: list[int]) -> str:
 def measure_layers(weights, data, timesteps=(1, 2, 4, 8), split: str = "val", images: int = 16,
                    imgsz: int | None = None, batch: int = 8, device: str = "auto", mode: str | None = None,
                    percentile: float = 99.9, burst: int | None = None, snm: bool = False,
-                   train_split: str | None = None, val_split: str | None = None) -> dict:
+                   train_split: str | None = None, val_split: str | None = None, ann: str | None = None) -> dict:
     """`spikeyolo layers` as a Python API: the layer errors of ``weights``' SNN on the first ``images`` images of
-    ``split``, as a report dict (its ``layers`` are LayerError.as_dict()s)."""
+    ``split``, as a report dict (its ``layers`` are LayerError.as_dict()s). ``ann``: the detector checkpoint to
+    compare with (default: ``weights`` itself, or the checkpoint beside an SNN artifact)."""
+    from spikeyolo.convert.load import load_model, read_weights
     from spikeyolo.data.images import image_batches, split_images
     from spikeyolo.device import torch_device
     from spikeyolo.eval.val import checked_timesteps, load_for_split
 
     device, timesteps = torch_device(device), checked_timesteps(timesteps)
-    loaded, data_yaml = load_for_split(weights, data, split, imgsz, device, mode, percentile, 64, True, burst, snm,
-                                       train_split, val_split)
-    if loaded.ann is None:
+    loaded, data_yaml = load_for_split(weights, data, split, imgsz, device, mode, percentile, 64, ann is None, burst,
+                                       snm, train_split, val_split)
+    if ann and read_weights(ann).is_snn:
+        raise ValueError(f"--ann {ann} is an SNN artifact: pass the detector checkpoint (the ANN) to compare with")
+    network = load_model(ann, device, snn=False).ann if ann else loaded.ann
+    if network is None:
         named = Path(str(loaded.weights.source.get("weights") or "?")).name
         raise ValueError(f"{weights} is an SNN artifact and its detector checkpoint ({named}) is not in its folder: "
-                         "the layer errors need the ANN; put the checkpoint beside it, or pass the checkpoint itself")
+                         "the layer errors need the ANN; pass it with --ann")
     loaded.snn.use_channels_last(False)  # the ANN's layout: both see the same tensors
     files = split_images(data_yaml, split)[:images]
     batches = (b.to(device) for b in image_batches(files, loaded.settings["imgsz"], batch))
-    errors = layer_errors(loaded.snn, loaded.ann.float(), batches, timesteps)
+    errors = layer_errors(loaded.snn, network.float(), batches, timesteps)
     return {"weights": str(weights), "dataset": str(data), "split": split, "images": len(files),
             "timesteps": timesteps, **{k: loaded.settings[k] for k in ("mode", "burst", "snm", "imgsz")},
             "layers": [e.as_dict() for e in errors]}

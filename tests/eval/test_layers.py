@@ -9,6 +9,7 @@ from spikeyolo.cli import main
 from spikeyolo.convert import convert
 from spikeyolo.convert.artifact import save_snn
 from spikeyolo.eval.layers import layer_errors, table
+from spikeyolo.quantize.checkpoint import load_detector, save_detector
 from spikeyolo.tune.calibrate import LayerOutputs, calibration_targets
 from tests.convert.test_convert import live_model
 from tests.eval.test_val_cli import weights  # noqa: F401 (the fixture)
@@ -96,13 +97,24 @@ def test_layers_command_prints_and_writes_the_errors(weights, voc_dataset, tmp_p
     assert "err T=4" in printed and printed.count("model.") == len(report["layers"])
 
 
-def test_an_snn_without_its_ann_is_one_line(weights, voc_dataset, tmp_path, capsys):  # noqa: F811
-    from spikeyolo.quantize.checkpoint import load_detector
-
-    model, meta = load_detector(weights, "cpu")
+def test_an_snn_artifact_needs_its_ann_named_when_not_beside_it(weights, voc_dataset, tmp_path, capsys):  # noqa: F811
+    model, _ = load_detector(weights, "cpu")
     artifact = tmp_path / "alone" / "snn.safetensors"
     artifact.parent.mkdir()
     save_snn(convert(model, "qcfs", burst=1), artifact, {"weights": str(weights), "imgsz": 64, "levels": 4})
     rc = main(["layers", "--weights", str(artifact), "--data", str(voc_dataset), "--images", "2"])
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and len(err.splitlines()) == 1 and "m.safetensors" in err and "beside" in err, err
+    assert rc == 2 and len(err.splitlines()) == 1 and "m.safetensors" in err and "--ann" in err, err
+    out = tmp_path / "layers.json"
+    rc = main(["layers", "--weights", str(artifact), "--ann", str(weights), "--data", str(voc_dataset), "--images", "2",
+               "--timesteps", "4", "--json", str(out)])
+    assert rc == 0 and json.loads(out.read_text())["layers"][0]["relative_error"]["4"] < 1e-3, capsys.readouterr()
+    other = live_model("yolov8n-relu", 4)  # three classes: not the two-class network the SNN came from
+    other_weights = save_detector(other, tmp_path / "o.safetensors", imgsz=64)
+    rc = main(["layers", "--weights", str(artifact), "--ann", str(other_weights), "--data", str(voc_dataset),
+               "--images", "2"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "not the network" in err and len(err.splitlines()) == 1, err
+    rc = main(["layers", "--weights", str(artifact), "--ann", str(artifact), "--data", str(voc_dataset)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "is an SNN artifact" in err and len(err.splitlines()) == 1, err
