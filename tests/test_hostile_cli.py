@@ -41,6 +41,8 @@ OPTION_CASES = [
     (["val", "--weights", WEIGHTS, "--data", "x", "--chunk", "-1"], "--chunk must be in [1, 4096]"),
     (["val", "--weights", WEIGHTS, "--data", "x", "--imgsz", "-1"], "--imgsz must be in [32, 4096]"),
     (["val", "--weights", WEIGHTS, "--data", "x", "--percentile", "nan"], "--percentile must be a finite number"),
+    (["layers", "--weights", WEIGHTS, "--data", "x", "--images", "0"], "--images must be in [1, 100000]"),
+    (["layers", "--weights", WEIGHTS, "--data", "x", "--imgsz", "33"], "multiple of 32"),
     (["convert", WEIGHTS, "--calib-images", "0"], "--calib-images must be in [1, 100000]"),
     (["convert", WEIGHTS, "--initial-membrane", "nan"], "--initial-membrane must be a finite number"),
     (["webcam", "--source", VIDEO, "--conf", "5"], "--conf must be in [0.0, 1.0]"),
