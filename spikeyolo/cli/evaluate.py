@@ -59,7 +59,8 @@ def add_layers(sub) -> None:
     p = sub.add_parser("layers", help="where the SNN departs from its ANN: the error of every spiking layer at each T",
                        description="Runs the ANN and the SNN on the same images and prints, for every spiking layer "
                        "and head accumulator in the order the network runs them, the relative error of the SNN's "
-                       "output over the first T steps against the ANN's activation, and its mean shift.")
+                       "output over the first T steps against the ANN's activation, its mean shift, and what is left "
+                       "once each channel's mean difference is removed (the part bias correction cannot remove).")
     p.add_argument("--weights", required=True, help="a spikeyolo checkpoint, or an SNN artifact (e.g. a tuned one)")
     p.add_argument("--ann", help="the detector checkpoint to compare with (default: --weights itself, or for an SNN "
                    "artifact the checkpoint it came from when that lies beside it)")
@@ -84,9 +85,7 @@ def run_layers(args) -> None:
     report = measure_layers(args.weights, args.data, args.timesteps, args.split, args.images, args.imgsz,
                             args.batch, args.device, args.mode, args.percentile, args.burst, args.snm,
                             args.train_split, args.val_split, args.ann)
-    errors = [LayerError(e["name"], e["kind"], e["threshold"], e["ann_mean"],
-                         {int(t): v for t, v in e["relative_error"].items()},
-                         {int(t): v for t, v in e["mean_shift"].items()}) for e in report["layers"]]
+    errors = [LayerError.from_dict(saved) for saved in report["layers"]]
     print(f"{report['images']} images of {args.data} ({report['split']}), {report['mode']} mode, burst "
           f"{report['burst']}{', SNM' if report['snm'] else ''}, {report['imgsz']} px")
     print(table(errors, report["timesteps"]))

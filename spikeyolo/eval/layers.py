@@ -4,8 +4,10 @@ At few steps an SNN's accuracy is lost somewhere: the first spiking layers quant
 spike trains and fire where their ANN twin is silent (or the reverse), and the error compounds with depth. This
 runs the ANN and the SNN on the same images and measures, at every spiking layer (and every head accumulator)
 and every T asked for, how far the SNN's output over the first T steps (a neuron's rate × θ, an accumulator's
-running mean) is from the ANN's activation: the relative error ‖SNN − ANN‖ / ‖ANN‖ over every element, and the
-mean shift (SNN − ANN, the part bias correction removes) relative to the ANN's mean magnitude. Layers come in the
+running mean) is from the ANN's activation: the relative error ‖SNN − ANN‖ / ‖ANN‖ over every element, the
+mean shift (SNN − ANN) relative to the ANN's mean magnitude, and the centred error: the relative error once each
+channel's mean difference is removed, what bias correction cannot remove (a uniform shift of every class logit
+leaves the ranking of detections as it was; this part does not). Layers come in the
 order the network runs them, so the table reads as the error's path through the network.
 """
 from __future__ import annotations
@@ -24,18 +26,27 @@ from spikeyolo.tune.calibrate import LayerOutputs, calibration_targets
 
 @dataclass(frozen=True)
 class LayerError:
-    """One layer's departure from the ANN: ``relative_error`` and ``mean_shift`` by T."""
+    """One layer's departure from the ANN: ``relative_error``, ``mean_shift`` and ``centred_error`` by T."""
     name: str
     kind: str  # "neuron" or "head" (an accumulating head convolution)
     threshold: float | None  # a neuron layer's mean θ
     ann_mean: float  # the ANN activation's mean
     relative_error: dict[int, float]  # ‖SNN − ANN‖₂ / ‖ANN‖₂ over every element of every image
     mean_shift: dict[int, float]  # (mean SNN − mean ANN) / mean |ANN|
+    centred_error: dict[int, float]  # as relative_error, each channel's mean difference removed: what bias
+    #                                  correction cannot remove (the spike trains' timing, not their average)
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> "LayerError":
+        by_t = {key: {int(t): v for t, v in saved[key].items()} for key in
+                ("relative_error", "mean_shift", "centred_error")}
+        return cls(saved["name"], saved["kind"], saved["threshold"], saved["ann_mean"], **by_t)
 
     def as_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "threshold": self.threshold, "ann_mean": self.ann_mean,
                 "relative_error": {str(t): e for t, e in self.relative_error.items()},
-                "mean_shift": {str(t): s for t, s in self.mean_shift.items()}}
+                "mean_shift": {str(t): s for t, s in self.mean_shift.items()},
+                "centred_error": {str(t): e for t, e in self.centred_error.items()}}
 
 
 class _Sums:
@@ -45,6 +56,7 @@ class _Sums:
         self.name = name
         self.squared_error = {t: 0.0 for t in timesteps}
         self.difference = {t: 0.0 for t in timesteps}
+        self.channel_difference = {t: 0.0 for t in timesteps}  # [C] sums of SNN − ANN per channel
         self.squared = self.absolute = self.total = 0.0
         self.count = 0
 
@@ -60,16 +72,21 @@ class _Sums:
         self.count += ann.numel()
         for t in self.squared_error:
             snn = snn_by_step[t - 1].double()
-            self.squared_error[t] += float(((snn - ann) ** 2).sum())
-            self.difference[t] += float((snn - ann).sum())
+            difference = snn - ann
+            self.squared_error[t] += float((difference ** 2).sum())
+            self.difference[t] += float(difference.sum())
+            self.channel_difference[t] = self.channel_difference[t] + difference.transpose(0, 1).flatten(1).sum(1)
 
     def result(self, name: str, module: nn.Module) -> LayerError:
         head = isinstance(module, Accumulate)
         threshold = None if head else float(module.threshold.float().mean())
         norm, magnitude = max(self.squared, 1e-30) ** 0.5, max(self.absolute, 1e-30)
+        per_channel = self.count / max(len(self.channel_difference[min(self.squared_error)]), 1)
+        centred = {t: max(e - float((self.channel_difference[t] ** 2).sum()) / per_channel, 0.0) ** 0.5 / norm
+                   for t, e in self.squared_error.items()}
         return LayerError(name, "head" if head else "neuron", threshold, self.total / max(self.count, 1),
                           {t: e ** 0.5 / norm for t, e in self.squared_error.items()},
-                          {t: d / magnitude for t, d in self.difference.items()})
+                          {t: d / magnitude for t, d in self.difference.items()}, centred)
 
 
 def _by_step(output: torch.Tensor, steps: int, accumulated: bool) -> torch.Tensor:
@@ -113,15 +130,17 @@ def layer_errors(snn: SpikingDetector, ann: nn.Module, batches: Iterable[torch.T
 
 
 def table(errors: list[LayerError], timesteps: list[int]) -> str:
-    """The terminal table: one row per layer, the relative error at each T and the mean shift at the largest."""
+    """The terminal table: one row per layer, the relative error at each T, and at the largest T the mean shift and
+    the centred error."""
     last = max(timesteps)
     head = f"{'layer':26s} {'θ':>7} {'ANN mean':>9} " + " ".join(f"{'err T=' + str(t):>9}" for t in timesteps) + \
-        f" {'shift T=' + str(last):>11}"
+        f" {'shift T=' + str(last):>11} {'centred T=' + str(last):>13}"
     rows = [head]
     for e in errors:
         theta = f"{e.threshold:7.3f}" if e.threshold is not None else f"{'head':>7}"
         rows.append(f"{e.name:26s} {theta} {e.ann_mean:9.4f} " +
-                    " ".join(f"{e.relative_error[t]:9.3f}" for t in timesteps) + f" {e.mean_shift[last]:+11.3f}")
+                    " ".join(f"{e.relative_error[t]:9.3f}" for t in timesteps) +
+                    f" {e.mean_shift[last]:+11.3f} {e.centred_error[last]:13.3f}")
     return "\n".join(rows)
 
 

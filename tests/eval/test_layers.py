@@ -27,9 +27,10 @@ def _images(n, seed):
 
 
 def _reference(snn, ann, batches, timesteps, names):
-    """Per name and T, (‖SNN − ANN‖, ‖ANN‖, Σ(SNN − ANN), Σ|ANN|) from the same runs' raw per-step outputs, the
-    rate over the first t steps taken here by slicing (an accumulator's step-t output as it is)."""
-    sums = {(n, t): [0.0, 0.0, 0.0, 0.0] for n in names for t in timesteps}
+    """Per name and T, (‖SNN − ANN‖², ‖ANN‖², Σ(SNN − ANN), Σ|ANN|, the differences of every batch) from the same
+    runs' raw per-step outputs, the rate over the first t steps taken here by slicing (an accumulator's step-t output
+    as it is)."""
+    sums = {(n, t): [0.0, 0.0, 0.0, 0.0, []] for n in names for t in timesteps}
     steps = max(timesteps)
     for images in batches:
         with torch.no_grad(), LayerOutputs(ann, names) as a:
@@ -48,7 +49,14 @@ def _reference(snn, ann, batches, timesteps, names):
                 acc[1] += float((want ** 2).sum())
                 acc[2] += float((got - want).sum())
                 acc[3] += float(want.abs().sum())
+                acc[4].append(got - want)
     return sums
+
+
+def _centred(differences, norm):
+    """‖d − each channel's mean of d‖ / ‖ANN‖ over every batch's differences d [N, C, ...]."""
+    d = torch.cat([x.transpose(0, 1).flatten(1) for x in differences], 1)
+    return float((d - d.mean(1, keepdim=True)).norm()) / norm ** 0.5
 
 
 def test_layer_errors_are_the_relative_error_and_mean_shift_of_each_layer(qcfs_model):
@@ -62,11 +70,13 @@ def test_layer_errors_are_the_relative_error_and_mean_shift_of_each_layer(qcfs_m
     reference = _reference(snn, qcfs_model, batches, [1, 3, 4], names)
     for e in errors:
         for t in (1, 3, 4):
-            squared, norm, difference, magnitude = reference[(e.name, t)]
+            squared, norm, difference, magnitude, differences = reference[(e.name, t)]
             assert e.relative_error[t] == pytest.approx(squared ** 0.5 / norm ** 0.5, rel=1e-9, abs=1e-12), (e.name, t)
             assert e.mean_shift[t] == pytest.approx(difference / magnitude, rel=1e-9, abs=1e-12), (e.name, t)
+            assert e.centred_error[t] == pytest.approx(_centred(differences, norm), rel=1e-6, abs=1e-9), (e.name, t)
+            assert e.centred_error[t] <= e.relative_error[t] + 1e-12
     text = table(errors, [1, 3, 4])
-    assert len(text.splitlines()) == len(names) + 1 and "err T=3" in text and "shift T=4" in text
+    assert len(text.splitlines()) == len(names) + 1 and "err T=3" in text and "centred T=4" in text
 
 
 def test_the_first_layer_is_exact_at_t_equal_to_its_levels_and_bursts_at_every_t(qcfs_model):
