@@ -158,7 +158,7 @@ def measure_layers(weights, data, timesteps=(1, 2, 4, 8), split: str = "val", im
 
     device, timesteps = torch_device(device), checked_timesteps(timesteps)
     loaded, data_yaml = load_for_split(weights, data, split, imgsz, device, mode, percentile, 64, ann is None, burst,
-                                       snm, train_split, val_split)
+                                       snm, train_split, val_split, command="layers")
     if ann and read_weights(ann).is_snn:
         raise ValueError(f"--ann {ann} is an SNN artifact: pass the detector checkpoint (the ANN) to compare with")
     network = load_model(ann, device, snn=False).ann if ann else loaded.ann

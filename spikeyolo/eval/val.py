@@ -63,12 +63,12 @@ def checked_timesteps(timesteps) -> list[int]:
 
 def load_for_split(weights: str | Path, data: str | Path, split: str, imgsz: int | None, device: torch.device,
                    mode: str | None, percentile: float, calib_images: int, ann: bool, burst: int | None, snm: bool,
-                   train_split: str | None, val_split: str | None):
+                   train_split: str | None, val_split: str | None, command: str = "val"):
     """(the networks of ``weights``, the prepared dataset's yaml) once the weights, the dataset, the split and the
     classes are known to fit, each checked before anything heavier (one clear error otherwise); channel / layer
     modes calibrate on the train split's images."""
     if imgsz is not None:
-        image_size(imgsz, "val")
+        image_size(imgsz, command)
     weights_file = read_weights(weights)  # a bad weights file fails before the dataset is prepared
     data_yaml = prepare_dataset(data, train_split=train_split, val_split=val_split)
     split_images(data_yaml, split)  # a split the dataset lacks is one DatasetError naming those it has
