@@ -7,12 +7,8 @@ from spikeyolo.cli.common import (SNM_HELP, UsageError, add_data_options, new_ru
     add_device, add_precision, torch_threads)
 
 
-def add_val(sub) -> None:
-    p = sub.add_parser("val", help="mAP of the ANN and its SNN at every T, with the SNN cost",
-                       description="Evaluate the ANN and the SNN (simulated once to the largest T) side by side.")
-    p.add_argument("--weights", required=True, help="a spikeyolo checkpoint or SNN artifact (.safetensors)")
-    add_data_options(p)
-    p.add_argument("--timesteps", type=int_list, default=[1, 2, 4, 8, 16, 32, 64], help="e.g. 1,2,4,8,16,32,64")
+def _add_snn_options(p, batch: int) -> None:
+    """What val and layers share: the split, how a checkpoint is converted, the input size, batch and chunk."""
     p.add_argument("--split", default="val", choices=("train", "val", "test"),
                    help="which prepared split to evaluate: val is --val-split (VOC: its test set), train is "
                    "--train-split, test a third split where the dataset has one (a Roboflow export's test/)")
@@ -23,11 +19,20 @@ def add_val(sub) -> None:
                    "default L of a QCFS model, else 1; an SNN artifact keeps the burst it was converted with")
     p.add_argument("--snm", action="store_true", help=SNM_HELP)
     p.add_argument("--imgsz", type=int)
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--batch", type=int, default=batch)
     add_device(p)
-    add_precision(p)
     p.add_argument("--chunk", type=int, help="simulate this many steps at a time (memory ∝ batch × chunk; default: "
                    "all on a GPU, 16 // batch on the CPU)")
+
+
+def add_val(sub) -> None:
+    p = sub.add_parser("val", help="mAP of the ANN and its SNN at every T, with the SNN cost",
+                       description="Evaluate the ANN and the SNN (simulated once to the largest T) side by side.")
+    p.add_argument("--weights", required=True, help="a spikeyolo checkpoint or SNN artifact (.safetensors)")
+    add_data_options(p)
+    p.add_argument("--timesteps", type=int_list, default=[1, 2, 4, 8, 16, 32, 64], help="e.g. 1,2,4,8,16,32,64")
+    _add_snn_options(p, batch=16)
+    add_precision(p)
     p.add_argument("--no-ann", action="store_true", help="evaluate the SNN only")
     p.add_argument("--threshold-scale", type=float_list, default=[1.0], help="scale every threshold θ by each of "
                    "these (e.g. 0.8,1,1.25: Wu et al.'s trade-off of accuracy against operations at each T)")
@@ -66,31 +71,24 @@ def add_layers(sub) -> None:
                    "artifact the checkpoint it came from when that lies beside it)")
     add_data_options(p)
     p.add_argument("--timesteps", type=int_list, default=[1, 2, 4, 8], help="e.g. 1,2,4,8")
-    p.add_argument("--split", default="val", choices=("train", "val", "test"))
     p.add_argument("--images", type=int, default=16, help="the first this many images of the split")
-    p.add_argument("--mode", choices=("qcfs", "channel", "layer"), help="conversion of a checkpoint (as val)")
-    p.add_argument("--percentile", type=float, default=99.9)
-    p.add_argument("--burst", type=int, help="spikes per neuron and step when converting a checkpoint (as val)")
-    p.add_argument("--snm", action="store_true", help=SNM_HELP)
-    p.add_argument("--imgsz", type=int)
-    p.add_argument("--batch", type=int, default=8)
-    add_device(p)
+    _add_snn_options(p, batch=8)
     p.add_argument("--json", help="also write the per-layer errors here")
 
 
 def run_layers(args) -> None:
-    from spikeyolo.eval.layers import LayerError, measure_layers, table
+    from spikeyolo.eval.layers import measure_layers, table
     from spikeyolo.eval.report import write_json
 
-    report = measure_layers(args.weights, args.data, args.timesteps, args.split, args.images, args.imgsz,
-                            args.batch, args.device, args.mode, args.percentile, args.burst, args.snm,
-                            args.train_split, args.val_split, args.ann)
-    errors = [LayerError.from_dict(saved) for saved in report["layers"]]
-    print(f"{report['images']} images of {args.data} ({report['split']}), {report['mode']} mode, burst "
-          f"{report['burst']}{', SNM' if report['snm'] else ''}, {report['imgsz']} px")
-    print(table(errors, report["timesteps"]))
+    measured, errors = measure_layers(args.weights, args.data, args.timesteps, args.split, args.images, args.imgsz,
+                                      args.batch, args.device, args.mode, args.percentile, burst=args.burst,
+                                      snm=args.snm, train_split=args.train_split, val_split=args.val_split,
+                                      ann=args.ann, chunk=args.chunk)
+    print(f"{measured['images']} images of {args.data} ({measured['split']}), {measured['mode']} mode, burst "
+          f"{measured['burst']}{', SNM' if measured['snm'] else ''}, {measured['imgsz']} px")
+    print(table(errors, measured["timesteps"]))
     if args.json:
-        write_json(report, Path(args.json))
+        write_json({**measured, "layers": [e.as_dict() for e in errors]}, Path(args.json))
 
 
 def add_benchmark(sub) -> None:

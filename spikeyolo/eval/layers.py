@@ -36,12 +36,6 @@ class LayerError:
     centred_error: dict[int, float]  # as relative_error, each channel's mean difference removed: what bias
     #                                  correction cannot remove (the spike trains' timing, not their average)
 
-    @classmethod
-    def from_dict(cls, saved: dict) -> "LayerError":
-        by_t = {key: {int(t): v for t, v in saved[key].items()} for key in
-                ("relative_error", "mean_shift", "centred_error")}
-        return cls(saved["name"], saved["kind"], saved["threshold"], saved["ann_mean"], **by_t)
-
     def as_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "threshold": self.threshold, "ann_mean": self.ann_mean,
                 "relative_error": {str(t): e for t, e in self.relative_error.items()},
@@ -50,83 +44,84 @@ class LayerError:
 
 
 class _Sums:
-    """Float64 running sums of one layer over batches."""
+    """Float64 running sums of one layer over batches, fed one chunk of steps at a time (memory: one chunk)."""
 
-    def __init__(self, name: str, timesteps: list[int]):
-        self.name = name
+    def __init__(self, name: str, module: nn.Module, timesteps: list[int]):
+        self.name, self.module, self.accumulated = name, module, isinstance(module, Accumulate)
         self.squared_error = {t: 0.0 for t in timesteps}
         self.difference = {t: 0.0 for t in timesteps}
         self.channel_difference = {t: 0.0 for t in timesteps}  # [C] sums of SNN − ANN per channel
         self.squared = self.absolute = self.total = 0.0
         self.count = 0
+        self.ann, self.running, self.step = None, None, 0
 
-    def add(self, ann: torch.Tensor, snn_by_step: torch.Tensor) -> None:
-        """``snn_by_step``: [T_max, N, ...], the SNN's output over the first t steps at index t − 1."""
-        if snn_by_step.shape[1:] != ann.shape:
-            raise ValueError(f"the ANN is not the network this SNN was converted from: its {self.name} gives "
-                             f"{list(ann.shape)}, the SNN's {list(snn_by_step.shape[1:])}")
+    def begin(self, ann: torch.Tensor) -> None:
+        """A new batch: the ANN's activation it is compared with; the SNN's steps count from 1 again."""
+        self.ann, self.running, self.step = ann, None, 0  # kept as it came (float64 only while compared)
         ann = ann.double()
         self.squared += float((ann ** 2).sum())
         self.absolute += float(ann.abs().sum())
         self.total += float(ann.sum())
         self.count += ann.numel()
-        for t in self.squared_error:
-            snn = snn_by_step[t - 1].double()
-            difference = snn - ann
-            self.squared_error[t] += float((difference ** 2).sum())
-            self.difference[t] += float(difference.sum())
-            self.channel_difference[t] = self.channel_difference[t] + difference.transpose(0, 1).flatten(1).sum(1)
 
-    def result(self, name: str, module: nn.Module) -> LayerError:
-        head = isinstance(module, Accumulate)
-        threshold = None if head else float(module.threshold.float().mean())
+    def add_chunk(self, output: torch.Tensor) -> None:
+        """The SNN's [steps·N, ...] output of one chunk of steps: each step's output over the steps so far (a
+        neuron's running mean; an accumulator's output already is one) is compared at the T asked for."""
+        batch = self.ann.shape[0]
+        if output.shape[1:] != self.ann.shape[1:] or output.shape[0] % batch:
+            raise ValueError(f"the ANN is not the network this SNN was converted from: its {self.name} gives "
+                             f"{list(self.ann.shape)}, the SNN's {list(output.shape)} over the steps")
+        for step_output in output.double().view(-1, *self.ann.shape):
+            self.step += 1
+            if not self.accumulated:
+                self.running = step_output if self.running is None else self.running + step_output
+            if self.step in self.squared_error:
+                self._compare(self.step, step_output if self.accumulated else self.running / self.step)
+
+    def _compare(self, t: int, snn: torch.Tensor) -> None:
+        difference = snn - self.ann.double()
+        self.squared_error[t] += float((difference ** 2).sum())
+        self.difference[t] += float(difference.sum())
+        self.channel_difference[t] = self.channel_difference[t] + difference.transpose(0, 1).flatten(1).sum(1)
+
+    def result(self) -> LayerError:
+        threshold = None if self.accumulated else float(self.module.threshold.float().mean())
         norm, magnitude = max(self.squared, 1e-30) ** 0.5, max(self.absolute, 1e-30)
         per_channel = self.count / max(len(self.channel_difference[min(self.squared_error)]), 1)
         centred = {t: max(e - float((self.channel_difference[t] ** 2).sum()) / per_channel, 0.0) ** 0.5 / norm
                    for t, e in self.squared_error.items()}
-        return LayerError(name, "head" if head else "neuron", threshold, self.total / max(self.count, 1),
-                          {t: e ** 0.5 / norm for t, e in self.squared_error.items()},
+        return LayerError(self.name, "head" if self.accumulated else "neuron", threshold,
+                          self.total / max(self.count, 1), {t: e ** 0.5 / norm for t, e in self.squared_error.items()},
                           {t: d / magnitude for t, d in self.difference.items()}, centred)
 
 
-def _by_step(output: torch.Tensor, steps: int, accumulated: bool) -> torch.Tensor:
-    """[T·N, ...] per-step outputs → [T, N, ...] outputs over the first t steps (a neuron's cumulative mean; an
-    accumulator's output already is its running mean)."""
-    per_step = output.view(steps, -1, *output.shape[1:])
-    if accumulated:
-        return per_step
-    counts = torch.arange(1, steps + 1, device=output.device, dtype=per_step.dtype)
-    return per_step.cumsum(0) / counts.view(-1, *([1] * (per_step.dim() - 1)))
-
-
 @torch.no_grad()
-def layer_errors(snn: SpikingDetector, ann: nn.Module, batches: Iterable[torch.Tensor],
-                 timesteps: list[int]) -> list[LayerError]:
+def layer_errors(snn: SpikingDetector, ann: nn.Module, batches: Iterable[torch.Tensor], timesteps: list[int],
+                 chunk: int | None = None) -> list[LayerError]:
     """Every spiking layer's and head accumulator's error against the ANN at each of ``timesteps`` (one SNN run
-    per batch to the largest T), in the order the network runs them."""
+    per batch to the largest T, ``chunk`` steps at a time as the engine runs them), in the order the network runs
+    them."""
     targets = calibration_targets(snn)
     ann_layers = dict(ann.named_modules())
     missing = [name for name in targets if name not in ann_layers]
     if missing:
         raise ValueError(f"the ANN is not the network this SNN was converted from: it has no layer {missing[0]}")
-    modules = {name: snn.net.get_submodule(name) for name in targets}
-    steps = max(timesteps)
-    sums = {name: _Sums(name, timesteps) for name in targets}
+    sums = {name: _Sums(name, snn.net.get_submodule(name), timesteps) for name in targets}
+    handles = [layer.module.register_forward_hook(lambda _m, _i, out, layer=layer: layer.add_chunk(out))
+               for layer in sums.values()]
     ann.eval()
-    for images in batches:
-        with LayerOutputs(ann, targets) as taps:
-            ann(images)
-        wanted = dict(taps.outputs)
-        handles = [module.register_forward_hook(
-            lambda m, _i, out, n=name: sums[n].add(wanted[n], _by_step(out.double(), steps, isinstance(m, Accumulate))))
-            for name, module in modules.items()]
-        try:
-            snn(images, steps, chunk=steps)
-        finally:
-            for handle in handles:
-                handle.remove()
-            snn.reset()
-    return [sums[name].result(name, modules[name]) for name in targets]
+    try:
+        for images in batches:
+            with LayerOutputs(ann, targets) as taps:
+                ann(images)
+            for name, layer in sums.items():
+                layer.begin(taps.outputs[name])
+            snn(images, max(timesteps), chunk=chunk)
+    finally:
+        for handle in handles:
+            handle.remove()
+        snn.reset()
+    return [layer.result() for layer in sums.values()]
 
 
 def table(errors: list[LayerError], timesteps: list[int]) -> str:
@@ -146,19 +141,20 @@ def table(errors: list[LayerError], timesteps: list[int]) -> str:
 
 def measure_layers(weights, data, timesteps=(1, 2, 4, 8), split: str = "val", images: int = 16,
                    imgsz: int | None = None, batch: int = 8, device: str = "auto", mode: str | None = None,
-                   percentile: float = 99.9, burst: int | None = None, snm: bool = False,
-                   train_split: str | None = None, val_split: str | None = None, ann: str | None = None) -> dict:
-    """`spikeyolo layers` as a Python API: the layer errors of ``weights``' SNN on the first ``images`` images of
-    ``split``, as a report dict (its ``layers`` are LayerError.as_dict()s). ``ann``: the detector checkpoint to
-    compare with (default: ``weights`` itself, or the checkpoint beside an SNN artifact)."""
+                   percentile: float = 99.9, calib_images: int = 64, burst: int | None = None, snm: bool = False,
+                   train_split: str | None = None, val_split: str | None = None, ann: str | None = None,
+                   chunk: int | None = None) -> tuple[dict, list[LayerError]]:
+    """`spikeyolo layers` as a Python API: (what was measured: weights, dataset, split, images, T, mode, burst, SNM,
+    input size; the layer errors of ``weights``' SNN on the first ``images`` images of ``split``). ``ann``: the
+    detector checkpoint to compare with (default: ``weights`` itself, or the checkpoint beside an SNN artifact)."""
     from spikeyolo.convert.load import load_model, read_weights
     from spikeyolo.data.images import image_batches, split_images
     from spikeyolo.device import torch_device
     from spikeyolo.eval.val import checked_timesteps, load_for_split
 
     device, timesteps = torch_device(device), checked_timesteps(timesteps)
-    loaded, data_yaml = load_for_split(weights, data, split, imgsz, device, mode, percentile, 64, ann is None, burst,
-                                       snm, train_split, val_split, command="layers")
+    loaded, data_yaml = load_for_split(weights, data, split, imgsz, device, mode, percentile, calib_images,
+                                       ann is None, burst, snm, train_split, val_split, command="layers")
     if ann and read_weights(ann).is_snn:
         raise ValueError(f"--ann {ann} is an SNN artifact: pass the detector checkpoint (the ANN) to compare with")
     network = load_model(ann, device, snn=False).ann if ann else loaded.ann
@@ -169,7 +165,6 @@ def measure_layers(weights, data, timesteps=(1, 2, 4, 8), split: str = "val", im
     loaded.snn.use_channels_last(False)  # the ANN's layout: both see the same tensors
     files = split_images(data_yaml, split)[:images]
     batches = (b.to(device) for b in image_batches(files, loaded.settings["imgsz"], batch))
-    errors = layer_errors(loaded.snn, network.float(), batches, timesteps)
-    return {"weights": str(weights), "dataset": str(data), "split": split, "images": len(files),
-            "timesteps": timesteps, **{k: loaded.settings[k] for k in ("mode", "burst", "snm", "imgsz")},
-            "layers": [e.as_dict() for e in errors]}
+    errors = layer_errors(loaded.snn, network.float(), batches, timesteps, chunk)
+    return ({"weights": str(weights), "dataset": str(data), "split": split, "images": len(files),
+             "timesteps": timesteps, **{k: loaded.settings[k] for k in ("mode", "burst", "snm", "imgsz")}}, errors)

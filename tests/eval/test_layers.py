@@ -26,20 +26,32 @@ def _images(n, seed):
     return torch.rand(n, 3, 64, 64, generator=torch.Generator().manual_seed(seed))
 
 
-def _reference(snn, ann, batches, timesteps, names):
+def _per_step_outputs(snn, images, steps, chunk, names):
+    """Every named layer's raw outputs of one run, chunk by chunk, joined: [steps·N, ...]."""
+    chunks = {n: [] for n in names}
+    hooks = [snn.net.get_submodule(n).register_forward_hook(lambda _m, _i, out, n=n: chunks[n].append(out.clone()))
+             for n in names]
+    try:
+        snn(images, steps, chunk=chunk)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        snn.reset()
+    return {n: torch.cat(outs) for n, outs in chunks.items()}
+
+
+def _reference(snn, ann, batches, timesteps, names, chunk):
     """Per name and T, (‖SNN − ANN‖², ‖ANN‖², Σ(SNN − ANN), Σ|ANN|, the differences of every batch) from the same
-    runs' raw per-step outputs, the rate over the first t steps taken here by slicing (an accumulator's step-t output
-    as it is)."""
+    runs' raw per-step outputs (the same chunks), the rate over the first t steps taken here by slicing (an
+    accumulator's step-t output as it is)."""
     sums = {(n, t): [0.0, 0.0, 0.0, 0.0, []] for n in names for t in timesteps}
     steps = max(timesteps)
     for images in batches:
         with torch.no_grad(), LayerOutputs(ann, names) as a:
             ann(images)
-        with torch.no_grad(), LayerOutputs(snn.net, names) as s:
-            snn(images, steps, chunk=steps)
-        snn.reset()
+        outputs = _per_step_outputs(snn, images, steps, chunk, names)
         for n in names:
-            per_step = s.outputs[n].double().view(steps, images.shape[0], *a.outputs[n].shape[1:])
+            per_step = outputs[n].double().view(steps, images.shape[0], *a.outputs[n].shape[1:])
             head = not hasattr(snn.net.get_submodule(n), "threshold")
             for t in timesteps:
                 got = per_step[t - 1] if head else per_step[:t].mean(0)
@@ -63,11 +75,11 @@ def test_layer_errors_are_the_relative_error_and_mean_shift_of_each_layer(qcfs_m
     snn = convert(qcfs_model, "qcfs", burst=1)
     snn.use_channels_last(False)
     batches = [_images(2, 1), _images(3, 2)]  # sums over batches of different sizes
-    errors = layer_errors(snn, qcfs_model, batches, [1, 3, 4])
+    errors = layer_errors(snn, qcfs_model, batches, [1, 3, 4], chunk=2)  # T = 3 spans two chunks
     names = calibration_targets(snn)
     assert [e.name for e in errors] == names
     assert {e.kind for e in errors} == {"neuron", "head"}
-    reference = _reference(snn, qcfs_model, batches, [1, 3, 4], names)
+    reference = _reference(snn, qcfs_model, batches, [1, 3, 4], names, chunk=2)
     for e in errors:
         for t in (1, 3, 4):
             squared, norm, difference, magnitude, differences = reference[(e.name, t)]
@@ -98,7 +110,7 @@ def test_the_first_layer_is_exact_at_t_equal_to_its_levels_and_bursts_at_every_t
 def test_layers_command_prints_and_writes_the_errors(weights, voc_dataset, tmp_path, capsys):  # noqa: F811
     out = tmp_path / "layers.json"
     rc = main(["layers", "--weights", str(weights), "--data", str(voc_dataset), "--timesteps", "1,4", "--burst", "1",
-               "--images", "3", "--json", str(out)])
+               "--images", "3", "--chunk", "1", "--json", str(out)])
     printed = capsys.readouterr().out
     assert rc == 0, printed
     report = json.loads(out.read_text())
