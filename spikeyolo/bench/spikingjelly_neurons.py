@@ -15,8 +15,8 @@ import copy
 
 import torch
 
-from spikeyolo.engine.layers import IFNeuron, Stateful, Timed
-from spikeyolo.engine.runner import ConstantInput, SpikingDetector
+from spikeyolo.engine.layers import IFNeuron, Stateful
+from spikeyolo.engine.runner import ImageConv, SpikingDetector
 
 
 class SpikingJellyIF(Stateful):
@@ -34,18 +34,17 @@ class SpikingJellyIF(Stateful):
         self.threshold = float(neuron.threshold.item())
         self.initial_membrane = neuron.initial_membrane
         self.node = sj_neuron.IFNode(v_threshold=self.threshold, v_reset=None, step_mode="m")
-        self.started = False
+        self.register_state("v0", self.initial_membrane * self.threshold)  # the node's membrane at the first step
 
     def reset(self) -> None:
+        super().reset()
         self.node.reset()
-        self.started = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_seq = self.unfold(x)
-        if not self.started:
-            self.node.v = torch.full_like(x_seq[0], self.initial_membrane * self.threshold)
-            self.started = True
-        spikes = self.node(x_seq)
+        if not torch.is_tensor(self.node.v):  # reset: SpikingJelly holds its membrane as a float until the first step
+            self.node.v = self.v0.clone()
+        spikes = self.node(x_seq.contiguous() if x_seq.stride(0) == 0 else x_seq)
         return (spikes * self.threshold).flatten(0, 1)
 
 
@@ -56,19 +55,22 @@ def with_spikingjelly_neurons(snn: SpikingDetector) -> SpikingDetector:
         parent_name, _, attr = name.rpartition(".")
         parent = twin.net.get_submodule(parent_name) if parent_name else twin.net
         setattr(parent, attr, SpikingJellyIF(neuron))
-    twin.share_clock()
+    twin._geometry = None
     return twin
 
 
-class RepeatedInput(Timed):
-    """The first convolution as SpikingJelly feeds an image: on T copies of it, one per step."""
+class RepeatedInput(torch.nn.Module):
+    """The first convolution as SpikingJelly feeds an image: on T copies of it, one per step
+    (``x.unsqueeze(0).repeat(T, 1, 1, 1, 1)``, all T·N frames in one convolution)."""
 
     def __init__(self, layer: torch.nn.Module):
         super().__init__()
         self.layer = layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer(torch.cat([x] * self.timesteps) if self.timesteps > 1 else x)
+        steps, batch = x.shape[:2]
+        out = self.layer(x[0].unsqueeze(0).repeat(steps, 1, 1, 1, 1).flatten(0, 1))
+        return out.view(steps, batch, *out.shape[1:])
 
 
 def with_spikingjelly_execution(snn: SpikingDetector) -> SpikingDetector:
@@ -79,8 +81,7 @@ def with_spikingjelly_execution(snn: SpikingDetector) -> SpikingDetector:
     twin = with_spikingjelly_neurons(snn)
     twin.use_channels_last(False)
     for name, module in list(twin.net.named_modules()):
-        if isinstance(module, ConstantInput):
+        if isinstance(module, ImageConv):
             parent_name, _, attr = name.rpartition(".")
             setattr(twin.net.get_submodule(parent_name), attr, RepeatedInput(module.layer))
-    twin.share_clock()
     return twin

@@ -16,7 +16,7 @@ from spikeyolo.checkpoint import (SNN_FORMAT, SNN_FORMATS, CheckpointError, read
                                   write_safetensors)
 from spikeyolo.convert.convert import replace_module, spikify
 from spikeyolo.engine.layers import Accumulate, CumulativeMaxPool, IFNeuron, NeuronSpec, ReusedMaxPool
-from spikeyolo.engine.runner import ConstantInput, SpikingDetector
+from spikeyolo.engine.runner import ImageConv, SpikingDetector
 from spikeyolo.quantize.qcfs import QCFS
 from spikeyolo.ultra import build_detection_model, fold_batchnorm
 
@@ -50,7 +50,7 @@ def describe_graph(net: torch.nn.Module) -> dict:
             "pools": {name: len(m.pools) if isinstance(m, ReusedMaxPool) else 1 for name, m in modules
                       if isinstance(m, ReusedMaxPool) or (isinstance(m, CumulativeMaxPool) and ".pools." not in name)},
             "accumulators": [name for name, m in modules if isinstance(m, Accumulate)],
-            "constant_input": [name for name, m in modules if isinstance(m, ConstantInput)]}
+            "constant_input": [name for name, m in modules if isinstance(m, ImageConv)]}
 
 
 def _module(net: torch.nn.Module, name: str, kind, path) -> torch.nn.Module:
@@ -75,7 +75,7 @@ def build_from_graph(net: torch.nn.Module, graph: dict, backend: str, path) -> N
     for name in graph["accumulators"]:
         replace_module(net, name, Accumulate(_module(net, name, torch.nn.Conv2d, path)))
     for name in graph["constant_input"]:
-        replace_module(net, name, ConstantInput(_module(net, name, torch.nn.Conv2d, path)))
+        replace_module(net, name, ImageConv(_module(net, name, torch.nn.Conv2d, path)))
     wrapped = {id(m.pool) for m in net.modules() if isinstance(m, CumulativeMaxPool)}
     left = [name for name, m in net.named_modules() if isinstance(m, (QCFS, torch.nn.ReLU, torch.nn.LeakyReLU))
             or (isinstance(m, torch.nn.MaxPool2d) and id(m) not in wrapped)]

@@ -23,7 +23,7 @@ from torch import nn
 
 from spikeyolo.convert.calibrate import activation_percentiles
 from spikeyolo.engine.layers import Accumulate, CumulativeMaxPool, IFNeuron, ReusedMaxPool
-from spikeyolo.engine.runner import ConstantInput, SpikingDetector
+from spikeyolo.engine.runner import ImageConv, SpikingDetector
 from spikeyolo.quantize.qcfs import QCFS
 from spikeyolo.ultra import (CONVERTIBLE, conv_blocks, first_conv_block, fold_batchnorm, head_output_convs,
                              max_pool_uses)
@@ -131,7 +131,7 @@ def spikify(model: nn.Module, thresholds: dict, slopes: dict, initial_membrane: 
     for branch, index in head_output_convs(model):
         branch[index] = Accumulate(branch[index])
     first = first_conv_block(model)
-    first.conv = ConstantInput(first.conv)
+    first.conv = ImageConv(first.conv)
     return model
 
 

@@ -1,85 +1,116 @@
-"""Spiking layers for time-folded execution.
+"""Spiking layers with time as data.
 
-Tensors between layers are ``[T·N, C, H, W]`` (time folded into the batch), except the image's convolution
-output, ``[N, C, H, W]``: the same input at every step (``ConstantInput``). Every timed layer reads the step
-count T and the batch N of the chunk being run from one ``Clock`` that the runner shares with all of them
-(``SpikingDetector`` sets it once per chunk), and checks its input against it: a miscount is an error, not
-a silent reshape. Stateful layers carry their state across chunks (a long run can be fed in chunks); their
-state is registered with its reset value (``register_memory``) and ``reset()`` restores it.
+A network's input is the image sequence ``[T, N, 3, H, W]`` (one still image repeated over T is a view, no copy);
+the image's convolution (``ImageConv``) hands the first neurons ``[T, N, C, H, W]``, every later tensor is
+``[T·N, C, H, W]`` (time folded into the batch, as ultralytics' layers need). T is never stored anywhere: a stateful
+layer reads it from its input's shape — the leading dimension of a 5-D input, or the folded batch over its state's
+batch N — and checks it (a miscount is an error, not a silent reshape).
+
+State is explicit: each quantity a registered, non-persistent buffer (membrane, net spike count, running sums, the
+head's step count), ``[N, ...]`` per layer, float32 whatever the convolutions run in. ``clear_state(batch)``
+drops it (a new batch or image size: the next input allocates it), ``reset()`` restores every buffer in place to
+its registered reset value, and between calls it is carried: the same network runs T steps in one call or in k
+calls that carry the state (streaming). Nothing in a forward reads a counter, syncs with the host or branches on
+values, so ``torch.compile(fullgraph=True)`` traces it whole and a CUDA graph can replay it.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
 
-from spikeyolo.engine.neuron import (check_backend, if_multistep, sequence_like, signed_memory_multistep,
-                                     snm_multistep)
+from spikeyolo.engine.neuron import (check_backend, if_multistep, signed_memory_multistep, snm_multistep)
 from spikeyolo.engine.surrogate import (if_multistep_surrogate, signed_memory_multistep_surrogate,
                                         snm_multistep_surrogate)
 
-
-@dataclass
-class Clock:
-    """The chunk being run: ``steps`` T, ``batch`` N (None: unchecked, for a layer used on its own) and a
-    ``chunk`` counter (layers applied several times per chunk count their uses against it)."""
-    steps: int = 1
-    batch: int | None = None
-    chunk: int = 0
-
-    def begin(self, steps: int, batch: int | None = None) -> None:
-        """The next chunk: ``steps`` steps of ``batch`` images (None: unchecked)."""
-        self.steps, self.batch, self.chunk = int(steps), batch, self.chunk + 1
+REDUCED = (torch.float16, torch.bfloat16)
 
 
-class Timed(nn.Module):
-    """A layer that needs the step count of the chunk (from its ``clock``)."""
+def state_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype state is kept in for inputs like ``x``: float32 for float16/bfloat16 inputs, else x's own."""
+    return torch.float32 if x.dtype in REDUCED else x.dtype
+
+
+class Stateful(nn.Module):
+    """A layer that carries state over time in registered buffers (``register_state``), reset in place."""
 
     def __init__(self):
         super().__init__()
-        self.clock = Clock()
+        self._resets: dict[str, float | Callable[[torch.Tensor], None]] = {}
+        self._batch: int | None = None  # N to allocate for, from ``clear_state`` (None: from a 5-D input)
+
+    def register_state(self, name: str, reset: float | Callable[[torch.Tensor], None] = 0.0) -> None:
+        """State ``name``, a buffer allocated on first use; ``reset()`` fills it with ``reset`` (a number, or a
+        function filling the tensor in place)."""
+        self.register_buffer(name, torch.empty(0), persistent=False)
+        self._resets[name] = reset
 
     @property
-    def timesteps(self) -> int:
-        return self.clock.steps
+    def state_shape(self) -> torch.Size | None:
+        """The state's per-step shape ``[N, ...]`` (of the first registered quantity), None before allocation."""
+        first = getattr(self, next(iter(self._resets)))
+        return first.shape if first.numel() else None
 
-    @timesteps.setter
-    def timesteps(self, steps: int) -> None:
-        """Set by hand (a layer used outside a runner): a new chunk of ``steps``, its batch unchecked."""
-        self.clock.begin(steps)
-
-    def unfold(self, x: torch.Tensor) -> torch.Tensor:
-        """``[T·N, ...]`` → ``[T, N, ...]`` (``[N, ...]``, a constant input, → a view repeated over T); a
-        float16/bfloat16 input (a reduced-precision convolution's output) comes back float32, so that every state
-        (membranes, running sums, maxima) is float32. An input of any other batch is an error."""
-        steps, batch = self.clock.steps, self.clock.batch
-        if x.dtype in (torch.float16, torch.bfloat16):
-            x = x.float()
-        if batch is not None and x.shape[0] == batch and steps > 1:
-            return x.unsqueeze(0).expand(steps, *x.shape)
-        if (batch is not None and x.shape[0] != steps * batch) or x.shape[0] % steps:
-            raise ValueError(f"{type(self).__name__} got a batch of {x.shape[0]}, expected T·N = {steps}·"
-                             f"{batch if batch is not None else 'N'}: the step count does not match the data")
-        return x.view(steps, x.shape[0] // steps, *x.shape[1:])
-
-
-class Stateful(Timed):
-    """A timed layer that carries state over time; ``reset()`` restores every registered memory."""
-
-    def __init__(self):
-        super().__init__()
-        self._memories: dict[str, object] = {}
-
-    def register_memory(self, name: str, reset_value) -> None:
-        """State ``name`` (a plain attribute) whose value after ``reset()`` is ``reset_value`` (copied)."""
-        self._memories[name] = reset_value
-        setattr(self, name, copy.copy(reset_value))
+    def clear_state(self, batch: int | None = None) -> None:
+        """Drop the state; the next input (``batch`` images per step, or a 5-D input) allocates it anew."""
+        for name in self._resets:
+            setattr(self, name, torch.empty(0, device=getattr(self, name).device))
+        self._batch = batch
 
     def reset(self) -> None:
-        for name, value in self._memories.items():
-            setattr(self, name, copy.copy(value))
+        """Every state buffer back to its reset value, in place (no allocation: a captured graph stays valid)."""
+        for name, value in self._resets.items():
+            state = getattr(self, name)
+            if state.grad_fn is not None or state.requires_grad:  # after a differentiable run: drop the graph
+                state = state.detach().clone()
+                setattr(self, name, state)
+            if not state.numel():
+                continue
+            if callable(value):
+                value(state)
+            else:
+                state.fill_(value)
+
+    def _allocate(self, step: torch.Tensor, names: tuple[str, ...] | None = None) -> None:
+        """State buffers shaped and laid out like ``step`` (one step's tensor), float32, then reset."""
+        for name in names or tuple(self._resets):
+            setattr(self, name, torch.empty_like(step, dtype=state_dtype(step)))
+        self.reset()
+
+    def unfold(self, x: torch.Tensor) -> torch.Tensor:
+        """``[T, N, ...]`` as it is, or ``[T·N, ...]`` → ``[T, N, ...]`` with N the state's batch; allocates the state
+        on its first input. A batch that does not fit the state is an error."""
+        shape = self.state_shape
+        if x.dim() == 5:
+            seq = x
+        else:
+            batch = shape[0] if shape is not None else self._batch
+            if batch is None:
+                raise RuntimeError(f"{type(self).__name__} has no state: feed it a [T, N, C, H, W] sequence, or run "
+                                   "it inside a SpikingDetector (clear_state(batch) says N)")
+            if x.shape[0] % batch:
+                raise ValueError(f"{type(self).__name__} got a batch of {x.shape[0]}, not T·N for its state's batch "
+                                 f"N = {batch}: the data does not match the state (clear_state for a new batch)")
+            seq = x.view(x.shape[0] // batch, batch, *x.shape[1:])
+        if shape is None:
+            self._allocate(seq[0])
+        elif seq.shape[1:] != shape:
+            raise ValueError(f"{type(self).__name__} got steps of shape {list(seq.shape[1:])}, its state is "
+                             f"{list(shape)}: clear_state for a new batch or image size")
+        return seq
+
+    def _keep(self, name: str, value: torch.Tensor) -> None:
+        """The state after a call: written into the buffer (inference), or the tensor itself (a differentiable run,
+        whose graph must reach it)."""
+        state = getattr(self, name)
+        if value is state:
+            return
+        if torch.is_grad_enabled() and value.requires_grad:
+            setattr(self, name, value)
+        else:
+            state.copy_(value)
 
 
 NEURON_KINDS = {"if": (False, False), "ibt": (True, False), "snm": (False, True), "signed-snm": (True, True)}
@@ -132,7 +163,9 @@ class IFNeuron(Stateful):
     back earlier ones (ReLU layers), or track the signed quantizer (leaky layers). A signed neuron
     without memory is the classic IBT neuron (negative spike when v ≤ −θ/α), exact only with
     ``initial_membrane`` 0: a signed neuron starting above zero needs memory (see
-    ``neuron.signed_memory_step``), so it is refused without. Records spike counts per step when ``record``.
+    ``neuron.signed_memory_step``), so it is refused without. State: ``v`` (membrane) and, with memory,
+    ``emitted`` (net spikes so far), float32; inputs of float16/bfloat16 give spikes of that dtype.
+    Records spike counts per step when ``record`` (an eager-only diagnostic: a list, cleared by ``reset``).
     """
 
     def __init__(self, threshold: torch.Tensor, initial_membrane: float = 0.5, negative_slope: float = 0.0,
@@ -150,10 +183,10 @@ class IFNeuron(Stateful):
         self.backend = check_backend(backend)
         self.snm = bool(snm)
         self.record = False
+        self.spikes_per_step: list[torch.Tensor] = []
         self.surrogate: float | None = None  # sharpness of the surrogate gradient when trained (spikeyolo tune)
-        self.register_memory("v", None)  # membrane (set from the first input: v0 = initial_membrane·θ)
-        self.register_memory("emitted", None)  # net spikes so far (snm only)
-        self.register_memory("spikes_per_step", [])  # when ``record``
+        self.register_state("v", self._initial_v)  # membrane: v0 = initial_membrane·θ
+        self.register_state("emitted", 0.0)  # net spikes so far (with memory only; else never allocated)
 
     @classmethod
     def from_spec(cls, spec: NeuronSpec, threshold: torch.Tensor | None = None, backend: str = "torch") -> "IFNeuron":
@@ -173,51 +206,60 @@ class IFNeuron(Stateful):
         signed = self.negative_slope > 0
         return next(kind for kind, form in NEURON_KINDS.items() if form == (signed, self.snm))
 
-    def _initial_v(self, step: torch.Tensor) -> torch.Tensor:
-        """v0 = initial_membrane·θ, broadcastable against a step (the backends make the full state); a signed
-        neuron with memory integrates from 0 (its offset enters the quantizer instead)."""
+    def _initial_v(self, v: torch.Tensor) -> None:
+        """v ← v0 = initial_membrane·θ in place; a signed neuron with memory integrates from 0 (its offset enters the
+        quantizer instead)."""
         if self.kind == "signed-snm":
-            return torch.zeros((), dtype=step.dtype, device=step.device)
-        theta = self.threshold.to(step.dtype)
-        return self.initial_membrane * (theta.view(1, -1, *([1] * (step.dim() - 2))) if theta.dim() else theta)
+            v.zero_()
+            return
+        theta = self.threshold.to(v.dtype)
+        v.copy_(self.initial_membrane * (theta.view(1, -1, *([1] * (v.dim() - 2))) if theta.dim() else theta))
+
+    def _allocate(self, step: torch.Tensor, names: tuple[str, ...] | None = None) -> None:
+        super()._allocate(step, ("v", "emitted") if self.snm else ("v",))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_seq = self.unfold(x)
-        if x_seq.stride(0) == 0 and self.backend != "torch":  # a constant input, materialized for the kernel
-            x_seq = sequence_like(x_seq).copy_(x_seq)
-        if self.v is None:
-            self.v = self._initial_v(x_seq[0])
-        theta = self.threshold.to(x_seq.dtype)
-        if self.snm and self.emitted is None:
-            self.emitted = torch.zeros_like(self.v)
+        theta = self.threshold.to(self.v.dtype)
         if self.surrogate is not None and torch.is_grad_enabled():
             out = self._differentiable(x_seq, theta)
         elif self.kind == "signed-snm":
-            out, self.v, self.emitted = signed_memory_multistep(x_seq, self.v, self.emitted, theta, self.negative_slope,
-                                                                self.initial_membrane, self.backend, self.max_spikes)
+            out, v, emitted = signed_memory_multistep(x_seq, self.v, self.emitted, theta, self.negative_slope,
+                                                      self.initial_membrane, self.backend, self.max_spikes)
+            self._keep("v", v), self._keep("emitted", emitted)
         elif self.snm:
-            out, self.v, self.emitted = snm_multistep(x_seq, self.v, self.emitted, theta, self.backend,
-                                                      self.max_spikes)
+            out, v, emitted = snm_multistep(x_seq, self.v, self.emitted, theta, self.backend, self.max_spikes)
+            self._keep("v", v), self._keep("emitted", emitted)
         else:
             negative = theta / self.negative_slope if self.negative_slope > 0 else None
-            out, self.v = if_multistep(x_seq, self.v, theta, negative, self.backend, self.max_spikes)
+            out, v = if_multistep(x_seq, self.v, theta, negative, self.backend, self.max_spikes)
+            self._keep("v", v)
         if self.record:
             self.spikes_per_step.append(self._spike_counts(out, theta))
-        return out.flatten(0, 1)
+        out = out.flatten(0, 1)
+        return out.to(x.dtype) if x.dtype in REDUCED and out.dtype != x.dtype else out
+
+    def reset(self) -> None:
+        super().reset()
+        self.spikes_per_step = []
 
     def _differentiable(self, x_seq: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         """The same spikes with surrogate gradients (``engine.surrogate``): for training, never in place."""
         if self.kind == "ibt":
             raise ValueError("surrogate gradients are defined for IF, SNM and signed neurons with memory, not IBT")
+        x_seq = x_seq.to(theta.dtype)
         if self.kind == "signed-snm":
-            out, self.v, self.emitted = signed_memory_multistep_surrogate(
+            out, v, emitted = signed_memory_multistep_surrogate(
                 x_seq, self.v, self.emitted, theta, self.negative_slope, self.initial_membrane, self.max_spikes,
                 self.surrogate)
         elif self.snm:
-            out, self.v, self.emitted = snm_multistep_surrogate(x_seq, self.v, self.emitted, theta, self.max_spikes,
-                                                                self.surrogate)
+            out, v, emitted = snm_multistep_surrogate(x_seq, self.v, self.emitted, theta, self.max_spikes,
+                                                      self.surrogate)
         else:
-            out, self.v = if_multistep_surrogate(x_seq, self.v, theta, self.max_spikes, self.surrogate)
+            (out, v), emitted = if_multistep_surrogate(x_seq, self.v, theta, self.max_spikes, self.surrogate), None
+        self._keep("v", v)
+        if emitted is not None:
+            self._keep("emitted", emitted)
         return out
 
     def _spike_counts(self, out: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -239,73 +281,80 @@ class CumulativeMaxPool(Stateful):
 
     Its cumulative output equals max-pool of the cumulative input at every step, so its rate is
     exactly the max-pooled rate (a plain max-pool of spikes would OR them and overestimate).
+    State: the input summed so far (``total``) and its pooled value (``last_max``), both from 0.
     """
 
     def __init__(self, pool: nn.MaxPool2d):
         super().__init__()
         self.pool = pool
-        self.register_memory("total", None)  # input summed over the steps so far
-        self.register_memory("last_max", None)  # the pooled sum after the last step
+        self.register_state("total")
+        self.register_state("last_max")
+
+    def _allocate(self, step: torch.Tensor, names: tuple[str, ...] | None = None) -> None:
+        self.total = torch.empty_like(step, dtype=state_dtype(step))
+        self.last_max = torch.empty_like(self.pool(self.total))
+        self.reset()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        cumulative = self.unfold(x).cumsum(0)  # a new tensor: added to in place
-        if self.total is not None:
-            cumulative.add_(self.total)
+        x_seq = self.unfold(x)
+        steps = x_seq.shape[0]
+        cumulative = x_seq.cumsum(0, dtype=self.total.dtype).add_(self.total)  # a new tensor: added to in place
         pooled = self.pool(cumulative.flatten(0, 1))
-        pooled = pooled.view(self.timesteps, -1, *pooled.shape[1:])
+        pooled = pooled.view(steps, -1, *pooled.shape[1:])
         if torch.is_grad_enabled() and pooled.requires_grad:  # training (spikeyolo tune): the same, out of place
-            previous = pooled[:1] * 0 if self.last_max is None else self.last_max.unsqueeze(0)
-            self.total, self.last_max = cumulative[-1], pooled[-1]
-            return (pooled - torch.cat([previous, pooled[:-1]])).flatten(0, 1)
-        out = torch.empty_like(pooled)
-        torch.sub(pooled[1:], pooled[:-1], out=out[1:])
-        if self.last_max is None:
-            out[0].copy_(pooled[0])
+            out = pooled - torch.cat([self.last_max.unsqueeze(0), pooled[:-1]])
         else:
+            out = torch.empty_like(pooled)
+            torch.sub(pooled[1:], pooled[:-1], out=out[1:])
             torch.sub(pooled[0], self.last_max, out=out[0])
-        self.total, self.last_max = cumulative[-1], pooled[-1]
-        return out.flatten(0, 1)
+        self._keep("total", cumulative[-1])
+        self._keep("last_max", pooled[-1])
+        out = out.flatten(0, 1)
+        return out.to(x.dtype) if x.dtype in REDUCED else out
 
 
-class ReusedMaxPool(Stateful):
-    """A max-pool applied ``uses`` times per chunk (SPPF chains one pool module 3 times).
+class ReusedMaxPool(nn.Module):
+    """A max-pool applied ``uses`` times per forward (SPPF chains one pool module 3 times).
 
     Each application carries its own cumulative state, so each gets its own CumulativeMaxPool, taken in
-    turn; a chunk that applies it another number of times is an error (its states would be mixed).
+    turn (the turn wraps after ``uses``: every forward of the network starts at the first; ``reset`` restores it).
     """
 
     def __init__(self, pool: nn.MaxPool2d, uses: int):
         super().__init__()
         self.pools = nn.ModuleList(CumulativeMaxPool(pool) for _ in range(uses))
-        self.register_memory("used", 0)  # applications in the current chunk
-        self.register_memory("chunk", None)  # the clock's chunk they belong to
+        self.turn = 0
+
+    def reset(self) -> None:
+        self.turn = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.chunk != self.clock.chunk:
-            if self.chunk is not None and self.used != len(self.pools):
-                raise ValueError(f"max-pool applied {self.used} times in a chunk, built for {len(self.pools)}")
-            self.used, self.chunk = 0, self.clock.chunk
-        if self.used == len(self.pools):
-            raise ValueError(f"max-pool applied more than the {len(self.pools)} times it was built for in one chunk")
-        pool = self.pools[self.used]
-        self.used += 1
-        pool.clock = self.clock  # shared already inside a detector; on its own, its pools follow it
+        pool = self.pools[self.turn]
+        self.turn = (self.turn + 1) % len(self.pools)
         return pool(x)
 
 
 class Accumulate(Stateful):
-    """Wraps the head's last convolution: outputs the running mean of its input over steps so far."""
+    """Wraps the head's last convolution: outputs the running mean of its input over the steps so far (float32).
+    State: the running sum (``total``) and the steps it holds (``steps``, a 0-d tensor: no host counter)."""
 
     def __init__(self, layer: nn.Module):
         super().__init__()
         self.layer = layer
-        self.register_memory("total", None)
-        self.register_memory("steps", 0)
+        self.register_state("total")
+        self.register_state("steps")
+
+    def _allocate(self, step: torch.Tensor, names: tuple[str, ...] | None = None) -> None:
+        self.total = torch.empty_like(step, dtype=state_dtype(step))
+        self.steps = torch.empty((), dtype=self.total.dtype, device=step.device)
+        self.reset()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        running = self.unfold(self.layer(x)).cumsum(0)
-        if self.total is not None:
-            running = running + self.total
-        counts = torch.arange(self.steps + 1, self.steps + self.timesteps + 1, device=x.device, dtype=running.dtype)
-        self.total, self.steps = running[-1], self.steps + self.timesteps
+        running = self.unfold(self.layer(x))
+        running = running.cumsum(0, dtype=self.total.dtype)
+        running = running + self.total
+        steps = running.shape[0]
+        counts = self.steps + torch.arange(1, steps + 1, device=running.device, dtype=running.dtype)
+        self._keep("total", running[-1])
+        self._keep("steps", self.steps + steps)
         return (running / counts.view(-1, *([1] * (running.dim() - 1)))).flatten(0, 1)

@@ -68,19 +68,28 @@ def if_multistep_reference(x_seq: torch.Tensor, v: torch.Tensor, threshold: torc
     return out, v
 
 
-def sequence_like(x_seq: torch.Tensor) -> torch.Tensor:
-    """An uninitialized ``[T, ...]`` buffer whose steps are dense and each laid out like ``x_seq[0]`` (also when
-    ``x_seq`` is a constant input expanded over time, whose steps share memory)."""
+def sequence_like(x_seq: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """An uninitialized ``[T, ...]`` buffer (of ``dtype``, default x's) whose steps are dense and each laid out like
+    ``x_seq[0]`` (also when ``x_seq`` is a constant input expanded over time, whose steps share memory)."""
+    dtype = dtype or x_seq.dtype
     if x_seq.stride(0) != 0:
-        return torch.empty_like(x_seq)
-    step = torch.empty_like(x_seq[0])
-    return torch.empty(x_seq.shape[0] * step.numel(), dtype=step.dtype, device=step.device).as_strided(
+        return torch.empty_like(x_seq, dtype=dtype)
+    step = torch.empty_like(x_seq[0], dtype=dtype)
+    return torch.empty(x_seq.shape[0] * step.numel(), dtype=dtype, device=step.device).as_strided(
         x_seq.shape, (step.numel(), *step.stride()))
 
 
-def _integrate_first(x_seq: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """A new membrane ``v + x[0]`` in x's layout, in one pass (``v`` may broadcast: the initial membrane)."""
-    return torch.add(x_seq[0], v, out=torch.empty_like(x_seq[0]))
+def state_like(state: torch.Tensor, step: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The state to update in place: ``state`` itself when it is one step's full tensor of ``dtype`` (the layer's
+    buffer: carried to the next call), else a new one in the step's layout holding it (a broadcast initial value)."""
+    if state.shape == step.shape and state.dtype == dtype:
+        return state
+    return torch.empty_like(step, dtype=dtype).copy_(state)
+
+
+def _state_dtype(x_seq: torch.Tensor) -> torch.dtype:
+    """Membranes and counts are float32 for float16/bfloat16 inputs, else the input's dtype."""
+    return torch.float32 if x_seq.dtype in (torch.float16, torch.bfloat16) else x_seq.dtype
 
 
 def if_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor,
@@ -89,17 +98,18 @@ def if_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Te
     """Torch backend: ``x_seq`` [T, N, C, ...] → (outputs [T, N, C, ...], final v).
 
     The same float operations as ``if_step``, done in place into preallocated buffers (four passes
-    per step, no allocation), which is what makes it fast on the CPU.
+    per step, no allocation), which is what makes it fast on the CPU. ``v``, when it is one step's full
+    tensor (a layer's state), is updated in place; float16/bfloat16 inputs are integrated into float32.
     """
-    theta = _per_channel(threshold, x_seq[0])
-    neg_theta = None if negative_threshold is None else _per_channel(negative_threshold, x_seq[0])
-    v = _integrate_first(x_seq, v)
-    out = sequence_like(x_seq)
+    dtype = _state_dtype(x_seq)
+    theta = _per_channel(threshold.to(dtype), x_seq[0])
+    neg_theta = None if negative_threshold is None else _per_channel(negative_threshold.to(dtype), x_seq[0])
+    v = state_like(v, x_seq[0], dtype)
+    out = sequence_like(x_seq, dtype)
     fired = torch.empty_like(v) if neg_theta is not None else None
     neg_limit = -neg_theta if neg_theta is not None else None  # once, not once per step
     for t in range(x_seq.shape[0]):
-        if t:
-            v.add_(x_seq[t])
+        v.add_(x_seq[t])
         step = out[t]
         if max_spikes == 1:
             torch.ge(v, theta, out=step)  # 1.0 where it fires, else 0.0
@@ -138,11 +148,12 @@ def snm_multistep_reference(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch
 
 
 def _memory_buffers(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Tensor, threshold: torch.Tensor):
-    """(θ broadcast, a new membrane v + x[0], a copy of ``emitted``, the output buffer, one scratch step) of a
-    neuron with memory, all in x's layout."""
-    v = _integrate_first(x_seq, v)
-    return (_per_channel(threshold, x_seq[0]), v, torch.empty_like(x_seq[0]).copy_(emitted), sequence_like(x_seq),
-            torch.empty_like(v))
+    """(θ broadcast, the membrane, the net count, the output buffer, one scratch step) of a neuron with memory, in
+    x's layout; a layer's own state tensors are updated in place."""
+    dtype = _state_dtype(x_seq)
+    v = state_like(v, x_seq[0], dtype)
+    return (_per_channel(threshold.to(dtype), x_seq[0]), v, state_like(emitted, x_seq[0], dtype),
+            sequence_like(x_seq, dtype), torch.empty_like(v))
 
 
 def snm_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Tensor, threshold: torch.Tensor,
@@ -150,8 +161,7 @@ def snm_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Ten
     """Torch backend of the SNM: ``snm_step``'s float operations in place into preallocated buffers."""
     theta, v, emitted, out, floor = _memory_buffers(x_seq, v, emitted, threshold)
     for t in range(x_seq.shape[0]):
-        if t:
-            v.add_(x_seq[t])
+        v.add_(x_seq[t])
         step = out[t]
         torch.div(v, theta, out=step).floor_().clamp_(max=max_spikes)
         torch.clamp(emitted, max=max_spikes, out=floor).neg_()
@@ -203,8 +213,7 @@ def signed_memory_multistep_torch(x_seq: torch.Tensor, s: torch.Tensor, emitted:
     """Torch backend of the signed neuron with memory: ``signed_memory_step``'s float operations in place."""
     theta, s, emitted, out, scaled = _memory_buffers(x_seq, s, emitted, threshold)
     for t in range(x_seq.shape[0]):
-        if t:
-            s.add_(x_seq[t])
+        s.add_(x_seq[t])
         step = out[t]
         torch.where(s < 0, torch.mul(s, negative_slope, out=scaled), s, out=scaled)
         torch.div(scaled, theta, out=step).add_(offset).floor_().sub_(emitted).clamp_(-max_spikes, max_spikes)

@@ -4,20 +4,30 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spikeyolo.engine.layers import Clock, IFNeuron, Stateful, Timed
+from spikeyolo.engine.layers import IFNeuron, ReusedMaxPool, Stateful
 from spikeyolo.engine.neuron import check_backend
 
 
-class ConstantInput(nn.Module):
-    """The image's convolution: its input is the same at every step, so it runs once per chunk and its output
-    ``[N, ...]`` stands for every step (the next neuron expands it over time as a view: exact, and no copy)."""
+class ImageConv(nn.Module):
+    """The image's convolution. Its input is the image sequence ``[T, N, 3, H, W]``: a still image repeated over T
+    (a view whose steps share memory) is convolved once and its output ``[N, ...]`` stands for every step (a view
+    again: exact, and no copy); a sequence of different frames (one per step) is convolved frame by frame. It
+    returns ``[T, N, C, H', W']``, from which the first neurons read T. A plain ``[N, 3, H, W]`` batch passes as a
+    layer would (the cost meter's and the depth finder's twin graphs feed one)."""
 
     def __init__(self, layer: nn.Module):
         super().__init__()
         self.layer = layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer(x)
+        if x.dim() != 5:
+            return self.layer(x)
+        steps, batch = x.shape[:2]
+        if x.stride(0) == 0:
+            out = self.layer(x[0])
+            return out.unsqueeze(0).expand(steps, *out.shape)
+        out = self.layer(x.flatten(0, 1))
+        return out.view(steps, batch, *out.shape[1:])
 
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -51,13 +61,18 @@ def default_chunk(images: torch.Tensor, timesteps: int) -> int:
 
 
 class SpikingDetector(nn.Module):
-    """A converted ultralytics detector; ``forward(images, timesteps)`` → predictions at every step.
+    """A converted ultralytics detector: ``forward(images, timesteps)`` → predictions at every step.
 
-    Returns ``[T, N, 4 + nc, anchors]``: row t is the head's running output after t+1 steps,
-    decoded by the ultralytics Detect head (boxes in input pixels, class probabilities).
-    ``chunk`` runs the steps in slices of that many, carrying state (default: ``default_chunk``).
-    Convolutions run channels-last (NHWC) unless ``channels_last=False``: oneDNN's and cuDNN's fast layout;
-    in float32 unless ``set_precision('fp16' | 'bf16')`` (autocast; membranes stay float32).
+    Returns ``[T, N, 4 + nc, anchors]``: row t is the head's running output after t+1 steps, decoded by the
+    ultralytics Detect head (boxes in input pixels, class probabilities). ``chunk`` runs the steps in slices of
+    that many (default: ``default_chunk``), each slice one call of ``run_steps`` on the image sequence
+    ``[steps, N, 3, H, W]``: T reaches the layers as that shape, the state lives in the layers' buffers.
+    ``reset=True`` (default) starts from reset membranes; ``reset=False`` (``stream``) carries the state of the
+    previous call: the steps of this call continue those (a video or an event stream into one running network).
+    A new batch size or image size always starts from a new state. ``compile()`` runs every slice through
+    ``torch.compile(fullgraph=True)`` once the state exists. Convolutions run channels-last (NHWC) unless
+    ``channels_last=False``; in float32 unless ``set_precision('fp16' | 'bf16')`` (autocast; neurons take the
+    reduced-precision currents and emit spikes in that dtype, membranes and the head's sums stay float32).
     """
 
     def __init__(self, net: nn.Module, meta: dict | None = None, channels_last: bool = True):
@@ -65,16 +80,10 @@ class SpikingDetector(nn.Module):
         self.net = net
         self.meta = meta or {}
         self.precision = "fp32"
-        self.clock = Clock()  # the one step count (and batch) of the chunk being run, shared by every timed layer
-        self.share_clock()
         self.chunk_observers: list = []  # called (images, steps, first) after each chunk (the cost meter's event graph)
+        self._geometry: tuple | None = None  # the images the state was allocated for
+        self._compiled = None
         self.use_channels_last(channels_last)
-
-    def share_clock(self) -> None:
-        """Give every timed layer this detector's clock (again after layers were swapped in)."""
-        for module in self.net.modules():
-            if isinstance(module, Timed):
-                module.clock = self.clock
 
     def set_precision(self, precision: str) -> None:
         """Convolutions in 'fp32' (default), 'fp16' or 'bf16'; neurons and the head's sums stay float32."""
@@ -84,6 +93,7 @@ class SpikingDetector(nn.Module):
         """Store the convolution weights, and feed the images, channels-last (on) or NCHW (off)."""
         self.channels_last = bool(on)
         self.net.to(memory_format=torch.channels_last if on else torch.contiguous_format)
+        self._geometry = None
 
     @property
     def names(self) -> dict:
@@ -95,15 +105,32 @@ class SpikingDetector(nn.Module):
     def neurons(self) -> list[tuple[str, IFNeuron]]:
         return [(name, m) for name, m in self.net.named_modules() if isinstance(m, IFNeuron)]
 
+    def init_state(self, images: torch.Tensor) -> None:
+        """A new state for batches like ``images`` [N, 3, H, W]: dropped now, allocated by the next run's first
+        slice (each layer from its own input's shape)."""
+        for layer in self.stateful():
+            layer.clear_state(images.shape[0])
+        self.reset()
+        self._geometry = self._geometry_of(images)
+
     def reset(self) -> None:
-        for m in self.stateful():
-            m.reset()
+        """Every state back to its reset value, in place (membranes v0, counts and sums 0)."""
+        for module in self.net.modules():
+            if isinstance(module, (Stateful, ReusedMaxPool)):
+                module.reset()
+
+    def state_ready(self) -> bool:
+        return all(layer.state_shape is not None for layer in self.stateful())
+
+    def _geometry_of(self, images: torch.Tensor) -> tuple:
+        return tuple(images.shape), images.device, self.channels_last
 
     def set_backend(self, backend: str) -> None:
         """'torch' or 'triton' for every neuron; anything else is one clear ValueError, before any run."""
         check_backend(backend)
         for _, neuron in self.neurons():
             neuron.backend = backend
+        self._compiled = None
 
     def record(self, on: bool = True) -> None:
         for _, neuron in self.neurons():
@@ -113,29 +140,53 @@ class SpikingDetector(nn.Module):
         """Spikes per neuron per step of each spiking layer over the last run (needs ``record(True)``)."""
         rates = {}
         for name, neuron in self.neurons():
-            if neuron.spikes_per_step and neuron.v is not None:
+            if neuron.spikes_per_step and neuron.v.numel():
                 steps = sum(len(counts) for counts in neuron.spikes_per_step)
                 spikes = float(sum(counts.sum() for counts in neuron.spikes_per_step))
                 rates[name] = spikes / max(neuron.v.numel() * steps, 1)
         return rates
 
+    def compile(self, **options) -> "SpikingDetector":
+        """Run every slice through ``torch.compile(run_steps, fullgraph=True)`` (options: mode, backend, …); the first
+        slice after a new state runs eagerly (it allocates the state)."""
+        self._compiled = torch.compile(self.run_steps, fullgraph=True, dynamic=False, **options)
+        return self
+
+    @property
+    def compiled(self) -> bool:
+        return self._compiled is not None
+
+    def run_steps(self, sequence: torch.Tensor) -> torch.Tensor:
+        """The network on an image sequence ``[T, N, 3, H, W]`` from the state as it is (updated in place):
+        → ``[T, N, 4 + nc, anchors]``. A function of its input's shape and the state: no counter, no host sync."""
+        with reduced_precision(sequence.device, self.precision):
+            out = self.net(sequence)
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        return out.view(sequence.shape[0], sequence.shape[1], *out.shape[1:])
+
     @torch.no_grad()
-    def forward(self, images: torch.Tensor, timesteps: int, chunk: int | None = None) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, timesteps: int, chunk: int | None = None,
+                reset: bool = True) -> torch.Tensor:
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
-        self.reset()
         images = images.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+        fresh = self._geometry != self._geometry_of(images)
+        if fresh:
+            self.init_state(images)
+        elif reset:
+            self.reset()
         chunk = chunk or default_chunk(images, timesteps)
-        outputs = []
-        done = 0
+        outputs, done = [], 0
         while done < timesteps:
             steps = min(chunk, timesteps - done)
-            self.clock.begin(steps, images.shape[0])
-            with reduced_precision(images.device, self.precision):
-                out = self.net(images)
-            out = out[0] if isinstance(out, (tuple, list)) else out
-            outputs.append(out.view(steps, images.shape[0], *out.shape[1:]))
+            sequence = images.unsqueeze(0).expand(steps, *images.shape)
+            run = self._compiled if self._compiled is not None and self.state_ready() else self.run_steps
+            outputs.append(run(sequence))
             for observe in self.chunk_observers:
-                observe(images, steps, done == 0)
+                observe(images, steps, (fresh or reset) and done == 0)
             done += steps
-        return torch.cat(outputs)
+        return torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+
+    def stream(self, images: torch.Tensor, timesteps: int, chunk: int | None = None) -> torch.Tensor:
+        """``timesteps`` more steps of ``images`` on the state of the previous call (a new one for new shapes)."""
+        return self(images, timesteps, chunk, reset=False)

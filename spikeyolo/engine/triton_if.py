@@ -12,6 +12,8 @@ import torch
 import triton
 import triton.language as tl
 
+from spikeyolo.engine.neuron import sequence_like
+
 
 @triton.jit
 def _if_kernel(x_ptr, v_ptr, out_ptr, theta_ptr, neg_ptr, emitted_ptr, numel, channels, channel_stride, timesteps,
@@ -28,7 +30,7 @@ def _if_kernel(x_ptr, v_ptr, out_ptr, theta_ptr, neg_ptr, emitted_ptr, numel, ch
         emitted = tl.load(emitted_ptr + offsets, mask=mask, other=0.0)
     x_step, out_step = x_ptr + offsets, out_ptr + offsets  # advanced by numel per step: 64-bit pointer sums,
     for t in range(timesteps):                            # where t * numel could overflow 32-bit integers
-        x = tl.load(x_step, mask=mask, other=0.0)
+        x = tl.load(x_step, mask=mask, other=0.0).to(tl.float32)  # float16/bfloat16 inputs: float32 membranes
         v = v + x
         if SIGNED and MEMORY:  # leaky layer with memory: v is the input so far, tracked by the signed quantizer
             scaled = tl.where(v < 0, v * slope, v)
@@ -55,7 +57,7 @@ def _if_kernel(x_ptr, v_ptr, out_ptr, theta_ptr, neg_ptr, emitted_ptr, numel, ch
                 neg_count = tl.minimum(tl.maximum(tl.floor(-tl.math.div_rn(v, neg_theta)), 0.0), MAX_SPIKES)
             out = out - neg_count * theta
             v = v + neg_count * neg_theta
-        tl.store(out_step, out, mask=mask)
+        tl.store(out_step, out.to(out_ptr.dtype.element_ty, fp_downcast_rounding="rtne"), mask=mask)  # spikes in the input's dtype
         x_step += numel
         out_step += numel
     tl.store(v_ptr + offsets, v, mask=mask)
@@ -68,8 +70,11 @@ def _channel_vector(value: torch.Tensor, channels: int, like: torch.Tensor) -> t
 
 
 def _state(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A fresh copy of ``value`` (a scalar, or one step's state) in the memory layout of ``like``."""
-    return torch.empty_like(like).copy_(value)
+    """``value`` itself when it is a float32 state laid out like ``like`` (a layer's buffer: updated in place), else a
+    float32 copy of it (a scalar, or one step's state) in the memory layout of ``like``."""
+    if value.shape == like.shape and value.stride() == like.stride() and value.dtype == torch.float32:
+        return value
+    return torch.empty_like(like, dtype=torch.float32).copy_(value)
 
 
 def _walkable(x_seq: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -87,14 +92,16 @@ def _walkable(x_seq: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 
 def _launch(x_seq, v, threshold, negative_threshold, emitted, max_spikes, block, signed_memory=None):
+    if x_seq.stride(0) == 0:  # a constant input expanded over time: materialized in its own layout for the kernel
+        x_seq = sequence_like(x_seq).copy_(x_seq)
     x_seq, channel_stride = _walkable(x_seq)
     timesteps, channels = x_seq.shape[0], x_seq.shape[2]
     numel = x_seq[0].numel()
     v = _state(v, x_seq[0])
     emitted = _state(emitted, x_seq[0]) if emitted is not None else None
     out = torch.empty_like(x_seq)
-    theta = _channel_vector(threshold, channels, x_seq)
-    neg = _channel_vector(negative_threshold, channels, x_seq) if negative_threshold is not None else theta
+    theta = _channel_vector(threshold, channels, v)
+    neg = _channel_vector(negative_threshold, channels, v) if negative_threshold is not None else theta
     grid = (triton.cdiv(numel, block),)
     slope, offset = signed_memory or (0.0, 0.0)
     _if_kernel[grid](x_seq, v, out, theta, neg, emitted if emitted is not None else v, numel, channels, channel_stride,
@@ -106,7 +113,8 @@ def _launch(x_seq, v, threshold, negative_threshold, emitted, max_spikes, block,
 
 def if_multistep_triton(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor,
                         negative_threshold: torch.Tensor | None = None, max_spikes: int = 1, block: int = 1024):
-    """Fused backend: same contract as if_multistep_torch; float32 [T, N, C, ...] inputs."""
+    """Fused backend: same contract as if_multistep_torch; [T, N, C, ...] inputs of float32, float16 or bfloat16
+    (membranes float32 in registers, spikes stored in the input's dtype)."""
     out, v, _ = _launch(x_seq, v, threshold, negative_threshold, None, max_spikes, block)
     return out, v
 

@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikeyolo.engine.layers import Accumulate, CumulativeMaxPool, IFNeuron, Stateful, Timed
-from spikeyolo.engine.runner import ConstantInput, SpikingDetector
+from spikeyolo.engine.layers import Accumulate, CumulativeMaxPool, IFNeuron, ReusedMaxPool, Stateful
+from spikeyolo.engine.runner import ImageConv, SpikingDetector
 from spikeyolo.ultra import DFL
 
 
@@ -124,21 +124,30 @@ class _CountInputs(nn.Module):
         site.add("synops_burst", _per_step(active * reach, steps))
 
 
-class _SignedPool(Stateful):
+class _SignedPool(nn.Module):
     """A max-pool in the event graph of a signed network: pools the signed counts (exact: its input comes from
     one neuron layer, one θ per channel), then splits them into positive and negative spikes again."""
 
-    def __init__(self, pool: CumulativeMaxPool):
+    def __init__(self, graph: "EventGraph", pool: CumulativeMaxPool):
         super().__init__()
-        self.pool = pool
-
-    def reset(self) -> None:
-        self.pool.reset()
+        self.graph, self.pool = graph, pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.pool.clock = self.clock
-        out = self.pool(_merge(x, self.timesteps, sign=True))
-        return _split(out, self.timesteps)
+        steps = self.graph.steps
+        merged = _merge(x, steps, sign=True)
+        out = self.pool(merged.view(steps, -1, *merged.shape[1:]))  # [T, N, ...]: T from the shape
+        return _split(out, steps)
+
+
+class _Stateless(nn.Module):
+    """Stands in for the head's accumulator in a twin graph: its layer only (the twin counts, it does not average)."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x)
 
 
 def _split(counts: torch.Tensor, steps: int) -> torch.Tensor:
@@ -196,7 +205,7 @@ class EventGraph:
         return self.sites[name]
 
     def _build(self, net: nn.Module) -> None:
-        analog = {id(m.layer) for m in net.modules() if isinstance(m, ConstantInput)}
+        analog = {id(m.layer) for m in net.modules() if isinstance(m, ImageConv)}
         decoding = {id(m) for head in net.modules() if isinstance(head, DFL) for m in head.modules()}
         for name, module in net.named_modules():
             if isinstance(module, IFNeuron):
@@ -208,9 +217,10 @@ class EventGraph:
             elif isinstance(module, CumulativeMaxPool):
                 self._hooks.append(module.register_forward_hook(self._on_pool(name)))
                 if self.signed:
-                    _set_module(self.twin, name, _SignedPool(self.twin.get_submodule(name)))
+                    _set_module(self.twin, name, _SignedPool(self, self.twin.get_submodule(name)))
             elif isinstance(module, Accumulate):
                 self._hooks.append(module.register_forward_hook(self._on_head(name)))
+                _set_module(self.twin, name, _Stateless(self.twin.get_submodule(name).layer))
             elif getattr(module, "add", False) is True:  # ultralytics Bottleneck: x + cv2(cv1(x))
                 self._hooks.append(self.twin.get_submodule(name).register_forward_hook(self._on_add(name)))
 
@@ -221,9 +231,10 @@ class EventGraph:
             if name in self.replayed:
                 raise RuntimeError(f"neuron layer {name} ran twice in one step chunk: the event graph cannot "
                                    "count a layer that is reused")
-            self.replayed[name] = _split(counts, neuron.timesteps) if self.signed else counts
+            steps = out.shape[0] // neuron.v.shape[0]  # T from the shapes: the output over the state's batch
+            self.replayed[name] = _split(counts, steps) if self.signed else counts
             site = self._site(name, "neuron", lambda: {"neurons": out[0].numel(), "spec": neuron.spec})
-            site.add("spikes", _per_step(counts.abs(), neuron.timesteps))
+            site.add("spikes", _per_step(counts.abs(), steps))
             self.seconds += time.perf_counter() - start
         return hook
 
@@ -261,7 +272,7 @@ class EventGraph:
         """Run the twin on the spike counts the chunk just emitted (its state carried like the real one's)."""
         start = time.perf_counter()
         self.steps = steps
-        _start_chunk(self.twin, steps, first)
+        _start_chunk(self.twin, first, images.shape[0])
         self.twin(images.float().contiguous())
         if self.replayed or self.shapes:
             left = ", ".join(sorted({*self.replayed, *self.shapes})[:3])
@@ -289,15 +300,14 @@ class EventGraph:
             self.snn.chunk_observers.remove(self.after_chunk)
 
 
-def _start_chunk(twin: nn.Module, steps: int, first: bool) -> None:
-    """A twin graph's next chunk: its clock(s) at ``steps`` (batch unchecked: a twin may double it), its state
-    reset on the first chunk of a run."""
-    clocks = {id(m.clock): m.clock for m in twin.modules() if isinstance(m, Timed)}
-    for clock in clocks.values():
-        clock.begin(steps)
+def _start_chunk(twin: nn.Module, first: bool, batch: int) -> None:
+    """A twin graph's next chunk: on the first chunk of a run, a new state for ``batch`` images (its layers read T
+    from their inputs' shapes, as the detector's do); later chunks carry it."""
     if first:
         for module in twin.modules():
             if isinstance(module, Stateful):
+                module.clear_state(batch)
+            elif isinstance(module, ReusedMaxPool):
                 module.reset()
 
 
@@ -344,12 +354,12 @@ def spiking_depth(snn: SpikingDetector, image: torch.Tensor) -> int:
         for hook in hooks:
             hook.remove()
     twin, reached = copy.deepcopy(snn.net).double(), []
-    analog = {id(m.layer) for m in snn.net.modules() if isinstance(m, ConstantInput)}
+    analog = {id(m.layer) for m in snn.net.modules() if isinstance(m, ImageConv)}
     for name, module in snn.net.named_modules():
         if isinstance(module, IFNeuron):
             _set_module(twin, name, _DepthOf(reached=reached))
         elif isinstance(module, nn.Conv2d) and name in shapes:
             _set_module(twin, name, _DepthOf(shapes[name], image=id(module) in analog))
-    _start_chunk(twin, 1, True)
+    _start_chunk(twin, True, 1)
     twin(image[:1].double())
     return max(reached, default=0)

@@ -85,7 +85,7 @@ def snn_layer(site: Site, steps: int, images: int) -> Ledger:
         led.access("params_pj", WORD * (reach + (s["outputs"] * steps if s["bias"] else 0)), WORD * params)
         for _ in ("read", "write"):
             led.access("potential_pj", WORD * reach, WORD * s["outputs"])
-    elif site.kind == "analog-conv":  # the image's convolution, computed once (ConstantInput)
+    elif site.kind == "analog-conv":  # the image's convolution, computed once (ImageConv)
         _dense_conv(led, s, write_out=False)
     elif site.kind == "neuron":
         spikes = _sum(site, "spikes", steps) / n

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from spikeyolo.engine.layers import Accumulate, IFNeuron
-from spikeyolo.engine.runner import ConstantInput, SpikingDetector
+from spikeyolo.engine.runner import ImageConv, SpikingDetector
 
 
 class _Stop(Exception):
@@ -47,7 +47,7 @@ def feeding_conv(net: nn.Module, target: str) -> nn.Conv2d:
     if isinstance(module, Accumulate):
         return module.layer
     conv = net.get_submodule(target.rsplit(".act", 1)[0]).conv
-    conv = conv.layer if isinstance(conv, ConstantInput) else conv
+    conv = conv.layer if isinstance(conv, ImageConv) else conv
     if conv.bias is None:
         conv.bias = nn.Parameter(torch.zeros(conv.out_channels, device=conv.weight.device))
     return conv

@@ -76,10 +76,10 @@ def spiking_head(snn: SpikingDetector, images: torch.Tensor, timesteps: int,
                  readouts: tuple[int, ...] | None = None):
     """The head's raw outputs after ``timesteps`` steps, differentiable (one chunk of all T); with ``readouts`` (steps
     counted from 1) a list of them, as read after each of those steps."""
-    snn.reset()
-    snn.clock.begin(timesteps, images.shape[0])
+    snn.init_state(images)
+    sequence = images.unsqueeze(0).expand(timesteps, *images.shape)
     raw = {key: value.view(timesteps, images.shape[0], *value.shape[1:])
-           for key, value in raw_head_outputs(snn.net(images)).items()}
+           for key, value in raw_head_outputs(snn.net(sequence)).items()}
     if readouts is None:
         return {key: value[-1] for key, value in raw.items()}
     return [{key: value[step - 1] for key, value in raw.items()} for step in readouts]

@@ -14,9 +14,8 @@ pytestmark = pytest.mark.numerics  # rerun under another oneDNN summation order 
 
 def run_neuron(neuron: IFNeuron, z: torch.Tensor, timesteps: int) -> torch.Tensor:
     """Feed the constant input z for T steps; returns the outputs [T, ...]."""
-    neuron.reset()
-    neuron.timesteps = timesteps
-    return neuron(z.unsqueeze(0).expand(timesteps, *z.shape).flatten(0, 1)).view(timesteps, *z.shape)
+    neuron.clear_state()  # a new state, allocated from the sequence [T, ...]: T is its length
+    return neuron(z.unsqueeze(0).expand(timesteps, *z.shape)).view(timesteps, *z.shape)
 
 
 @pytest.mark.parametrize("levels,lam", [(2, 1.0), (4, 3.0), (8, 0.5), (16, 2.0)])
@@ -102,22 +101,25 @@ def test_per_channel_thresholds():
     assert counts == [8, 8, 2] and out[:, 0, 2].max().item() == 4.0
 
 
-@pytest.mark.parametrize("memory", [False, True])
-def test_reset_gives_identical_runs_and_chunks_carry_state(memory):
-    torch.manual_seed(0)
-    x = torch.randn(12, 2, 3, 4, 4)
-    neuron = IFNeuron(torch.tensor([0.3, 0.6, 0.9]), 0.5 if memory else 0.0, negative_slope=0.2, snm=memory)
-    neuron.timesteps = 12
-    first = neuron(x.flatten(0, 1))
+KINDS = {"if": {}, "burst-if": {"max_spikes": 3}, "ibt": {"negative_slope": 0.2, "initial_membrane": 0.0},
+         "snm": {"snm": True, "max_spikes": 2}, "signed-snm": {"snm": True, "negative_slope": 0.2}}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_t_steps_in_one_call_equal_k_calls_carrying_the_state(kind):
+    """Every neuron kind: reset gives identical runs, and 12 steps in one call equal 5 + 4 + 3 steps in three calls
+    (the state carried in its buffers), bit for bit; a flat [T·N, ...] input reads T from the state's batch."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(12, 2, 3, 4, 4, generator=generator)
+    neuron = IFNeuron(torch.tensor([0.3, 0.6, 0.9]), **{"initial_membrane": 0.5, **KINDS[kind]})
+    first = neuron(x)
+    membrane = neuron.v
     neuron.reset()
-    second = neuron(x.flatten(0, 1))
-    assert torch.equal(first, second)
+    assert torch.equal(neuron(x), first) and neuron.v is membrane  # in place: no new state tensors
     neuron.reset()
-    neuron.timesteps = 5
-    part1 = neuron(x[:5].flatten(0, 1))
-    neuron.timesteps = 7
-    part2 = neuron(x[5:].flatten(0, 1))
-    assert torch.equal(torch.cat([part1, part2]), first)
+    parts = [neuron(x[:5]), neuron(x[5:9].flatten(0, 1)), neuron(x[9:])]
+    assert torch.equal(torch.cat(parts), first)
+    assert (first < 0).any() == (kind != "if" and kind != "burst-if") and first.ne(0).any()
 
 
 @pytest.mark.parametrize("snm", [False, True])
@@ -130,8 +132,7 @@ def test_channels_last_input_gives_the_same_spikes_in_its_own_layout(snm):
     outputs = []
     for inputs in (x, x_last):
         neuron = IFNeuron(theta, max_spikes=2, snm=snm)
-        neuron.timesteps = 6
-        outputs.append(neuron(inputs))
+        outputs.append(neuron(inputs.view(6, 2, 4, 5, 5)))
         assert neuron.v.is_contiguous(memory_format=torch.channels_last) == (inputs is x_last)
     assert torch.equal(outputs[0], outputs[1])
     assert outputs[1].is_contiguous(memory_format=torch.channels_last)
@@ -141,8 +142,7 @@ def test_cumulative_max_pool_rate_is_max_of_rates():
     torch.manual_seed(0)
     spikes = (torch.rand(16, 1, 2, 6, 6) < 0.3).float()
     pool = CumulativeMaxPool(torch.nn.MaxPool2d(2, 2))
-    pool.timesteps = 16
-    out = pool(spikes.flatten(0, 1)).view(16, 1, 2, 3, 3)
+    out = pool(spikes).view(16, 1, 2, 3, 3)
     assert set(out.unique().tolist()) <= {0.0, 1.0}  # still a spike train
     expected = F.max_pool2d(spikes.cumsum(0).flatten(0, 1), 2, 2).view(16, 1, 2, 3, 3)
     assert torch.equal(out.cumsum(0), expected)  # at every step, not only the last
@@ -156,13 +156,11 @@ def test_pool_chained_in_one_forward_keeps_separate_state():
     torch.manual_seed(0)
     x = torch.randn(6, 2, 3, 7, 7)  # analog input, as SPPF's cv1 (no activation) gives
     pool = ReusedMaxPool(torch.nn.MaxPool2d(5, 1, 2), uses=3)
-    pool.reset()
     outputs = []
     for chunk in (x[:4], x[4:]):  # two calls of the network, state carried
-        pool.timesteps = len(chunk)
         y = chunk.flatten(0, 1)
         for _ in range(3):
-            y = pool(y)
+            y = pool(y.view(len(chunk), 2, 3, 7, 7))
             outputs.append(y)
     pooled = x.cumsum(0).flatten(0, 1)
     for _ in range(3):
@@ -239,10 +237,10 @@ def test_torch_backend_equals_reference(signed, burst):
     theta = torch.rand(4) + 0.3
     v = 0.5 * theta.view(1, 4, 1, 1).expand(2, 4, 5, 5).contiguous()
     neg = theta / 0.1 if signed else None
-    a, va = if_multistep(x, v, theta, neg, "torch", max_spikes=burst)
     b, vb = if_multistep_reference(x, v, theta, neg, max_spikes=burst)
-    assert torch.equal(a, b) and torch.equal(va, vb)
-    assert torch.equal(v, 0.5 * theta.view(1, 4, 1, 1).expand(2, 4, 5, 5))  # the caller's v is not modified
+    initial = 0.5 * theta.view(1, 4, 1, 1).expand(2, 4, 5, 5)
+    a, va = if_multistep(x, v, theta, neg, "torch", max_spikes=burst)
+    assert va is v and not torch.equal(v, initial)  # a full state tensor (a layer's buffer) is updated in place
     assert (a < 0).any() == signed
 
 
@@ -277,47 +275,51 @@ def test_default_backend_is_the_fused_kernel_on_cuda_only():
 
 
 def test_a_constant_input_runs_as_a_view_and_equals_its_copies():
-    """The image's convolution output [N, ...] stands for every step: the same spikes as T copies, bit for bit."""
-    from spikeyolo.engine.layers import Clock
-
+    """A still image's convolution output [N, ...] expanded over T (a view) gives the same spikes as T copies."""
     torch.manual_seed(0)
     x = (torch.randn(2, 3, 5, 5) * 2).contiguous(memory_format=torch.channels_last)
     outputs = []
-    for inputs, batch in ((x, 2), (torch.cat([x] * 6), None)):
+    for inputs in (x.unsqueeze(0).expand(6, *x.shape), torch.stack([x] * 6)):
         neuron = IFNeuron(torch.tensor([0.4, 0.7, 1.1]), 0.5, max_spikes=3)
-        neuron.clock = Clock(steps=6, batch=batch)
         outputs.append(neuron(inputs))
     assert torch.equal(outputs[0], outputs[1]) and outputs[0].is_contiguous(memory_format=torch.channels_last)
 
 
-def test_a_step_count_that_does_not_match_the_data_is_an_error():
-    from spikeyolo.engine.layers import Clock
-
+def test_data_that_does_not_match_the_state_is_an_error():
     neuron = IFNeuron(torch.tensor(1.0))
-    neuron.clock = Clock(steps=4, batch=3)
-    with pytest.raises(ValueError, match="got a batch of 8, expected T·N = 4·3"):
+    with pytest.raises(RuntimeError, match="has no state"):  # a flat batch says nothing of T
         neuron(torch.zeros(8, 1, 2, 2))
+    neuron(torch.zeros(4, 3, 1, 2, 2))  # state for N = 3
+    with pytest.raises(ValueError, match="got a batch of 8, not T·N for its state's batch N = 3"):
+        neuron(torch.zeros(8, 1, 2, 2))
+    with pytest.raises(ValueError, match=r"steps of shape \[3, 1, 4, 4\], its state is \[3, 1, 2, 2\]"):
+        neuron(torch.zeros(2, 3, 1, 4, 4))
+    neuron.clear_state(2)  # a new batch: N known, the state allocated by the first input
+    assert neuron(torch.zeros(6, 1, 4, 4)).shape == (6, 1, 4, 4) and neuron.v.shape == (2, 1, 4, 4)
+
+
+def test_a_reused_pool_takes_its_pools_in_turn_and_reset_restarts_the_turn():
     pool = ReusedMaxPool(torch.nn.MaxPool2d(3, 1, 1), uses=3)
-    pool.timesteps = 2
-    for _ in range(3):
-        pool(torch.zeros(2, 1, 4, 4))
-    with pytest.raises(ValueError, match="more than the 3 times"):  # a fourth use in the same chunk
-        pool(torch.zeros(2, 1, 4, 4))
+    x = torch.rand(2, 1, 1, 4, 4)
+    pool(x)
+    assert pool.turn == 1 and pool.pools[0].state_shape is not None and pool.pools[1].state_shape is None
+    pool(x), pool(x)
+    assert pool.turn == 0  # the next forward of the network starts at the first pool again
+    pool(x)
     pool.reset()
-    pool.timesteps = 2
-    pool(torch.zeros(2, 1, 4, 4))
-    pool.timesteps = 2  # the next chunk, after only one of three uses
-    with pytest.raises(ValueError, match="applied 1 times in a chunk, built for 3"):
-        pool(torch.zeros(2, 1, 4, 4))
+    assert pool.turn == 0
 
 
-def test_reset_restores_every_registered_memory():
-    neuron = IFNeuron(torch.tensor(1.0), snm=True)
-    neuron.record, neuron.timesteps = True, 2
-    neuron(torch.ones(2, 1, 2, 2))
-    assert neuron.v is not None and neuron.emitted is not None and len(neuron.spikes_per_step) == 1
-    first_list = neuron.spikes_per_step
+def test_reset_restores_every_registered_state_in_place():
+    theta = torch.tensor([0.5, 2.0])
+    neuron = IFNeuron(theta, initial_membrane=0.5, snm=True)
+    neuron.record = True
+    neuron(torch.ones(2, 1, 2, 2, 2))
+    v, emitted = neuron.v, neuron.emitted
+    assert emitted.abs().sum() > 0 and len(neuron.spikes_per_step) == 1
     neuron.reset()
-    assert neuron.v is None and neuron.emitted is None and neuron.spikes_per_step == [] \
-        and neuron.spikes_per_step is not first_list
-    assert set(neuron._memories) == {"v", "emitted", "spikes_per_step"}
+    assert neuron.v is v and neuron.emitted is emitted and neuron.spikes_per_step == []
+    assert torch.equal(v, (0.5 * theta).view(1, 2, 1, 1).expand(1, 2, 2, 2)) and emitted.eq(0).all()
+    assert set(neuron._resets) == {"v", "emitted"} and not dict(neuron.named_buffers()).keys() - {"threshold", "v",
+                                                                                                   "emitted"}
+    assert set(neuron.state_dict()) == {"threshold"}  # state is not a weight: never saved

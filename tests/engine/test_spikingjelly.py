@@ -23,12 +23,12 @@ def test_spikingjelly_neurons_match_ours():
 def test_spikingjelly_execution_matches_ours():
     """Run as a SpikingJelly multi-step network (image repeated over T, all T folded, NCHW): same outputs."""
     from spikeyolo.bench.spikingjelly_neurons import RepeatedInput, with_spikingjelly_execution
-    from spikeyolo.engine.runner import ConstantInput
+    from spikeyolo.engine.runner import ImageConv
 
     snn = convert(live_model("yolov8n-relu", levels=4), "qcfs")
     native = with_spikingjelly_execution(snn)
     assert sum(isinstance(m, RepeatedInput) for m in native.modules()) == 1
-    assert not any(isinstance(m, ConstantInput) for m in native.modules()) and not native.channels_last
+    assert not any(isinstance(m, ImageConv) for m in native.modules()) and not native.channels_last
     first_conv = []
     first = native.net.get_submodule("model.0.conv.layer")
     first.register_forward_hook(lambda m, i, o: first_conv.append(i[0].shape[0]))

@@ -5,7 +5,7 @@ from torch import nn
 
 from spikeyolo.engine import IFNeuron, SpikingDetector
 from spikeyolo.engine.layers import CumulativeMaxPool
-from spikeyolo.engine.runner import ConstantInput
+from spikeyolo.engine.runner import ImageConv
 from spikeyolo.eval.cost import E_AC_PJ, E_MAC_PJ, CostMeter
 from spikeyolo.eval.counting import spiking_depth
 from spikeyolo.eval.energy import sram_pj_per_byte, snn_layer
@@ -36,7 +36,7 @@ def hand_snn() -> SpikingDetector:
     """image 1×4×4 → 1×1 conv (identity, computed once) → burst neuron A (θ 1, v0 ½, ≤ 2 spikes) → residual
     x + B(0.4·x) (B binary, θ 1, v0 ½) → cumulative 2×2 max-pool → 3×3 conv (1 → 2 channels, padding 1)."""
     burst = IFNeuron(torch.tensor(1.0), 0.5, max_spikes=2)
-    return SpikingDetector(nn.Sequential(ConstantInput(conv(1, 1, 1, 1.0)), burst, Residual(),
+    return SpikingDetector(nn.Sequential(ImageConv(conv(1, 1, 1, 1.0)), burst, Residual(),
                                          CumulativeMaxPool(nn.MaxPool2d(2, 2)), conv(1, 2, 3, 0.1, padding=1)))
 
 
@@ -112,7 +112,7 @@ def test_lemaire_energy_of_two_layers_by_hand():
 def test_signed_spikes_count_both_signs():
     """An IBT neuron (α = 0.5, v0 = 0) fed −1.5 fires negative spikes: they reach the next convolution as events."""
     neuron = IFNeuron(torch.tensor(1.0), 0.0, negative_slope=0.5)
-    snn = SpikingDetector(nn.Sequential(ConstantInput(conv(1, 1, 1, -1.5)), neuron, CumulativeMaxPool(nn.MaxPool2d(2)),
+    snn = SpikingDetector(nn.Sequential(ImageConv(conv(1, 1, 1, -1.5)), neuron, CumulativeMaxPool(nn.MaxPool2d(2)),
                                         conv(1, 1, 1, 1.0)))
     meter = CostMeter(snn)
     outputs = []
@@ -148,7 +148,7 @@ def test_lemaire_agrees_with_spikingjelly_on_binary_if_networks():
         nn.init.uniform_(layer.weight, -0.2, 0.6)
     image, steps = torch.rand(1, 3, 8, 8), 4
 
-    class Repeat(nn.Module):  # the image's convolution once, its output every step (our ConstantInput)
+    class Repeat(nn.Module):  # the image's convolution once, its output every step (our ImageConv)
         def forward(self, x):
             return x.unsqueeze(0).repeat(steps, 1, 1, 1, 1)
 
@@ -162,7 +162,7 @@ def test_lemaire_agrees_with_spikingjelly_on_binary_if_networks():
                               sj_neuron.IFNode(v_reset=None, step_mode="m"), sj_conv(convs[2]))
     with pytest.warns(RuntimeWarning):  # Repeat is outside the paper's scope: SpikingJelly omits it, as we do
         expected = estimate_lemaire_energy(reference, image, config=LemaireEnergyConfig(strict=False))
-    ours = SpikingDetector(nn.Sequential(ConstantInput(convs[0]), IFNeuron(torch.tensor(1.0), 0.0), convs[1],
+    ours = SpikingDetector(nn.Sequential(ImageConv(convs[0]), IFNeuron(torch.tensor(1.0), 0.0), convs[1],
                                          IFNeuron(torch.tensor(1.0), 0.0), convs[2]))
     ours.use_channels_last(False)  # SpikingJelly's layout: the same kernels, so the same spikes on every CPU
     meter = CostMeter(ours)
