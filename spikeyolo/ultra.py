@@ -144,6 +144,15 @@ def max_pool_uses(model: nn.Module) -> dict[str, int]:
     return uses
 
 
+def keep_head_anchors(model: DetectionModel, batch: int) -> None:
+    """The Detect head rebuilds its anchors whenever its input's shape changes, batch included, though they depend
+    on the feature maps' sizes only: once built, its cached shape is given ``batch`` so that a new batch (another
+    T·N) does not rebuild them inside a compiled graph (their construction reads tensor values)."""
+    head = model.model[-1]
+    if isinstance(head, Detect) and not head.dynamic and isinstance(head.shape, torch.Size) and head.shape[0] != batch:
+        head.shape = torch.Size((batch, *head.shape[1:]))
+
+
 def first_conv_block(model: DetectionModel) -> Conv:
     first = model.model[0]
     if not isinstance(first, Conv):

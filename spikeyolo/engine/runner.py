@@ -6,6 +6,7 @@ from torch import nn
 
 from spikeyolo.engine.layers import IFNeuron, ReusedMaxPool, Stateful
 from spikeyolo.engine.neuron import check_backend
+from spikeyolo.ultra import keep_head_anchors
 
 
 class ImageConv(nn.Module):
@@ -180,7 +181,10 @@ class SpikingDetector(nn.Module):
         while done < timesteps:
             steps = min(chunk, timesteps - done)
             sequence = images.unsqueeze(0).expand(steps, *images.shape)
-            run = self._compiled if self._compiled is not None and self.state_ready() else self.run_steps
+            run = self.run_steps
+            if self._compiled is not None and self.state_ready():
+                keep_head_anchors(self.net, steps * images.shape[0])
+                run = self._compiled
             outputs.append(run(sequence))
             for observe in self.chunk_observers:
                 observe(images, steps, (fresh or reset) and done == 0)
