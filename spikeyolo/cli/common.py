@@ -78,6 +78,36 @@ def add_precision(p) -> None:
                    help="convolutions in this precision (autocast; membranes stay float32; val keeps its ANN row "
                         "float32). fp16/bf16 pay on GPUs; on CPUs without native support they are much slower")
 
+def add_compile(p) -> None:
+    p.add_argument("--compile", action="store_true", help="run the SNN through torch.compile (one graph per T "
+                   "slice; minutes of compiling first, on a CPU often slower than eager: see the benchmark)")
+
+
+def add_stream(p) -> None:
+    p.add_argument("--stream", action="store_true", help="carry the SNN's membranes from frame to frame: each "
+                   "frame adds T steps to the same network (the detections are its running output since the last "
+                   "reset); frames one at a time")
+    p.add_argument("--reset-every", type=int, default=0, metavar="N",
+                   help="with --stream: start again from reset membranes every N frames (default 0: never)")
+    p.add_argument("--scene-cut", type=float, default=0.0, metavar="D",
+                   help="with --stream: also reset on a frame whose mean absolute pixel change (in [0, 1]) from the "
+                        "previous exceeds D (default 0: off)")
+
+
+def stream_policy(args):
+    """The StreamPolicy the --stream options ask for (None without --stream); options without it are one error."""
+    if not args.stream:
+        if args.reset_every or args.scene_cut:
+            raise UsageError("--reset-every and --scene-cut set when a stream resets: they need --stream")
+        return None
+    from spikeyolo.detect.predictor import StreamPolicy
+
+    try:
+        return StreamPolicy(args.reset_every, args.scene_cut)
+    except ValueError as err:
+        raise UsageError(f"--stream: {err}") from None
+
+
 def torch_threads() -> int:
     import torch
 

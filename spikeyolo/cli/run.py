@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spikeyolo.cli.common import SNM_HELP, UsageError, new_run_dir, add_device, add_precision
+from spikeyolo.cli.common import (SNM_HELP, UsageError, add_compile, add_device, add_precision, add_stream, new_run_dir,
+                                  stream_policy)
 
 
 def add_detect(sub) -> None:
@@ -28,6 +29,8 @@ def add_detect(sub) -> None:
     p.add_argument("--imgsz", type=int, help="input size (default: the weights')")
     add_device(p)
     add_precision(p)
+    add_stream(p)
+    add_compile(p)
     p.add_argument("--save-dir", default="runs/detect", help="runs go to new folders exp, exp2, ... in here")
 
 def run_detect(args) -> None:
@@ -41,8 +44,14 @@ def run_detect(args) -> None:
     from spikeyolo.events.io import EVENT_SUFFIXES
 
     events = Path(args.source).suffix.lower() in EVENT_SUFFIXES
+    stream = stream_policy(args)
+    if (stream or args.compile) and args.ann:
+        raise UsageError("--stream and --compile run the SNN: they do not go with --ann")
+    if stream and args.batch != 1:
+        raise UsageError("--stream runs frames one at a time, in order, through one network: use --batch 1")
     detector = Detector(args.weights, args.timesteps, args.ann, args.conf, args.iou, args.imgsz, args.device,
-                        burst=args.burst, events=events, snm=args.snm, precision=args.precision)
+                        burst=args.burst, events=events, snm=args.snm, precision=args.precision, stream=stream,
+                        compile=args.compile)
     folder = new_run_dir(args.save_dir)
     try:
         summary = detect(args.source, folder, detector, args.every_step, batch=args.batch)
@@ -76,6 +85,8 @@ def add_webcam(sub) -> None:
     p.add_argument("--conf", type=float, default=0.25)
     add_device(p)
     add_precision(p)
+    add_stream(p)
+    add_compile(p)
 
 def run_webcam(args) -> None:
     from spikeyolo.demo import LiveDemo
@@ -85,7 +96,7 @@ def run_webcam(args) -> None:
     if args.output and Path(args.output).suffix.lower() != ".mp4":
         raise UsageError(f"--output {args.output}: write an .mp4 video")
     demo = LiveDemo(args.source, args.weights, args.timesteps, args.events, args.side_by_side, args.conf,
-                    device=args.device, precision=args.precision)
+                    device=args.device, precision=args.precision, stream=stream_policy(args), compile=args.compile)
     summary = demo.run(args.headless, args.output, args.max_frames, args.screenshot)
     saved = f", saved {summary.output}" if summary.output else ""
     print(f"{summary.frames} frame(s) at {summary.fps:.1f} FPS, T={summary.timesteps}{saved}")

@@ -42,10 +42,10 @@ class LiveDemo:
 
     def __init__(self, source: str = "0", weights: str | Path | None = None, timesteps: int = 4,
                  events: bool = False, side_by_side: bool = False, conf: float = 0.25, imgsz: int | None = None,
-                 device: str = "auto", precision: str = "fp32"):
+                 device: str = "auto", precision: str = "fp32", stream=None, compile: bool = False):
         self.source = open_source(source)
         self.snn = Detector(weights, timesteps, conf=conf, imgsz=imgsz, device=device, events=events,
-                            precision=precision)
+                            precision=precision, stream=stream, compile=compile)
         self.snn.record_spikes = True
         self.ann: Detector | None = None
         self.weights, self.conf, self.imgsz, self.device = self.snn.weights, conf, imgsz, device

@@ -1,6 +1,7 @@
 """Detection on frames with the ANN or its SNN: letterbox, run, NMS, boxes back in frame pixels."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,28 @@ def _check_weights(path: Path) -> None:
         raise CheckpointError(f"weights {path} not found: pass a .safetensors file written by spikeyolo")
 
 
+@dataclass(frozen=True)
+class StreamPolicy:
+    """A streaming SNN: every frame adds ``timesteps`` steps to the same membranes instead of starting from reset
+    ones, and the detections are the head's running output since the last reset. It starts again from reset
+    membranes every ``reset_every`` frames (0: never) and, with ``scene_cut`` > 0, on a frame whose mean absolute
+    difference from the previous one (pixels in [0, 1], after the letterbox) exceeds it; a new image size too."""
+    reset_every: int = 0
+    scene_cut: float = 0.0
+
+    def __post_init__(self):
+        if self.reset_every < 0:
+            raise ValueError(f"reset_every must be >= 0 (0: never), got {self.reset_every}")
+        if not 0.0 <= self.scene_cut <= 1.0:
+            raise ValueError(f"scene_cut must be in [0, 1] (0: off), got {self.scene_cut}")
+
+    def describe(self) -> str:
+        parts = [f"reset every {self.reset_every} frames" if self.reset_every else "never reset"]
+        if self.scene_cut:
+            parts.append(f"and on scene cuts (mean change > {self.scene_cut:g})")
+        return "stream, " + " ".join(parts)
+
+
 class StageTimer:
     """Wall time per stage (``spikeyolo.device.timed``) and the frames they were spent on."""
 
@@ -48,7 +71,8 @@ class Detector:
 
     def __init__(self, weights: str | Path | None = None, timesteps: int = 4, ann: bool = False, conf: float = 0.25,
                  iou: float = 0.7, imgsz: int | None = None, device: str = "auto", backend: str | None = None,
-                 burst: int | None = None, events: bool = False, snm: bool = False, precision: str = "fp32"):
+                 burst: int | None = None, events: bool = False, snm: bool = False, precision: str = "fp32",
+                 stream: StreamPolicy | None = None, compile: bool = False):
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
         for name, value in (("conf", conf), ("iou", iou)):
@@ -68,14 +92,23 @@ class Detector:
         self.record_spikes = False  # set True to read firing_rates() after each call
         self.precision = check_precision(precision)  # convolutions of the SNN, or of the ANN with ann=True
         self.model, self.names, self.imgsz = self._load(imgsz, backend or default_backend(self.device))
+        if stream is not None and self.ann:
+            raise ValueError("streaming carries membranes from frame to frame: it needs the SNN, not the ANN")
+        self.stream, self.resets = stream, 0  # resets: how often a stream started again (the first frame counts)
+        self._previous: torch.Tensor | None = None  # the last frame of a stream (scene cuts), None: reset next
+        self._since_reset = 0
         if not self.ann:
             self.model.set_precision(precision)
+            if compile:
+                self.model.compile()
         self.timer = StageTimer(self.device)
 
     def warmup(self) -> None:
         """One untimed run on a blank frame: compiles and allocates what the first real frame would pay for."""
-        self([np.zeros((self.imgsz, self.imgsz, 3), dtype=np.uint8)])
-        self.timer = StageTimer(self.device)
+        blank = [np.zeros((self.imgsz, self.imgsz, 3), dtype=np.uint8)]
+        for _ in range(2 if not self.ann and self.model.compiled else 1):  # eager (allocates), then the compile
+            self(blank)
+        self.timer, self._previous, self.resets = StageTimer(self.device), None, 0
 
     def _load(self, imgsz, backend):
         weights = read_weights(self.weights)
@@ -97,7 +130,8 @@ class Detector:
         if self.ann:
             return "ANN" + precision
         burst = f" burst≤{self.burst}" if self.burst and self.burst > 1 else ""
-        return f"SNN T={self.timesteps}" + burst + (" SNM" if self.snm else "") + precision
+        stream = f" ({self.stream.describe()})" if self.stream else ""
+        return f"SNN T={self.timesteps}" + burst + (" SNM" if self.snm else "") + precision + stream
 
     @property
     def event_input(self) -> dict | None:
@@ -134,8 +168,22 @@ class Detector:
                     out = self.model(batch.contiguous(memory_format=torch.channels_last))
                 return (out[0] if isinstance(out, (tuple, list)) else out).float()[None], batch.shape[2:]
             self.model.record(self.record_spikes)
-            out = self.model(batch, self.timesteps)
+            out = self.model(batch, self.timesteps, reset=self._starts_again(batch))
         return (out if every_step else out[-1:]), batch.shape[2:]
+
+    def _starts_again(self, batch: torch.Tensor) -> bool:
+        """Whether this call starts from reset membranes: always without a stream; in a stream by its policy."""
+        if self.stream is None:
+            return True
+        if batch.shape[0] != 1:
+            raise ValueError(f"a stream runs one frame at a time through one network, got a batch of {batch.shape[0]}")
+        policy, previous = self.stream, self._previous
+        cut = previous is None or previous.shape != batch.shape or (
+            policy.scene_cut > 0 and (batch - previous).abs().mean().item() > policy.scene_cut)
+        reset = cut or (policy.reset_every > 0 and self._since_reset >= policy.reset_every)
+        self._previous, self._since_reset = batch, 1 if reset else self._since_reset + 1
+        self.resets += reset
+        return reset
 
     def _detections(self, out: torch.Tensor, shape: torch.Size, frames: list[np.ndarray]) -> list[Detections]:
         """NMS on one step's raw predictions, boxes back in frame pixels."""

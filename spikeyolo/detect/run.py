@@ -89,6 +89,8 @@ def detect(source: str, folder: Path, detector: Detector, every_step: bool = Fal
         raise ValueError("detections per step need the SNN: the ANN has no timesteps")
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
+    if detector.stream is not None and batch != 1:
+        raise ValueError("a stream runs frames one at a time, in order, through one network: use batch 1")
     frames = open_source(source, detector.event_input)
     writer = _writer_for(frames, folder)
     if warmup:
