@@ -13,12 +13,16 @@ import json
 from pathlib import Path
 
 
-OPTIONAL = {"snn_triton": "fused (Triton)", "snn_nchw": "NCHW", "snn_folded": "all T folded", "naive": "naive loop"}
+OPTIONAL = {"snn_compiled": "detect's SNN compiled", "snn_binary": "binary SNN (per step ÷ ANN)",
+            "snn_triton": "fused (Triton)", "snn_nchw": "NCHW", "snn_folded": "all T folded", "naive": "naive loop"}
 
 
 def _cell(configs: dict, engine: str, key: tuple) -> str:
     found = configs.get((engine, *key))
-    return f"{found['images_per_s']:.2f}" if found else "–"
+    if not found:
+        return "–"
+    ratio = f" ({found['per_timestep_ratio']:.2f})" if engine in ("snn_binary", "snn_compiled") else ""
+    return f"{found['images_per_s']:.2f}{ratio}"
 
 
 def table(report: dict) -> list[str]:
@@ -27,9 +31,9 @@ def table(report: dict) -> list[str]:
     multistep = {(s["imgsz"], s["batch"], s["timesteps"]): s["speedup"] for s in report["speedups"]
                  if s["vs"] == "spikingjelly_ms"}
     extra = [e for e in OPTIONAL if any(c["engine"] == e for c in report["configs"])]
-    header = ["imgsz", "batch", "T", "ANN img/s", "our SNN img/s (per step ÷ ANN)", *(OPTIONAL[e] for e in extra),
-              "SpikingJelly neurons", "ours vs SpikingJelly", "neurons alone", "bound", "SpikingJelly multi-step",
-              "ours vs it"]
+    header = ["imgsz", "batch", "T", "ANN img/s", "detect's SNN img/s (per step ÷ ANN)", *(OPTIONAL[e] for e in extra),
+              "SpikingJelly neurons", "binary vs SpikingJelly", "neurons alone", "bound", "SpikingJelly multi-step",
+              "binary vs it"]
     lines = ["| " + " | ".join(header) + " |",
              "| --- " * len(header) + "|"]
     for (engine, imgsz, batch, steps), ours in configs.items():

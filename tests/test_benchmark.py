@@ -13,11 +13,11 @@ def test_benchmark_json_has_every_engine_and_ratio(weights, tmp_path, capsys):  
                  "--repeats", "1", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     engines = {(c["engine"], c["timesteps"]) for c in report["configs"]}
-    spiking = ("snn", "snn_folded", "snn_nchw", "naive", "spikingjelly", "spikingjelly_ms")
+    spiking = ("snn", "snn_binary", "snn_folded", "snn_nchw", "naive", "spikingjelly", "spikingjelly_ms")
     assert engines == {("ann", None)} | {(e, t) for e in spiking for t in (1, 3)}
     for config in report["configs"]:
         assert config["images_per_s"] > 0 and config["seconds"] > 0
-        timed = config["engine"] in ("snn", "spikingjelly", "spikingjelly_ms")  # neuron layers also timed alone
+        timed = config["engine"] in ("snn_binary", "spikingjelly", "spikingjelly_ms")  # neuron layers also timed alone
         assert (config["neuron_seconds"] is not None) == timed
         if timed:
             assert config["neuron_seconds"] > 0  # the neuron layers' hooks fired (no timing bound: not a timed test)
@@ -31,7 +31,22 @@ def test_benchmark_json_has_every_engine_and_ratio(weights, tmp_path, capsys):  
         assert ("neuron_speedup" in row) == row["vs"].startswith("spikingjelly")
         if "bound" in row:  # SpikingJelly's time over ours without our neurons
             assert row["neuron_speedup"] > 0 and row["bound"] > 0
-    assert "our SNN vs spikingjelly" in capsys.readouterr().out
+    assert all(row["ours"] == "snn_binary" for row in report["speedups"])  # SpikingJelly has binary neurons only
+    assert "snn_binary vs spikingjelly" in capsys.readouterr().out
+
+
+def test_benchmark_ours_is_the_network_detect_runs_and_compiled_beside_it(weights, tmp_path):  # noqa: F811
+    """snn is detect's network (bursts of L for QCFS weights), snn_binary binary; --compile adds it compiled."""
+    from spikeyolo.bench.speed import build_engines
+    from spikeyolo.detect.predictor import Detector
+
+    import torch
+
+    built = build_engines(weights, torch.device("cpu"), with_spikingjelly=False, compiled=True)
+    detect = Detector(weights, device="cpu").model
+    assert {n.max_spikes for _, n in built["snn"].neurons()} == {n.max_spikes for _, n in detect.neurons()}
+    assert {n.max_spikes for _, n in built["snn_binary"].neurons()} == {1}
+    assert built["snn_compiled"].compiled and not built["snn"].compiled
 
 
 def test_benchmark_refuses_unknown_engines(weights, capsys):  # noqa: F811
@@ -43,7 +58,7 @@ def test_summary_speedups_from_known_timings():
     """Ours 1.0 s (0.2 s in neurons), SpikingJelly 2.0 s (0.8 s): 2×, neurons 4×, bound 2.0 / 0.8 = 2.5×."""
     from spikeyolo.bench.speed import BenchResult, summary
 
-    ours = BenchResult("snn", 320, 1, 4, 1.0, 1.0, 0.5, 0.0, 0.2)
+    ours = BenchResult("snn_binary", 320, 1, 4, 1.0, 1.0, 0.5, 0.0, 0.2)
     jelly = BenchResult("spikingjelly", 320, 1, 4, 2.0, 0.5, 1.0, 0.0, 0.8)
     naive = BenchResult("naive", 320, 1, 4, 1.5, 0.67, 0.75, 0.0)
     rows = {row["vs"]: row for row in summary([ours, jelly, naive])["speedups"]}

@@ -1,12 +1,14 @@
 """Images/s, per-timestep cost against one ANN forward, and peak memory, for every engine and configuration.
 
-Engines: ``ann`` (the same network as an ANN, batch-norm folded), ``snn`` (our engine: time folded
-into the batch, one neuron call per layer for all steps), ``snn_triton`` (the fused kernel, CUDA),
-``snn_folded`` (all T folded into one batch per layer call, the default on a GPU), ``snn_nchw`` (our
-engine with NCHW tensors instead of channels-last), ``naive`` (the same SNN stepped one timestep at a
-time through the whole network), ``spikingjelly`` (our graph with SpikingJelly's multi-step IF neurons) and
-``spikingjelly_ms`` (the same, run as a SpikingJelly multi-step network: image repeated over T, all T
-folded into each layer call, NCHW).
+Engines: ``ann`` (the same network as an ANN, batch-norm folded); ``snn``, the network ``spikeyolo detect``
+runs (loaded as detect loads it: bursts of up to L spikes for QCFS weights, the device's default neuron backend),
+and ``snn_compiled``, the same through ``torch.compile`` (compiled before the timing). The SpikingJelly
+comparison is made with binary IF neurons, which SpikingJelly has: ``snn_binary`` (our engine, binary spikes),
+``snn_triton`` (the same with the fused kernel, CUDA), ``snn_folded`` (all T folded into one batch per layer
+call, the default on a GPU), ``snn_nchw`` (NCHW tensors instead of channels-last), ``naive`` (stepped one
+timestep at a time through the whole network), ``spikingjelly`` (our graph with SpikingJelly's multi-step IF
+neurons) and ``spikingjelly_ms`` (the same, run as a SpikingJelly multi-step network: image repeated over T, all
+T folded into each layer call, NCHW).
 
 For the spiking engines the neuron layers are also timed on their own (``neuron_seconds``): the
 convolutions are the same in ours and in SpikingJelly's, so the neuron time says where the two differ
@@ -29,6 +31,8 @@ import torch
 from spikeyolo.bench.spikingjelly_neurons import SpikingJellyIF
 from spikeyolo.quantize.checkpoint import load_detector
 from spikeyolo.convert import convert
+from spikeyolo.convert.load import load_model
+from spikeyolo.engine import default_backend
 from spikeyolo.device import torch_device
 from spikeyolo.engine.layers import IFNeuron
 from spikeyolo.engine.runner import SpikingDetector, reduced_precision
@@ -36,8 +40,10 @@ from spikeyolo.ultra import fold_batchnorm
 
 
 NEURON_TYPES = (IFNeuron, SpikingJellyIF)
-ENGINES = ("ann", "snn", "snn_folded", "snn_nchw", "snn_triton", "naive", "spikingjelly", "spikingjelly_ms")
-TIMED_NEURONS = ("snn", "snn_triton", "spikingjelly", "spikingjelly_ms")  # their neuron layers are also timed alone
+ENGINES = ("ann", "snn", "snn_compiled", "snn_binary", "snn_folded", "snn_nchw", "snn_triton", "naive",
+           "spikingjelly", "spikingjelly_ms")
+TIMED_NEURONS = ("snn_binary", "snn_triton", "spikingjelly", "spikingjelly_ms")  # neuron layers also timed alone
+BINARY_BASELINES = ("spikingjelly", "spikingjelly_ms", "naive", "snn_folded", "snn_nchw")  # against snn_binary
 
 
 @dataclass
@@ -150,17 +156,22 @@ def time_neurons(run, engine: SpikingDetector, device: torch.device, repeats: in
 
 
 def build_engines(weights: str | Path, device: torch.device, with_spikingjelly: bool = True,
-                  precision: str = "fp32") -> dict:
-    """The ANN (BN folded) and the binary SNN engines of one checkpoint (a QCFS-trained one)."""
+                  precision: str = "fp32", compiled: bool = False) -> dict:
+    """The ANN (BN folded), detect's SNN (eager and, with ``compiled``, compiled) and the binary SNN engines of one
+    checkpoint (a QCFS-trained one)."""
     model, meta = load_detector(weights, device)
     if not meta["quantization"].get("levels"):
         raise ValueError(f"{weights} is not QCFS-trained: benchmark a QCFS checkpoint (the SNN needs its thresholds)")
     ann = fold_batchnorm(copy.deepcopy(model)).eval().to(memory_format=torch.channels_last)
+    detected = load_model(weights, device, ann=False, backend=default_backend(device)).snn  # as detect loads it
+    detected.set_precision(precision)
     snn = convert(model, "qcfs").to(device)
     snn.set_precision(precision)  # the copies below inherit it
     nchw = copy.deepcopy(snn)
     nchw.use_channels_last(False)
-    engines = {"ann": ann, "snn": snn, "snn_nchw": nchw}
+    engines = {"ann": ann, "snn": detected, "snn_binary": snn, "snn_nchw": nchw}
+    if compiled:
+        engines["snn_compiled"] = copy.deepcopy(detected).compile()
     if device.type == "cuda":
         triton = copy.deepcopy(snn)
         triton.set_backend("triton")
@@ -191,7 +202,7 @@ def _runner(name: str, engine, images: torch.Tensor, timesteps: int, precision: 
 
 def run_benchmark(weights: str | Path, imgszs=(320,), timesteps=(1, 4), batches=(1,), device: str = "auto",
                   repeats: int = 5, engines: tuple[str, ...] | None = None, progress=print,
-                  precision: str = "fp32") -> list[BenchResult]:
+                  precision: str = "fp32", compiled: bool = False) -> list[BenchResult]:
     """Every engine at every (imgsz, batch, T), measured in this one process, side by side."""
     device = torch_device(device)
     wants_sj = engines is None or bool({"spikingjelly", "spikingjelly_ms"} & set(engines))
@@ -200,8 +211,9 @@ def run_benchmark(weights: str | Path, imgszs=(320,), timesteps=(1, 4), batches=
             raise ImportError("the spikingjelly engine needs SpikingJelly: pip install 'spikeyolo[bench]'")
         progress("SpikingJelly not installed (pip install 'spikeyolo[bench]'): its engine is left out")
         wants_sj = False
-    built = build_engines(weights, device, wants_sj, precision)
-    built["naive"] = built["snn_folded"] = built["snn"]
+    compiled = compiled or bool(engines and "snn_compiled" in engines)
+    built = build_engines(weights, device, wants_sj, precision, compiled)
+    built["naive"] = built["snn_folded"] = built["snn_binary"]
     spiking = [e for e in ENGINES[1:] if e in built and (engines is None or e in engines)]
     results = []
     for imgsz in imgszs:
@@ -211,7 +223,7 @@ def run_benchmark(weights: str | Path, imgszs=(320,), timesteps=(1, 4), batches=
             runs.update({(name, steps): _runner(name, built[name], images, steps)
                          for steps in timesteps for name in spiking})
             progress(f"imgsz {imgsz} batch {batch}: timing {len(runs)} runs side by side, {repeats} rounds")
-            timed = time_side_by_side(runs, device, repeats)
+            timed = time_side_by_side(runs, device, repeats, warmup=2 if compiled else 1)  # compiled: eager, compile
             ann_seconds = timed[("ann", None)][0]
             for (name, steps), (seconds, memory) in timed.items():
                 neurons = None
@@ -233,18 +245,20 @@ def _line(r: BenchResult) -> str:
 
 
 def summary(results: list[BenchResult]) -> dict:
-    """JSON-ready: every configuration, and our engine's speed-up over SpikingJelly and the naive loop.
+    """JSON-ready: every configuration; the binary engine's speed-up over SpikingJelly and the other binary
+    baselines, and the compiled network's over the eager one (``vs`` names the slower engine, ``ours`` the faster).
 
     Against SpikingJelly's neurons in our engine also the neurons' own speed-up and the end-to-end bound (our
     neurons at zero cost); against SpikingJelly's multi-step execution the neurons' speed-up.
     """
-    ours = {(r.imgsz, r.batch, r.timesteps): r for r in results if r.engine == "snn"}
+    by_engine = {(r.engine, r.imgsz, r.batch, r.timesteps): r for r in results}
     speedups = []
     for r in results:
         key = (r.imgsz, r.batch, r.timesteps)
-        if r.engine in ("spikingjelly", "spikingjelly_ms", "naive", "snn_folded", "snn_nchw") and key in ours:
-            mine = ours[key]
-            row = {"vs": r.engine, "imgsz": r.imgsz, "batch": r.batch, "timesteps": r.timesteps,
+        reference = "snn_binary" if r.engine in BINARY_BASELINES else "snn_compiled" if r.engine == "snn" else None
+        if reference and (reference, *key) in by_engine:
+            mine = by_engine[(reference, *key)]
+            row = {"vs": r.engine, "ours": reference, "imgsz": r.imgsz, "batch": r.batch, "timesteps": r.timesteps,
                    "speedup": r.seconds / mine.seconds}
             if r.neuron_seconds is not None and mine.neuron_seconds is not None:
                 row["neuron_speedup"] = r.neuron_seconds / max(mine.neuron_seconds, 1e-9)

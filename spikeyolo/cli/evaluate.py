@@ -102,8 +102,12 @@ def add_benchmark(sub) -> None:
     add_device(p)
     add_precision(p)
     p.add_argument("--repeats", type=int, default=5, help="timed runs per configuration (median reported)")
-    p.add_argument("--engines", help="comma list of ann,snn,snn_folded,snn_nchw,snn_triton,naive,spikingjelly,"
-                                     "spikingjelly_ms (default: all)")
+    p.add_argument("--engines", help="comma list of ann,snn,snn_compiled,snn_binary,snn_folded,snn_nchw,snn_triton,"
+                                     "naive,spikingjelly,spikingjelly_ms (default: all but snn_compiled). snn is the "
+                                     "network detect runs; the SpikingJelly comparison uses binary neurons "
+                                     "(snn_binary)")
+    p.add_argument("--compile", action="store_true", help="also time snn_compiled: detect's network through "
+                   "torch.compile, side by side with it eager (compiling takes minutes, outside the timing)")
     p.add_argument("--json", help="write the figures here")
 
 def run_benchmark(args) -> None:
@@ -123,14 +127,14 @@ def run_benchmark(args) -> None:
     print(f"device {torch_device(args.device)}, torch threads {torch_threads()}, {args.precision} convolutions")
     try:
         results = run_benchmark(weights, args.imgsz, args.timesteps, args.batch, args.device, args.repeats, engines,
-                                precision=args.precision)
+                                precision=args.precision, compiled=args.compile)
     except (ImportError, ValueError) as err:
         raise UsageError(str(err)) from err
     report = summary(results)
     for row in report["speedups"]:
         neurons = (f"; neurons alone {row['neuron_speedup']:.1f}x, at most {row['bound']:.2f}x with free neurons"
                    if "bound" in row else "")
-        print(f"our SNN vs {row['vs']}: {row['speedup']:.2f}x  (imgsz {row['imgsz']}, batch {row['batch']}, "
+        print(f"{row['ours']} vs {row['vs']}: {row['speedup']:.2f}x  (imgsz {row['imgsz']}, batch {row['batch']}, "
               f"T {row['timesteps']}{neurons})")
     if args.json:
         from spikeyolo.eval.report import write_json
