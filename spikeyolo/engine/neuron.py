@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import threading
 import warnings
+from typing import Callable
 
 import torch
 
@@ -36,8 +37,17 @@ def _per_channel(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return value.view(1, -1, *([1] * (like.dim() - 2)))
 
 
+SpikeHook = Callable[[torch.Tensor, torch.Tensor, object, object], torch.Tensor]
+"""``spike(u, count, low, high)`` → the count a step emits: the identity in inference; the surrogate-gradient twin
+(``engine.surrogate``) returns the same count with the gradient of a smooth staircase of the scaled membrane ``u``
+between ``low`` and ``high``. The step functions below are the one definition of each neuron kind: the reference
+loops run them, the surrogate twin runs them with its hook, and the in-place torch and fused Triton backends are
+tested against them."""
+
+
 def if_step(x: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor,
-            negative_threshold: torch.Tensor | None = None, max_spikes: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+            negative_threshold: torch.Tensor | None = None, max_spikes: int = 1,
+            spike: SpikeHook | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One step: integrate ``x``, fire, reset by subtraction. Returns (output, new v)."""
     theta = _per_channel(threshold, x)
     v = v + x
@@ -45,9 +55,13 @@ def if_step(x: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor,
         fire = (v >= theta).to(x.dtype)
     else:
         fire = torch.clamp(torch.floor(v / theta), 0, max_spikes)
+    if spike is not None:
+        fire = spike(v / theta, fire, 0.0, max_spikes)
     out = fire * theta
     v = v - out
     if negative_threshold is not None:
+        if spike is not None:
+            raise ValueError("surrogate gradients are defined for IF, SNM and signed neurons with memory, not IBT")
         neg_theta = _per_channel(negative_threshold, x)
         if max_spikes == 1:
             fire_neg = (v <= -neg_theta).to(x.dtype)
@@ -128,12 +142,15 @@ def if_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Te
 
 
 def snm_step(x: torch.Tensor, v: torch.Tensor, emitted: torch.Tensor, threshold: torch.Tensor,
-             max_spikes: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+             max_spikes: int = 1, spike: SpikeHook | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step of the signed neuron with memory. Returns (output, new v, new emitted)."""
     theta = _per_channel(threshold, x)
     v = v + x
     count = torch.floor(v / theta).clamp(max=max_spikes)
-    count = torch.maximum(count, -emitted.clamp(max=max_spikes))
+    low = -emitted.clamp(max=max_spikes)
+    count = torch.maximum(count, low)
+    if spike is not None:
+        count = spike(v / theta, count, low, max_spikes)
     out = count * theta
     return out, v - out, emitted + count
 
@@ -173,7 +190,7 @@ def snm_multistep_torch(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Ten
 
 
 def signed_memory_step(x: torch.Tensor, s: torch.Tensor, emitted: torch.Tensor, threshold: torch.Tensor,
-                       negative_slope: float, offset: float, max_spikes: int = 1):
+                       negative_slope: float, offset: float, max_spikes: int = 1, spike: SpikeHook | None = None):
     """One step of the signed neuron with memory (leaky-ReLU layers). Returns (output, new s, new emitted).
 
     ``s`` is the input integrated so far (it starts at 0), ``emitted`` the net spike count m. The
@@ -194,6 +211,8 @@ def signed_memory_step(x: torch.Tensor, s: torch.Tensor, emitted: torch.Tensor, 
     s = s + x
     scaled = torch.where(s < 0, s * negative_slope, s)
     count = torch.clamp(torch.floor(scaled / theta + offset) - emitted, -max_spikes, max_spikes)
+    if spike is not None:
+        count = spike(scaled / theta + offset - emitted, count, -max_spikes, max_spikes)
     return count * theta, s, emitted + count
 
 

@@ -2,8 +2,8 @@
 
 Every neuron kind emits a spike count that is a staircase of its scaled membrane u = v/θ: binary and burst IF
 neurons clamp(floor(u), 0, D), the SNM clamp(floor(u), −min(m, D), D), the signed neuron with memory a staircase
-of its running input. The count's forward is the engine's, exactly (the functions below repeat the float
-operations of ``neuron.if_step`` / ``snm_step`` / ``signed_memory_step``); its backward is the derivative of a
+of its running input. The count's forward is the engine's, exactly (the functions below run ``neuron.if_step`` / ``snm_step`` /
+``signed_memory_step`` themselves, with a spike hook that attaches the gradient); its backward is the derivative of a
 smooth staircase S(u) = lo + Σ_k σ(a·(u − k)) over the steps k ∈ (lo, hi] the count can take (σ the logistic
 function, a the sharpness: SpikingJelly's ``surrogate.Sigmoid`` for one step). Gradients flow through the
 membrane over time (BPTT), through the reset (v −= count·θ) and to θ itself (through u = v/θ, the output count·θ
@@ -13,6 +13,8 @@ Used by ``spikeyolo tune`` (hybrid fine-tuning of a converted network, Rathi et 
 from __future__ import annotations
 
 import torch
+
+from spikeyolo.engine.neuron import if_step, signed_memory_step, snm_step
 
 DEFAULT_SHARPNESS = 4.0  # a: SpikingJelly's Sigmoid surrogate default
 
@@ -42,46 +44,32 @@ class SpikeCount(torch.autograd.Function):
         return grad_out * staircase_grad(u, low, high, ctx.sharpness, ctx.span), None, None, None, None, None
 
 
-def _theta(threshold: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return threshold if threshold.dim() == 0 else threshold.view(1, -1, *([1] * (like.dim() - 2)))
-
-
-def _bound(value: float, like: torch.Tensor) -> torch.Tensor:
-    return torch.full_like(like, value)
+def surrogate_spike(sharpness: float, span: int):
+    """The step functions' spike hook for training: the exact count, the smooth staircase's gradient (``low`` and
+    ``high`` numbers or tensors; the bounds carry no gradient)."""
+    def spike(u: torch.Tensor, count: torch.Tensor, low, high) -> torch.Tensor:
+        low, high = (torch.as_tensor(b, dtype=u.dtype, device=u.device).detach().expand_as(u) for b in (low, high))
+        return SpikeCount.apply(u, count.detach(), low, high, sharpness, span)
+    return spike
 
 
 def if_multistep_surrogate(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor, max_spikes: int = 1,
                            sharpness: float = DEFAULT_SHARPNESS) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unsigned IF (binary or burst), reset by subtraction, differentiable: ``neuron.if_step``'s forward."""
-    theta = _theta(threshold, x_seq[0])
-    outputs = []
+    """Unsigned IF (binary or burst), reset by subtraction, differentiable: ``neuron.if_step`` with the hook."""
+    spike, outputs = surrogate_spike(sharpness, max_spikes), []
     for t in range(x_seq.shape[0]):
-        v = v + x_seq[t]
-        if max_spikes == 1:
-            count = (v >= theta).to(x_seq.dtype)
-        else:
-            count = torch.clamp(torch.floor(v / theta), 0, max_spikes)
-        u = v / theta
-        count = SpikeCount.apply(u, count.detach(), _bound(0.0, u), _bound(max_spikes, u), sharpness, max_spikes)
-        out = count * theta
-        v = v - out
+        out, v = if_step(x_seq[t], v, threshold, None, max_spikes, spike)
         outputs.append(out)
     return torch.stack(outputs), v
 
 
 def snm_multistep_surrogate(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch.Tensor, threshold: torch.Tensor,
                             max_spikes: int = 1, sharpness: float = DEFAULT_SHARPNESS):
-    """The signed neuron with memory, differentiable: ``neuron.snm_step``'s forward (memory m not trained)."""
-    theta = _theta(threshold, x_seq[0])
-    outputs = []
+    """The signed neuron with memory, differentiable: ``neuron.snm_step`` with the hook (memory m not trained)."""
+    spike, outputs = surrogate_spike(sharpness, max_spikes), []
     for t in range(x_seq.shape[0]):
-        v = v + x_seq[t]
-        u = v / theta
-        low = -emitted.clamp(max=max_spikes)
-        count = torch.maximum(torch.floor(u).clamp(max=max_spikes), low)
-        count = SpikeCount.apply(u, count.detach(), low.detach(), _bound(max_spikes, u), sharpness, max_spikes)
-        out = count * theta
-        v, emitted = v - out, (emitted + count).detach()
+        out, v, emitted = snm_step(x_seq[t], v, emitted, threshold, max_spikes, spike)
+        emitted = emitted.detach()
         outputs.append(out)
     return torch.stack(outputs), v, emitted
 
@@ -89,16 +77,11 @@ def snm_multistep_surrogate(x_seq: torch.Tensor, v: torch.Tensor, emitted: torch
 def signed_memory_multistep_surrogate(x_seq: torch.Tensor, s: torch.Tensor, emitted: torch.Tensor,
                                       threshold: torch.Tensor, negative_slope: float, offset: float,
                                       max_spikes: int = 1, sharpness: float = DEFAULT_SHARPNESS):
-    """The signed neuron with memory of leaky layers, differentiable: ``neuron.signed_memory_step``'s forward."""
-    theta = _theta(threshold, x_seq[0])
-    outputs = []
+    """The signed neuron with memory of leaky layers, differentiable: ``neuron.signed_memory_step`` with the hook."""
+    spike, outputs = surrogate_spike(sharpness, max_spikes), []
     for t in range(x_seq.shape[0]):
-        s = s + x_seq[t]
-        scaled = torch.where(s < 0, s * negative_slope, s)
-        u = scaled / theta + offset - emitted
-        count = torch.clamp(torch.floor(scaled / theta + offset) - emitted, -max_spikes, max_spikes)
-        count = SpikeCount.apply(u, count.detach(), _bound(-max_spikes, u), _bound(max_spikes, u), sharpness,
-                                 max_spikes)
-        emitted = (emitted + count).detach()
-        outputs.append(count * theta)
+        out, s, emitted = signed_memory_step(x_seq[t], s, emitted, threshold, negative_slope, offset, max_spikes,
+                                             spike)
+        emitted = emitted.detach()
+        outputs.append(out)
     return torch.stack(outputs), s, emitted
