@@ -44,8 +44,8 @@ class SpikingJellyIF(Stateful):
         x_seq = self.unfold(x)
         if not torch.is_tensor(self.node.v):  # reset: SpikingJelly holds its membrane as a float until the first step
             self.node.v = self.v0.clone()
-        spikes = self.node(x_seq.contiguous() if x_seq.stride(0) == 0 else x_seq)
-        return (spikes * self.threshold).flatten(0, 1)
+        spikes = self.node((x_seq.contiguous() if x_seq.stride(0) == 0 else x_seq).to(self.v0.dtype))
+        return (spikes * self.threshold).flatten(0, 1).to(x.dtype)  # spikes in the convolutions' dtype
 
 
 def with_spikingjelly_neurons(snn: SpikingDetector) -> SpikingDetector:

@@ -75,7 +75,8 @@ def add_device(p) -> None:
 
 def add_precision(p) -> None:
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
-                   help="convolutions in this precision (autocast; membranes stay float32; val keeps its ANN row "
+                   help="convolutions in this precision (SNN weights converted once, spikes in that dtype, membranes "
+                        "float32; the ANN under autocast; val keeps its ANN row "
                         "float32). fp16/bf16 pay on GPUs; on CPUs without native support they are much slower")
 
 def add_compile(p) -> None:

@@ -72,8 +72,8 @@ class SpikingDetector(nn.Module):
     previous call: the steps of this call continue those (a video or an event stream into one running network).
     A new batch size or image size always starts from a new state. ``compile()`` runs every slice through
     ``torch.compile(fullgraph=True)`` once the state exists. Convolutions run channels-last (NHWC) unless
-    ``channels_last=False``; in float32 unless ``set_precision('fp16' | 'bf16')`` (autocast; neurons take the
-    reduced-precision currents and emit spikes in that dtype, membranes and the head's sums stay float32).
+    ``channels_last=False``; in float32 unless ``set_precision('fp16' | 'bf16')`` (weights converted once; neurons
+    take the reduced-precision currents and emit spikes in that dtype, membranes and the head's sums stay float32).
     """
 
     def __init__(self, net: nn.Module, meta: dict | None = None, channels_last: bool = True):
@@ -84,11 +84,33 @@ class SpikingDetector(nn.Module):
         self.chunk_observers: list = []  # called (images, steps, first) after each chunk (the cost meter's event graph)
         self._geometry: tuple | None = None  # the images the state was allocated for
         self._compiled = None
+        self._float32_weights: dict[str, torch.Tensor] | None = None  # set aside by set_precision
         self.use_channels_last(channels_last)
 
     def set_precision(self, precision: str) -> None:
-        """Convolutions in 'fp32' (default), 'fp16' or 'bf16'; neurons and the head's sums stay float32."""
+        """Convolutions in 'fp32' (default), 'fp16' or 'bf16': their weights converted once, here (float32 kept
+        aside: back to 'fp32' is exact), the images fed in that dtype; neurons take the reduced currents and emit
+        spikes in that dtype; membranes, the head's sums and its decoding stay float32."""
         self.precision = check_precision(precision)
+        dtype = PRECISIONS[precision] or torch.float32
+        if self._float32_weights is None:
+            self._float32_weights = {name: tensor.detach().clone() for name, tensor in self._convolution_tensors()}
+        for name, tensor in self._convolution_tensors():
+            tensor.data = self._float32_weights[name].to(tensor.device, dtype).contiguous(
+                memory_format=torch.channels_last if tensor.dim() == 4 and self.channels_last else torch.contiguous_format)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the convolutions and of the spikes between layers."""
+        return PRECISIONS[self.precision] or torch.float32
+
+    def _convolution_tensors(self):
+        """(name, weight or bias) of every convolution but the head's box decoding (DFL), which stays float32."""
+        decoding = {id(m) for head in self.net.modules() if type(head).__name__ == "DFL" for m in head.modules()}
+        for module_name, module in self.net.named_modules():
+            if isinstance(module, nn.Conv2d) and id(module) not in decoding:
+                for name, tensor in module.named_parameters(recurse=False):
+                    yield f"{module_name}.{name}", tensor
 
     def use_channels_last(self, on: bool = True) -> None:
         """Store the convolution weights, and feed the images, channels-last (on) or NCHW (off)."""
@@ -160,8 +182,7 @@ class SpikingDetector(nn.Module):
     def run_steps(self, sequence: torch.Tensor) -> torch.Tensor:
         """The network on an image sequence ``[T, N, 3, H, W]`` from the state as it is (updated in place):
         → ``[T, N, 4 + nc, anchors]``. A function of its input's shape and the state: no counter, no host sync."""
-        with reduced_precision(sequence.device, self.precision):
-            out = self.net(sequence)
+        out = self.net(sequence if sequence.dtype == self.dtype else sequence.to(self.dtype))
         out = out[0] if isinstance(out, (tuple, list)) else out
         return out.view(sequence.shape[0], sequence.shape[1], *out.shape[1:])
 
@@ -170,7 +191,8 @@ class SpikingDetector(nn.Module):
                 reset: bool = True) -> torch.Tensor:
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
-        images = images.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+        images = images.to(self.dtype).contiguous(
+            memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         fresh = self._geometry != self._geometry_of(images)
         if fresh:
             self.init_state(images)

@@ -267,3 +267,19 @@ def test_fused_backend_runs_the_detector_on_gpu():
     snn.set_precision("fp16")
     half = snn(images, 3)
     assert half.dtype == torch.float32 and ((half - reference).abs().mean() / reference.abs().mean()).item() < 0.1
+
+
+def test_reduced_precision_weights_are_converted_once_and_fp32_restores_them_exactly():
+    """set_precision converts the convolutions' weights once (not per call, as autocast does), keeps the head's box
+    decoding float32, and going back to fp32 restores the float32 weights bit for bit."""
+    snn = convert(live_model("yolov8n-relu", 4), "qcfs", burst=4)
+    exact = snn(IMAGES, 2)
+    snn.set_precision("bf16")
+    dfl = snn.net.model[-1].dfl.conv
+    convs = [m for m in snn.net.modules() if isinstance(m, nn.Conv2d) and m is not dfl]
+    assert {c.weight.dtype for c in convs} == {torch.bfloat16} and dfl.weight.dtype == torch.float32
+    low = snn(IMAGES, 2)
+    assert {c.weight.dtype for c in convs} == {torch.bfloat16} and low.dtype == torch.float32
+    assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs if c.weight.shape[-1] > 1)
+    snn.set_precision("fp32")
+    assert torch.equal(snn(IMAGES, 2), exact)
