@@ -33,6 +33,8 @@ def add_val(sub) -> None:
     p.add_argument("--timesteps", type=int_list, default=[1, 2, 4, 8, 16, 32, 64], help="e.g. 1,2,4,8,16,32,64")
     _add_snn_options(p, batch=16)
     add_precision(p)
+    p.add_argument("--compile", action="store_true", help="run the SNN through torch.compile (minutes of compiling "
+                   "first); the cost meter watches every layer of the eager forward, so the report has no cost")
     p.add_argument("--no-ann", action="store_true", help="evaluate the SNN only")
     p.add_argument("--threshold-scale", type=float_list, default=[1.0], help="scale every threshold θ by each of "
                    "these (e.g. 0.8,1,1.25: Wu et al.'s trade-off of accuracy against operations at each T)")
@@ -47,7 +49,8 @@ def run_val(args) -> None:
     reports = [validate(args.weights, args.data, args.timesteps, args.split, args.imgsz, args.batch, args.device,
                         args.mode, args.percentile, ann=not args.no_ann and not i, burst=args.burst, chunk=args.chunk,
                         snm=args.snm, precision=args.precision, train_split=args.train_split,
-                        val_split=args.val_split, threshold_scale=scale)
+                        val_split=args.val_split, threshold_scale=scale, cost=not args.compile,
+                        compile=args.compile)
                for i, scale in enumerate(args.threshold_scale)]
     folder = new_run_dir(args.project, args.name)
     for report in reports:

@@ -1,6 +1,8 @@
 """Running a converted detector: time folded into the batch, detections at every timestep."""
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -178,6 +180,15 @@ class SpikingDetector(nn.Module):
     @property
     def compiled(self) -> bool:
         return self._compiled is not None
+
+    @contextlib.contextmanager
+    def eager(self):
+        """Run eagerly inside the block (forward hooks see every layer), compiled again after it."""
+        compiled, self._compiled = self._compiled, None
+        try:
+            yield self
+        finally:
+            self._compiled = compiled
 
     def run_steps(self, sequence: torch.Tensor) -> torch.Tensor:
         """The network on an image sequence ``[T, N, 3, H, W]`` from the state as it is (updated in place):

@@ -348,7 +348,8 @@ def spiking_depth(snn: SpikingDetector, image: torch.Tensor) -> int:
              for name, m in snn.net.named_modules() if isinstance(m, nn.Conv2d)]
     observers, snn.chunk_observers = snn.chunk_observers, []
     try:
-        snn(image[:1], 1)
+        with snn.eager():  # the hooks must see every convolution
+            snn(image[:1], 1)
     finally:
         snn.chunk_observers = observers
         for hook in hooks:

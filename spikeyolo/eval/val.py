@@ -86,16 +86,22 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
              imgsz: int | None = None, batch: int = 16, device: str = "auto", mode: str | None = None,
              percentile: float = 99.9, calib_images: int = 64, ann: bool = True, cost: bool = True,
              burst: int | None = None, chunk: int | None = None, snm: bool = False, precision: str = "fp32",
-             train_split: str | None = None, val_split: str | None = None, threshold_scale: float = 1.0) -> dict:
+             train_split: str | None = None, val_split: str | None = None, threshold_scale: float = 1.0,
+             compile: bool = False) -> dict:
     """Evaluate ANN and SNN (simulated once to max T) and return the report dict; ``threshold_scale`` multiplies
-    every neuron's θ (the ANN is unchanged)."""
+    every neuron's θ (the ANN is unchanged); ``compile`` runs the SNN through torch.compile (without the cost meter,
+    whose hooks watch the eager forward)."""
+    if compile and cost:
+        raise ValueError("the cost meter watches every layer of the eager forward: compile with cost=False")
     device = torch_device(device)  # 'auto', '0', … as torch reads them
     timesteps = checked_timesteps(timesteps)
     loaded, data_yaml = load_for_split(weights, data, split, imgsz, device, mode, percentile, calib_images, ann,
                                        burst, snm, train_split, val_split)
     ann_model, snn = loaded.ann, loaded.snn
-    meta = {**loaded.settings, "precision": precision, "threshold_scale": threshold_scale}
+    meta = {**loaded.settings, "precision": precision, "threshold_scale": threshold_scale, "compiled": compile}
     snn.set_precision(precision)  # the ANN row stays the float32 reference
+    if compile:
+        snn.compile()
     for _, neuron in snn.neurons():
         neuron.threshold.mul_(threshold_scale)
     meter = CostMeter(snn, levels=loaded.settings.get("levels")) if cost else None

@@ -168,3 +168,23 @@ def test_threshold_scale_trades_accuracy_for_operations(weights, voc_dataset, tm
     assert main(["val", "--weights", str(weights), "--data", str(voc_dataset), "--threshold-scale", "0",
                  "--project", str(tmp_path)]) == 2
     assert "--threshold-scale must be in (0.0, 100.0]" in capsys.readouterr().err
+
+
+def test_val_compiled_gives_the_eager_maps_without_cost(weights, voc_dataset, tmp_path, monkeypatch):
+    """--compile: the SNN runs as compiled graphs (here a backend that runs the traced graph as is: the same ops),
+    the mAP at every T equals the eager run's, and the report says it has no cost (the meter watches eager layers)."""
+    import functools
+
+    import torch
+
+    from tests.engine.test_compile import CountingBackend
+
+    backend = CountingBackend()
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend=backend))
+    args = ["val", "--weights", str(weights), "--data", str(voc_dataset), "--timesteps", "1,2", "--imgsz", "64",
+            "--batch", "1", "--chunk", "1", "--no-ann", "--project", str(tmp_path)]
+    assert main([*args, "--json", str(tmp_path / "eager.json")]) == 0
+    assert main([*args, "--compile", "--json", str(tmp_path / "compiled.json")]) == 0
+    eager, compiled = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("eager", "compiled"))
+    assert backend.graphs and compiled["compiled"] is True and "cost" not in compiled and "cost" in eager
+    assert all(compiled["snn"][t]["map50_95"] == eager["snn"][t]["map50_95"] for t in ("1", "2"))
