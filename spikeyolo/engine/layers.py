@@ -21,7 +21,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from spikeyolo.engine.neuron import (check_backend, if_multistep, signed_memory_multistep, snm_multistep)
+from spikeyolo.engine.neuron import (check_backend, fold, if_multistep, sequence_like, signed_memory_multistep,
+                                     snm_multistep)
 from spikeyolo.engine.surrogate import (if_multistep_surrogate, signed_memory_multistep_surrogate,
                                         snm_multistep_surrogate)
 
@@ -236,7 +237,7 @@ class IFNeuron(Stateful):
             self._keep("v", v)
         if self.record:
             self.spikes_per_step.append(self._spike_counts(out, theta))
-        out = out.flatten(0, 1)
+        out = fold(out)
         return out.to(x.dtype) if x.dtype in REDUCED and out.dtype != x.dtype else out
 
     def reset(self) -> None:
@@ -298,8 +299,12 @@ class CumulativeMaxPool(Stateful):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_seq = self.unfold(x)
         steps = x_seq.shape[0]
-        cumulative = x_seq.cumsum(0, dtype=self.total.dtype).add_(self.total)  # a new tensor: added to in place
-        pooled = self.pool(cumulative.flatten(0, 1))
+        if torch.is_grad_enabled() and x_seq.requires_grad:  # training: out= has no gradient
+            cumulative = x_seq.cumsum(0, dtype=self.total.dtype)
+        else:  # into a buffer in x's layout (cumsum's own output would be NCHW, and so every pool after it)
+            cumulative = torch.cumsum(x_seq, 0, dtype=self.total.dtype, out=sequence_like(x_seq, self.total.dtype))
+        cumulative.add_(self.total)  # a new tensor: added to in place
+        pooled = self.pool(fold(cumulative))
         pooled = pooled.view(steps, -1, *pooled.shape[1:])
         if torch.is_grad_enabled() and pooled.requires_grad:  # training (spikeyolo tune): the same, out of place
             out = pooled - torch.cat([self.last_max.unsqueeze(0), pooled[:-1]])
@@ -309,7 +314,7 @@ class CumulativeMaxPool(Stateful):
             torch.sub(pooled[0], self.last_max, out=out[0])
         self._keep("total", cumulative[-1])
         self._keep("last_max", pooled[-1])
-        out = out.flatten(0, 1)
+        out = fold(out)
         return out.to(x.dtype) if x.dtype in REDUCED else out
 
 
@@ -357,4 +362,4 @@ class Accumulate(Stateful):
         counts = self.steps + torch.arange(1, steps + 1, device=running.device, dtype=running.dtype)
         self._keep("total", running[-1])
         self._keep("steps", self.steps + steps)
-        return (running / counts.view(-1, *([1] * (running.dim() - 1)))).flatten(0, 1)
+        return fold(running / counts.view(-1, *([1] * (running.dim() - 1))))

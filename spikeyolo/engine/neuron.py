@@ -84,13 +84,33 @@ def if_multistep_reference(x_seq: torch.Tensor, v: torch.Tensor, threshold: torc
 
 def sequence_like(x_seq: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     """An uninitialized ``[T, ...]`` buffer (of ``dtype``, default x's) whose steps are dense and each laid out like
-    ``x_seq[0]`` (also when ``x_seq`` is a constant input expanded over time, whose steps share memory)."""
+    ``x_seq[0]`` (also when ``x_seq`` is a constant input expanded over time, whose steps share memory). 4-D steps get
+    the canonical strides of their layout (channels-last or NCHW): a convolution's output for one image may carry an
+    arbitrary batch stride, which would make later concatenations fall back to NCHW and every next convolution copy."""
     dtype = dtype or x_seq.dtype
+    step = x_seq[0]
+    if step.dim() == 4:
+        channels_last = step.is_contiguous(memory_format=torch.channels_last) and not step.is_contiguous()
+        folded = torch.empty((x_seq.shape[0] * step.shape[0], *step.shape[1:]), dtype=dtype, device=step.device,
+                             memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        return folded.view(x_seq.shape)
     if x_seq.stride(0) != 0:
         return torch.empty_like(x_seq, dtype=dtype)
-    step = torch.empty_like(x_seq[0], dtype=dtype)
+    step = torch.empty_like(step, dtype=dtype)
     return torch.empty(x_seq.shape[0] * step.numel(), dtype=dtype, device=step.device).as_strided(
         x_seq.shape, (step.numel(), *step.stride()))
+
+
+def fold(seq: torch.Tensor) -> torch.Tensor:
+    """``[T, N, ...]`` → ``[T·N, ...]`` with the canonical strides of its layout: flattening two size-1 dimensions
+    leaves an arbitrary batch stride, with which concatenations of channel slices (C2f) fall back to NCHW and every
+    next convolution copies its input back to channels-last."""
+    flat = seq.flatten(0, 1)
+    if flat.dim() == 4 and flat.shape[0] == 1 and not flat.is_contiguous() \
+            and flat.is_contiguous(memory_format=torch.channels_last):
+        channels, height, width = flat.shape[1:]
+        flat = flat.as_strided(flat.shape, (height * width * channels, 1, width * channels, channels))
+    return flat
 
 
 def state_like(state: torch.Tensor, step: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

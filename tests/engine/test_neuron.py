@@ -323,3 +323,25 @@ def test_reset_restores_every_registered_state_in_place():
     assert set(neuron._resets) == {"v", "emitted"} and not dict(neuron.named_buffers()).keys() - {"threshold", "v",
                                                                                                    "emitted"}
     assert set(neuron.state_dict()) == {"threshold"}  # state is not a weight: never saved
+
+
+def test_every_convolution_gets_a_channels_last_input_at_batch_one():
+    """Layers hand on tensors in the channels-last layout (or channel slices of them): at one image and one step,
+    flattening [1, 1, ...] leaves an arbitrary batch stride and cumsum allocates NCHW; C2f's and SPPF's
+    concatenations then fall back to NCHW and every next convolution copies its input (a fifth of the time of a
+    T = 1 forward, measured). 128 px: SPPF's maps are 4 × 4, not the 1 × 1 / 2 × 2 where layouts coincide."""
+    from spikeyolo.convert import convert
+    from tests.convert.test_convert import live_model
+
+    snn = convert(live_model("yolov8n-relu", 4), "qcfs", burst=4)
+    dfl = snn.net.model[-1].dfl.conv
+    inputs = []
+    for module in snn.net.modules():
+        if isinstance(module, torch.nn.Conv2d) and module is not dfl:
+            module.register_forward_pre_hook(lambda m, args: inputs.append(args[0]))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        snn(torch.rand(1, 3, 128, 128, generator=generator), 1)
+        snn(torch.rand(2, 3, 128, 128, generator=generator), 3)
+    nchw = [tuple(x.shape) for x in inputs if x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last)]
+    assert len(inputs) > 100 and not nchw, nchw
