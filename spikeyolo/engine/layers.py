@@ -299,19 +299,12 @@ class CumulativeMaxPool(Stateful):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_seq = self.unfold(x)
         steps = x_seq.shape[0]
-        if torch.is_grad_enabled() and x_seq.requires_grad:  # training: out= has no gradient
-            cumulative = x_seq.cumsum(0, dtype=self.total.dtype)
-        else:  # into a buffer in x's layout (cumsum's own output would be NCHW, and so every pool after it)
-            cumulative = torch.cumsum(x_seq, 0, dtype=self.total.dtype, out=sequence_like(x_seq, self.total.dtype))
-        cumulative.add_(self.total)  # a new tensor: added to in place
+        # the input summed over time, in a buffer in x's layout (cumsum's own output would be NCHW, and so every
+        # pool and concatenation after it), from the state's sum so far
+        cumulative = sequence_like(x_seq, self.total.dtype).copy_(x_seq).cumsum_(0).add_(self.total)
         pooled = self.pool(fold(cumulative))
         pooled = pooled.view(steps, -1, *pooled.shape[1:])
-        if torch.is_grad_enabled() and pooled.requires_grad:  # training (spikeyolo tune): the same, out of place
-            out = pooled - torch.cat([self.last_max.unsqueeze(0), pooled[:-1]])
-        else:
-            out = torch.empty_like(pooled)
-            torch.sub(pooled[1:], pooled[:-1], out=out[1:])
-            torch.sub(pooled[0], self.last_max, out=out[0])
+        out = pooled - torch.cat([self.last_max.unsqueeze(0), pooled[:-1]])  # the increments (from last_max)
         self._keep("total", cumulative[-1])
         self._keep("last_max", pooled[-1])
         out = fold(out)
