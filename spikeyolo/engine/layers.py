@@ -62,11 +62,11 @@ class Stateful(nn.Module):
 
     def reset(self) -> None:
         """Every state buffer back to its reset value, in place (no allocation: a captured graph stays valid)."""
+        buffers = self._buffers
         for name, value in self._resets.items():
-            state = getattr(self, name)
-            if state.grad_fn is not None or state.requires_grad:  # after a differentiable run: drop the graph
-                state = state.detach().clone()
-                setattr(self, name, state)
+            state = buffers[name]
+            if state.requires_grad:  # after a differentiable run: drop the graph
+                state = buffers[name] = state.detach().clone()
             if not state.numel():
                 continue
             if callable(value):
@@ -210,7 +210,7 @@ class IFNeuron(Stateful):
     def _initial_v(self, v: torch.Tensor) -> None:
         """v ← v0 = initial_membrane·θ in place; a signed neuron with memory integrates from 0 (its offset enters the
         quantizer instead)."""
-        if self.kind == "signed-snm":
+        if self.snm and self.negative_slope > 0:  # signed-snm
             v.zero_()
             return
         theta = self.threshold.to(v.dtype)

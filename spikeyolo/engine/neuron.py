@@ -285,12 +285,14 @@ def check_backend(name: str) -> str:
 
 def _fused_or_torch(kind: str):
     """The Triton function of ``kind``; if it cannot compile or launch, one warning and the torch backend."""
-    def run(*args):
+    def run(x_seq, *args):
         if not _fused_failed:
             try:
                 from spikeyolo.engine import triton_if
 
-                return getattr(triton_if, f"{kind}_multistep_triton")(*args)
+                if x_seq.stride(0) == 0:  # a constant input expanded over time: materialized, in its layout
+                    x_seq = sequence_like(x_seq).copy_(x_seq)
+                return getattr(triton_if, f"{kind}_multistep_triton")(x_seq, *args)
             except Exception as err:  # a compiler, driver or launch failure: never a crash, one warning
                 with _FUSED_LOCK:  # threads (the live demo's) may fail at once: one record, one warning
                     first = not _fused_failed
@@ -299,7 +301,7 @@ def _fused_or_torch(kind: str):
                 if first:
                     warnings.warn(f"the Triton neuron backend failed ({_fused_failed[0][:200]}); running the torch "
                                   "backend instead (same results, slower)", RuntimeWarning, stacklevel=2)
-        return _TORCH[kind](*args)
+        return _TORCH[kind](x_seq, *args)
     return run
 
 

@@ -12,8 +12,6 @@ import torch
 import triton
 import triton.language as tl
 
-from spikeyolo.engine.neuron import sequence_like
-
 
 @triton.jit
 def _if_kernel(x_ptr, v_ptr, out_ptr, theta_ptr, neg_ptr, emitted_ptr, numel, channels, channel_stride, timesteps,
@@ -92,8 +90,6 @@ def _walkable(x_seq: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 
 def _launch(x_seq, v, threshold, negative_threshold, emitted, max_spikes, block, signed_memory=None):
-    if x_seq.stride(0) == 0:  # a constant input expanded over time: materialized in its own layout for the kernel
-        x_seq = sequence_like(x_seq).copy_(x_seq)
     x_seq, channel_stride = _walkable(x_seq)
     timesteps, channels = x_seq.shape[0], x_seq.shape[2]
     numel = x_seq[0].numel()
@@ -113,7 +109,7 @@ def _launch(x_seq, v, threshold, negative_threshold, emitted, max_spikes, block,
 
 def if_multistep_triton(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor,
                         negative_threshold: torch.Tensor | None = None, max_spikes: int = 1, block: int = 1024):
-    """Fused backend: same contract as if_multistep_torch; [T, N, C, ...] inputs of float32, float16 or bfloat16
+    """Fused backend: same contract as if_multistep_torch; [T, N, C, ...] inputs with dense steps of float32, float16 or bfloat16
     (membranes float32 in registers, spikes stored in the input's dtype)."""
     out, v, _ = _launch(x_seq, v, threshold, negative_threshold, None, max_spikes, block)
     return out, v
