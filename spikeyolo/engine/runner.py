@@ -102,9 +102,9 @@ class SpikingDetector(nn.Module):
                 memory_format=torch.channels_last if tensor.dim() == 4 and self.channels_last else torch.contiguous_format)
 
     @property
-    def dtype(self) -> torch.dtype:
-        """The dtype of the convolutions and of the spikes between layers."""
-        return PRECISIONS[self.precision] or torch.float32
+    def dtype(self) -> torch.dtype | None:
+        """The reduced dtype of the convolutions and of the spikes between layers (None: the weights' own)."""
+        return PRECISIONS[self.precision]
 
     def _convolution_tensors(self):
         """(name, weight or bias) of every convolution but the head's box decoding (DFL), which stays float32."""
@@ -193,7 +193,7 @@ class SpikingDetector(nn.Module):
     def run_steps(self, sequence: torch.Tensor) -> torch.Tensor:
         """The network on an image sequence ``[T, N, 3, H, W]`` from the state as it is (updated in place):
         → ``[T, N, 4 + nc, anchors]``. A function of its input's shape and the state: no counter, no host sync."""
-        out = self.net(sequence if sequence.dtype == self.dtype else sequence.to(self.dtype))
+        out = self.net(sequence if self.dtype in (None, sequence.dtype) else sequence.to(self.dtype))
         out = out[0] if isinstance(out, (tuple, list)) else out
         return out.view(sequence.shape[0], sequence.shape[1], *out.shape[1:])
 
@@ -202,7 +202,7 @@ class SpikingDetector(nn.Module):
                 reset: bool = True) -> torch.Tensor:
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
-        images = images.to(self.dtype).contiguous(
+        images = (images if self.dtype is None else images.to(self.dtype)).contiguous(
             memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         fresh = self._geometry != self._geometry_of(images)
         if fresh:
