@@ -17,6 +17,8 @@ settings.load_profile("spikeyolo")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "datasets"
+needs_shared = pytest.mark.skipif(not (SHARED / "bccd").is_dir() or not (SHARED / "coco-tiny").is_dir(),
+                                  reason="the real datasets (../shared/datasets) are not on this machine")
 CLASSES = ("square", "bar")
 
 
@@ -77,6 +79,8 @@ def voc_dataset(tmp_path_factory) -> Path:
 def bccd_subset(root: Path, train: int = 16, test: int = 8) -> Path:
     """A VOC view of the first BCCD images: links to the real files, our own ImageSets."""
     source = SHARED / "bccd"
+    if not source.is_dir():
+        pytest.skip("BCCD (../shared/datasets/bccd) is not on this machine")
     (root / "ImageSets" / "Main").mkdir(parents=True)
     for sub in ("Annotations", "JPEGImages"):
         (root / sub).symlink_to(source / sub)

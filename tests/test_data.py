@@ -9,7 +9,7 @@ import yaml
 from spikeyolo.data import DatasetError, prepare_dataset
 from spikeyolo.data.coco import read_coco
 from spikeyolo.data.voc import read_voc
-from tests.conftest import SHARED, make_voc
+from tests.conftest import SHARED, needs_shared, make_voc
 
 
 def _tree_state(root):
@@ -49,6 +49,7 @@ def test_cache_is_reused_and_invalidated(tmp_path):
     assert prepare_dataset(voc) != first
 
 
+@needs_shared
 def test_bccd_real_data(caplog):
     with caplog.at_level(logging.WARNING, logger="spikeyolo.data"):
         data_yaml = prepare_dataset(SHARED / "bccd")
@@ -59,6 +60,7 @@ def test_bccd_real_data(caplog):
     assert "under 1 px" in caplog.text  # BCCD carries broken boxes; they are reported, not fatal
 
 
+@needs_shared
 def test_coco_tiny_keeps_category_ids():
     path = SHARED / "coco-tiny/annotations/instances_val2017.json"
     records, names, category_ids, audit = read_coco(path)

@@ -10,7 +10,7 @@ from spikeyolo.data.voc import read_voc
 from spikeyolo.eval.coco import coco_evaluate, coco_results, load_ground_truth
 from spikeyolo.detections import Detections
 from spikeyolo.eval.voc import voc_ap, voc_evaluate
-from tests.conftest import SHARED
+from tests.conftest import SHARED, needs_shared
 
 COCO_JSON = SHARED / "coco-tiny/annotations/instances_val2017.json"
 
@@ -60,6 +60,7 @@ def test_voc_edge_cases():
     assert voc_ap(np.array([]), np.array([]), True) == 0.0
 
 
+@needs_shared
 def test_bccd_ground_truth_scores_one():
     root = SHARED / "bccd"
     records, _ = read_voc(root, "test", ["Platelets", "RBC", "WBC"])
@@ -70,6 +71,7 @@ def test_bccd_ground_truth_scores_one():
     assert result["map"] == 1.0 and result["map07"] == 1.0
 
 
+@needs_shared
 def test_coco_tiny_ground_truth_scores_one():
     gt = load_ground_truth(COCO_JSON)
     _, _, category_ids, _ = read_coco(COCO_JSON)
@@ -77,6 +79,7 @@ def test_coco_tiny_ground_truth_scores_one():
     assert stats["map50_95"] == 1.0 and stats["map50"] == 1.0 and stats["map75"] == 1.0
 
 
+@needs_shared
 def test_coco_equals_direct_pycocotools():
     gt = load_ground_truth(COCO_JSON)
     _, _, category_ids, _ = read_coco(COCO_JSON)
@@ -98,6 +101,7 @@ def test_coco_equals_direct_pycocotools():
     assert results[0]["category_id"] in category_ids  # original COCO ids, not contiguous indices
 
 
+@needs_shared
 def test_coco_without_detections_is_zero():
     assert coco_evaluate(load_ground_truth(COCO_JSON), [])["map50_95"] == 0.0
 
