@@ -22,6 +22,8 @@ MAX_PARAMETERS = 1_000_000_000  # a model yaml's parameters (4 GB float32), boun
 MAX_SENSOR = 4096         # event camera width and height
 MAX_EVENT_WINDOWS = 1_000_000  # frames one event recording may produce
 MAX_CALIB_IMAGES = 100_000
+MAX_CAMERA_INDEX = 1023   # a camera device index (OpenCV takes a C int)
+MAX_THRESHOLD_SCALES = 16 # val --threshold-scale values, each a full evaluation
 MAX_IMAGE_SIDE = 100_000  # pixels, of an image a dataset annotation describes
 MAX_OBJECTS_PER_IMAGE = 5_000  # labelled boxes of one image (the densest real sets hold ~1,000; the detection
                                # loss's assignment allocates objects × anchors per image)

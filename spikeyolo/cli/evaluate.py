@@ -46,6 +46,11 @@ def run_val(args) -> None:
     from spikeyolo.eval.report import table, tradeoff_table, write_json, write_run
     from spikeyolo.eval.val import validate
 
+    from spikeyolo.limits import MAX_THRESHOLD_SCALES
+
+    if len(args.threshold_scale) > MAX_THRESHOLD_SCALES:
+        raise UsageError(f"--threshold-scale: at most {MAX_THRESHOLD_SCALES} values (each is a full evaluation), got "
+                         f"{len(args.threshold_scale)}")
     reports = [validate(args.weights, args.data, args.timesteps, args.split, args.imgsz, args.batch, args.device,
                         args.mode, args.percentile, ann=not args.no_ann and not i, burst=args.burst, chunk=args.chunk,
                         snm=args.snm, precision=args.precision, train_split=args.train_split,

@@ -25,7 +25,7 @@ from spikeyolo.data.images import IMAGE_SUFFIXES, decodes_fully, load_image, to_
 from spikeyolo.events import EventError, event_frame, read_events, time_windows
 from spikeyolo.events.io import EVENT_SUFFIXES
 from spikeyolo.events.live import DEFAULT_EVENT_INPUT
-from spikeyolo.limits import MAX_EVENT_WINDOWS
+from spikeyolo.limits import MAX_CAMERA_INDEX, MAX_EVENT_WINDOWS
 
 LOGGER = logging.getLogger("spikeyolo.detect")
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpeg", ".mpg", ".wmv", ".webm"}
@@ -140,25 +140,42 @@ class EventSource:
             yield Frame(event_frame(window, self.clip), self.name, index)
 
 
+def _regular(files: list[Path]) -> list[Path]:
+    """The regular files among ``files``; the others (pipes, sockets, devices: reading them could block forever)
+    are left out with one warning naming them."""
+    regular = [f for f in files if f.is_file()]
+    if len(regular) < len(files):
+        others = [str(f) for f in files if not f.is_file()]
+        LOGGER.warning(f"{len(others)} file(s) that are not regular files left out (pipes, sockets or devices): "
+                       f"{', '.join(others[:3])}{' …' if len(others) > 3 else ''}")
+    return regular
+
+
 def open_source(source: str, event_input: dict | None = None):
     """The frame source for a command-line SOURCE (event files use ``event_input``'s window and clip)."""
     if source.isdigit():
+        if int(source) > MAX_CAMERA_INDEX:
+            raise SourceError(f"camera index {source} is out of range: pass 0 to {MAX_CAMERA_INDEX} (the n-th camera)")
         return VideoSource(int(source), f"camera {source}")
     if source.lower().startswith(STREAM_PREFIXES):
         return VideoSource(source, source)
     path = Path(source)
     if any(ch in source for ch in "*?["):
-        files = sorted(Path(p) for p in glob.glob(source, recursive=True) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        files = _regular(sorted(Path(p) for p in glob.glob(source, recursive=True)
+                                if Path(p).suffix.lower() in IMAGE_SUFFIXES))
         if not files:
             raise SourceError(f"no images match {source}: check the pattern")
         return ImageSource(files, single=False)
     if not path.exists():
         raise SourceError(f"{source} not found: pass an image, a folder, a glob, a video, a camera index or a URL")
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = _regular(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
         if not files:
             raise SourceError(f"folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         return ImageSource(files, single=False)
+    if not path.is_file():  # a FIFO, socket or device would block or never end
+        raise SourceError(f"{path} is not a regular file (a pipe, socket or device): pass an image, a video, an event "
+                          "recording, or a camera by its index")
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         return ImageSource([path], single=True)

@@ -1,5 +1,6 @@
 """spikeyolo detect through the CLI: outputs, and one clear error per bad input with nothing half-written."""
 import json
+import os
 
 import cv2
 import numpy as np
@@ -80,7 +81,8 @@ def test_truncated_video_keeps_frames_read(weights, tmp_path, capsys):
     ("missing", "not found"), ("extension", "unsupported extension"), ("empty", "holds no images"),
     ("truncated_image", "cannot read image"), ("corrupt_mp4", "cannot open video"), ("camera", "cannot open camera"),
     ("timesteps", "--timesteps must be in [1, 4096], got 0"), ("conf", "--conf must be in [0.0, 1.0], got 1.5"),
-    ("every_step_ann", "does not go with --ann"),
+    ("every_step_ann", "does not go with --ann"), ("camera_index", "camera index 99999999999999999999 is out of range"),
+    ("fifo", "is not a regular file"), ("fifo_video", "is not a regular file"),
     ("weights_format", "not a readable safetensors"), ("weights_nan", "non-finite"), ("weights_pt", "spikeyolo import"),
 ])
 def test_bad_input_is_one_clear_line(case, expected, weights, tmp_path, capsys):
@@ -103,6 +105,11 @@ def test_bad_input_is_one_clear_line(case, expected, weights, tmp_path, capsys):
         source.write_bytes(data[: len(data) // 2])
     elif case == "camera":
         source = "9"
+    elif case == "camera_index":
+        source = "99999999999999999999"
+    elif case in ("fifo", "fifo_video"):  # reading a pipe would block forever
+        source = tmp_path / ("pipe.jpg" if case == "fifo" else "pipe.mp4")
+        os.mkfifo(source)
     elif case == "timesteps":
         extra = ["--timesteps", "0"]
     elif case == "conf":
@@ -124,6 +131,16 @@ def test_bad_input_is_one_clear_line(case, expected, weights, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0], err
     assert _files(out) == []  # no half-written output
+
+
+def test_a_pipe_inside_a_folder_is_left_out_with_a_warning(weights, tmp_path, caplog):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.jpg"), np.zeros((40, 40, 3), np.uint8))
+    os.mkfifo(folder / "b.jpg")
+    assert run([folder], weights, tmp_path / "out") == 0
+    assert "not regular files left out" in caplog.text and "b.jpg" in caplog.text
+    assert len((next((tmp_path / "out").iterdir()) / "predictions.jsonl").read_text().splitlines()) == 1
 
 
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped weights not present")

@@ -188,3 +188,12 @@ def test_val_compiled_gives_the_eager_maps_without_cost(weights, voc_dataset, tm
     eager, compiled = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("eager", "compiled"))
     assert backend.graphs and compiled["compiled"] is True and "cost" not in compiled and "cost" in eager
     assert all(compiled["snn"][t]["map50_95"] == eager["snn"][t]["map50_95"] for t in ("1", "2"))
+
+
+def test_threshold_scales_are_bounded(weights, voc_dataset, tmp_path, capsys):
+    scales = ",".join(str(1 + i / 100) for i in range(17))
+    assert main(["val", "--weights", str(weights), "--data", str(voc_dataset), "--threshold-scale", scales,
+                 "--project", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--threshold-scale: at most 16 values (each is a full evaluation), got 17" in err[0]
+    assert not any(tmp_path.iterdir())
