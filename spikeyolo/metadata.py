@@ -220,7 +220,10 @@ def check_graph(graph: dict, where: str) -> None:
     convolution, all by plain module names and every number bounded."""
     from spikeyolo.engine.layers import NEURON_KINDS, NeuronSpec
 
-    neurons = graph.get("neurons")
+    neurons, pools = graph.get("neurons"), graph.get("pools")
+    for field, value in (("graph.neurons", neurons), ("graph.pools", pools)):
+        if not isinstance(value, dict):
+            raise _fail(where, field, "must map module names to their settings")
     for name in _module_names(neurons, where, "graph.neurons"):
         spec, field = neurons[name], f"graph.neurons.{name}"
         if not isinstance(spec, dict) or spec.get("kind") not in NEURON_KINDS or not isinstance(
@@ -234,7 +237,6 @@ def check_graph(graph: dict, where: str) -> None:
             NeuronSpec.from_dict(spec)
         except ValueError as err:
             raise _fail(where, field, str(err)) from None
-    pools = graph.get("pools")
     for name in _module_names(pools, where, "graph.pools"):
         integer(pools[name], where, f"graph.pools.{name}", 1, 16)
     _module_names(graph.get("accumulators"), where, "graph.accumulators")

@@ -187,6 +187,8 @@ GRAPH_CASES = {  # an SNN artifact's graph is what the file is rebuilt from: eve
     "pool-is-a-conv": (_set(["graph", "pools"], {"model.0.conv.layer": 1}), "which is not a MaxPool2d"),
     "path-like-name": (_set(["graph", "constant_input"], ["../x"]), "graph.constant_input must name modules"),
     "huge-uses": (_set(["graph", "pools", "model.9.m"], 10**9), "graph.pools.model.9.m"),
+    "neurons-a-list": (_set(["graph", "neurons"], ["model.0"]), "graph.neurons must map module names"),
+    "pools-a-list": (_set(["graph", "pools"], ["model.9.m"]), "graph.pools must map module names"),
 }
 
 
