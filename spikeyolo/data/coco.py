@@ -89,6 +89,15 @@ def class_categories(data: dict, where: Path) -> list[dict]:
     return classes
 
 
+def box_corners(bbox) -> tuple | None:
+    """(x1, y1, x2, y2) of a COCO ``bbox`` [x, y, w, h] of four numbers, else None (a box to skip; ``checked_box``
+    then sorts out the non-finite and the empty)."""
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)):
+        return None
+    return bbox[0], bbox[1], bbox[0] + bbox[2], bbox[1] + bbox[3]
+
+
 def read_coco(json_path: Path, images: Path | None = None) -> tuple[list[ImageRecord], list[str], list[int], BoxAudit]:
     """Records with contiguous class indices, the names, and index → COCO category id."""
     data = load_coco_json(json_path)
@@ -109,11 +118,7 @@ def read_coco(json_path: Path, images: Path | None = None) -> tuple[list[ImageRe
             audit.skip("image id not in images" if record is None else "category not in categories"
                        if ann.get("category_id") not in index else "crowd (left to the COCO evaluator)", where)
             continue
-        bbox = ann.get("bbox")
-        numeric = isinstance(bbox, list) and len(bbox) == 4 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)
-        corners = (bbox[0], bbox[1], bbox[0] + bbox[2], bbox[1] + bbox[3]) if numeric else None
-        box = checked_box(corners, record.width, record.height, audit, where)
+        box = checked_box(box_corners(ann.get("bbox")), record.width, record.height, audit, where)
         if box is not None:
             record.boxes.append((index[ann["category_id"]], *box))
             record.difficult.append(False)

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 from pathlib import Path
 
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+
+from spikeyolo.data.coco import box_corners, load_coco_json
 
 
 STAT_NAMES = ("map50_95", "map50", "map75", "map_small", "map_medium", "map_large",
@@ -25,10 +28,22 @@ def coco_results(detections: dict, category_ids: list[int]) -> list[dict]:
 
 
 def load_ground_truth(annotation_file: str | Path) -> COCO:
+    """The annotation file as pycocotools' ground truth, read with the same checks as training: boxes that are not
+    four finite numbers (skipped in training too) are left out, ``iscrowd`` and ``area`` filled where missing (a
+    stranger's file would otherwise reach pycocotools' own tracebacks)."""
+    data = load_coco_json(Path(annotation_file))
+    annotations = []
+    for ann in data["annotations"]:
+        corners = box_corners(ann.get("bbox"))
+        if corners is not None and all(math.isfinite(v) for v in corners):
+            width, height = corners[2] - corners[0], corners[3] - corners[1]
+            annotations.append({**ann, "iscrowd": 1 if ann.get("iscrowd") in (1, True) else 0,
+                                "area": ann["area"] if isinstance(ann.get("area"), (int, float))
+                                and not isinstance(ann.get("area"), bool) else width * height})
+    gt = COCO()
+    gt.dataset = {**data, "annotations": annotations, "info": data.get("info", {}), "licenses": data.get("licenses", [])}
     with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(annotation_file))
-    gt.dataset.setdefault("info", {})  # loadRes copies these; official files have them, small ones may not
-    gt.dataset.setdefault("licenses", [])
+        gt.createIndex()
     return gt
 
 

@@ -116,3 +116,24 @@ def ground_truth_as_detections(ground_truth: COCO, category_ids: list[int]) -> d
             found[ann["image_id"]].append((x, y, x + w, y + h, index[ann["category_id"]]))
     return {i: Detections(np.array([b[:4] for b in boxes]), np.ones(len(boxes)), np.array([b[4] for b in boxes]))
             for i, boxes in found.items()}
+
+
+def test_coco_ground_truth_takes_the_training_checks(tmp_path):
+    """Boxes that are a string, three numbers, a dict or not finite are left out (as training skips them) instead of
+    reaching pycocotools' tracebacks; missing iscrowd and area are filled: the good boxes, detected exactly, score 1."""
+    import json
+
+    from tests.data.test_layouts import write_coco
+
+    path = write_coco(tmp_path / "annotations" / "instances.json", tmp_path / "images", ["cat", "dog"], 4)
+    data = json.loads(path.read_text())
+    for ann in data["annotations"]:
+        ann.pop("iscrowd"), ann.pop("area")
+    bad = ["1,2,3,4", [1, 2, 3], {"counts": 1}, [1, 2, float("nan"), 4]]
+    data["annotations"] += [{"id": 100 + i, "image_id": 1, "category_id": 7, "bbox": box} for i, box in enumerate(bad)]
+    path.write_text(json.dumps(data))
+    gt = load_ground_truth(path)
+    assert len(gt.dataset["annotations"]) == 4
+    _, _, category_ids, _ = read_coco(path)
+    perfect = ground_truth_as_detections(gt, category_ids)
+    assert coco_evaluate(gt, coco_results(perfect, category_ids))["map50"] == pytest.approx(1.0)
