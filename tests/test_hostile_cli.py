@@ -177,3 +177,21 @@ def test_a_split_the_dataset_lacks_is_one_line(voc_dataset, tmp_path, capsys):
                  "--project", str(tmp_path)]) == 2
     one_line(capsys, "ImageSets/Main/bogus.txt not found: pass a split that exists in ImageSets/Main (test, trainval)")
     assert not list(tmp_path.rglob("*"))
+
+
+def test_ctrl_c_while_starting_is_one_line():
+    """A Ctrl-C while the command's modules are still being imported (seconds on a small machine): one line, 130."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "class Interrupt:\n"
+            "    def find_spec(self, name, path, target=None):\n"
+            "        if name == 'spikeyolo.cli':\n"
+            "            raise KeyboardInterrupt\n"
+            "sys.meta_path.insert(0, Interrupt())\n"
+            "from spikeyolo.entry import main\n"
+            "sys.exit(main())\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    err = done.stderr.strip().splitlines()
+    assert done.returncode == 130 and len(err) == 1 and "interrupted while starting" in err[0], done.stderr

@@ -1,6 +1,6 @@
 """`python -m spikeyolo.cli`: the same as the spikeyolo command."""
 import sys
 
-from spikeyolo.cli import main
+from spikeyolo.entry import main
 
 sys.exit(main())
