@@ -120,6 +120,5 @@ def read_coco(json_path: Path, images: Path | None = None) -> tuple[list[ImageRe
             continue
         box = checked_box(box_corners(ann.get("bbox")), record.width, record.height, audit, where)
         if box is not None:
-            record.boxes.append((index[ann["category_id"]], *box))
-            record.difficult.append(False)
+            record.add((index[ann["category_id"]], *box), False, f"{json_path} image {record.image_id}")
     return list(records.values()), [c["name"] for c in categories], category_ids, audit

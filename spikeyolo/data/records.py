@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spikeyolo.limits import MAX_OBJECTS_PER_IMAGE
+
 LOGGER = logging.getLogger("spikeyolo.data")
 
 
@@ -23,6 +25,15 @@ class ImageRecord:
     boxes: list[tuple[int, float, float, float, float]] = field(default_factory=list)
     difficult: list[bool] = field(default_factory=list)
     image_id: int | str | None = None
+
+    def add(self, box: tuple, difficult: bool, where: str) -> None:
+        """One more box; more than MAX_OBJECTS_PER_IMAGE in one image is an error naming ``where`` (the detection
+        loss's assignment allocates objects × anchors: 100,000 boxes on one image took tens of GB)."""
+        if len(self.boxes) >= MAX_OBJECTS_PER_IMAGE:
+            raise DatasetError(f"{where}: more than {MAX_OBJECTS_PER_IMAGE} objects in one image: not a dataset "
+                               "spikeyolo trains on (split the image into tiles)")
+        self.boxes.append(box)
+        self.difficult.append(difficult)
 
 
 NOT_A_NUMBER = "coordinates not numbers"

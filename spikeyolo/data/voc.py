@@ -159,8 +159,7 @@ def read_voc_part(part: VOCPart, names: list[str], audit: BoxAudit) -> list[Imag
                 continue
             box = checked_box(coords, width, height, audit, xml_path.name)
             if box is not None:
-                record.boxes.append((names.index(name), *box))
-                record.difficult.append((obj.findtext("difficult") or "0").strip() == "1")
+                record.add((names.index(name), *box), (obj.findtext("difficult") or "0").strip() == "1", str(xml_path))
         records.append(record)
     return records
 

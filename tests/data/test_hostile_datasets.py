@@ -46,10 +46,17 @@ def voc_case(root: Path, case: str) -> tuple[Path, str]:
     if case == "broken-xml":
         (voc / "Annotations/img003.xml").write_text("<annotation><object>")
         return voc, "img003.xml"
+    if case == "too-many-objects":  # the loss's assignment would allocate objects × anchors
+        xml = voc / "Annotations/img000.xml"
+        text = xml.read_text()
+        start, end = text.index("<object>"), text.index("</object>") + len("</object>")
+        xml.write_text(text[:end] + text[start:end] * 5_000 + text[end:])
+        return voc, "img000.xml: more than 5000 objects in one image"
     raise ValueError(case)
 
 
-VOC_CASES = ["missing-xml", "not-an-image", "duplicate-id", "id-is-a-path", "filename-escapes", "broken-xml"]
+VOC_CASES = ["missing-xml", "not-an-image", "duplicate-id", "id-is-a-path", "filename-escapes", "broken-xml",
+             "too-many-objects"]
 
 
 @pytest.mark.parametrize("case", VOC_CASES)
@@ -91,6 +98,9 @@ COCO_CASES = {
     "huge-image": (lambda d: d["images"][0].__setitem__("width", 10**9), "size 1000000000x48"),
     "annotation-not-object": (lambda d: d["annotations"].append(7), "annotation"),
     "categories-not-list": (lambda d: d.__setitem__("categories", {}), "lacks categories"),
+    "too-many-objects": (lambda d: d.__setitem__("annotations", [
+        {"id": i, "image_id": 1, "category_id": 3, "bbox": [i % 40, 4, 20, 20], "iscrowd": 0} for i in range(5_001)]),
+        "image 1: more than 5000 objects in one image"),
     "too-many-classes": (lambda d: d.__setitem__("categories", [{"id": i, "name": f"c{i}"} for i in range(10_001)]),
                          "10001 classes"),
 }
