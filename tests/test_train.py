@@ -189,3 +189,17 @@ def predict_ann(model, source, imgsz: int = 640, conf: float = 0.25, device: str
     predictor = DetectionPredictor(overrides={"imgsz": imgsz, "conf": conf, "device": device, "save": False,
                                               "verbose": False})
     return predictor(source=source, model=model)
+
+
+def test_own_checkpoints_are_signed_and_resuming_a_finished_run_is_one_line(trained, bccd_small, capsys):
+    """Every checkpoint the run wrote verifies (so it can be resumed); resuming the finished run: one line, exit 2."""
+    from spikeyolo.cli import main
+    from spikeyolo.quantize.signature import check_signed
+
+    run, _ = trained
+    for checkpoint in (run / "weights").glob("*.pt"):
+        check_signed(checkpoint)
+    assert main(["train", "--data", str(bccd_small), "--resume", str(run / "weights/last.pt"), "--imgsz", "160",
+                 "--project", str(run.parent / "again")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nothing to resume" in err[0] and "--from" in err[0], err

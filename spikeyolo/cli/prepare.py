@@ -40,8 +40,8 @@ def add_train(sub) -> None:
     p.add_argument("--imgsz", type=int, default=640)
     p.add_argument("--batch", type=int, default=16)
     add_device(p)
-    p.add_argument("--resume", metavar="LAST_PT", help="resume the run of this last.pt (it is unpickled: only your "
-                   "own files; spikeyolo never picks one for you)")
+    p.add_argument("--resume", metavar="LAST_PT", help="resume the run of this last.pt: only checkpoints a spikeyolo "
+                   "run wrote on this machine (a signature beside each; it is unpickled); never picked for you")
     p.add_argument("--project", default="runs/train")
     p.add_argument("--name", default="exp")
     p.add_argument("--seed", type=int, default=0)
@@ -57,6 +57,10 @@ def run_train(args) -> None:
         raise UsageError(str(err)) from None
     if args.resume and not Path(args.resume).is_file():
         raise UsageError(f"--resume {args.resume} not found: pass the last.pt of the run to continue")
+    if args.resume:
+        from spikeyolo.quantize.signature import check_signed
+
+        check_signed(args.resume)  # a stranger's last.pt would run its code when unpickled: refused before any work
     if args.from_pt and not Path(args.from_pt).is_file():
         raise UsageError(f"--from {args.from_pt} not found: pass your ultralytics .pt file")
     if args.from_pt and Path(args.from_pt).suffix not in (".pt", ".safetensors"):

@@ -17,6 +17,7 @@ from spikeyolo.data import prepare_dataset
 from spikeyolo.device import ultralytics_device
 from spikeyolo.quantize.qcfs import DEFAULT_THRESHOLD, QCFS
 from spikeyolo.quantize.swap import calibrate_thresholds, quantize_model
+from spikeyolo.quantize.signature import check_signed, sign
 from spikeyolo.quantize.teacher import DistilledLoss, check_teacher
 from spikeyolo.ultra import (DEFAULT_CFG, DetectionTrainer, box_bins, build_detection_model, load_checkpoint,
                              smart_value)
@@ -40,6 +41,11 @@ class QCFSTrainer(DetectionTrainer):
         super().__init__(overrides=overrides, _callbacks=_callbacks)
         self.add_callback("on_pretrain_routine_end", calibrate_lambda_once)
         self.add_callback("on_pretrain_routine_end", install_teacher)
+
+    def save_model(self):
+        """ultralytics' checkpoints, each signed (``signature``): only these can be resumed."""
+        super().save_model()
+        sign_checkpoints(Path(self.wdir))
 
     def get_model(self, cfg=None, weights=None, verbose=True):
         model = build_detection_model(cfg, nc=self.data["nc"], verbose=verbose)
@@ -208,6 +214,11 @@ class TrainResult:
     map50_95: float
 
 
+def sign_checkpoints(folder: Path) -> None:
+    for checkpoint in folder.glob("*.pt"):
+        sign(checkpoint)
+
+
 def train(data: str | Path, model: str | Path, levels: int | None = 4, epochs: int = 100, imgsz: int = 640,
           device: str = "auto", batch: int = 16, resume: str | Path | None = None,
           threshold: float = DEFAULT_THRESHOLD, train_split: str | None = None, val_split: str | None = None,
@@ -218,6 +229,11 @@ def train(data: str | Path, model: str | Path, levels: int | None = 4, epochs: i
     and ``val_split`` choose the dataset's splits in its own names (default: its layout's standard); ``teacher``
     adds distillation from another detector of the same classes (``spikeyolo.quantize.teacher``).
     """
+    if resume:
+        if resume is True or not Path(resume).is_file():
+            raise ValueError(f"resume needs the path of an existing last.pt, got {resume!r} (it is unpickled: only "
+                             "your own files; spikeyolo never searches for one)")
+        check_signed(resume)  # before anything reads or unpickles it
     events = event_settings(data)
     colour = {"hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.0} if events else {}  # event counts are not colours
     pretrained, provenance = None, {}
@@ -227,13 +243,17 @@ def train(data: str | Path, model: str | Path, levels: int | None = 4, epochs: i
     args = {"data": str(prepare_dataset(data, train_split=train_split, val_split=val_split)), "model": str(model), "epochs": epochs, "imgsz": imgsz,
             "device": ultralytics_device(device), "batch": batch, "plots": False, **colour, **overrides}
     if resume:
-        if resume is True or not Path(resume).is_file():
-            raise ValueError(f"resume needs the path of an existing last.pt, got {resume!r} (it is unpickled: only "
-                             "your own files; spikeyolo never searches for one)")
         args.update(resume=str(resume))
-    trainer = QCFSTrainer(levels=levels, threshold=threshold, overrides=args, pretrained=pretrained,
-                           teacher=teacher)
-    trainer.train()
+    try:
+        trainer = QCFSTrainer(levels=levels, threshold=threshold, overrides=args, pretrained=pretrained,
+                              teacher=teacher)
+        trainer.train()
+    except AssertionError as err:  # ultralytics: a resumed run that already reached its epochs
+        if not resume:
+            raise
+        reason = str(err).strip().splitlines()[0].rstrip(". ") if str(err).strip() else "ultralytics refused it"
+        raise ValueError(f"--resume {resume}: {reason}: start a new run (--from its best.safetensors)") from None
+    sign_checkpoints(Path(trainer.wdir))  # the final evaluation strips the optimizer from them: signed again
     best = trainer.best if trainer.best.exists() else trainer.last
     net, _ = load_checkpoint(best)
     results = trainer.metrics or {}
