@@ -349,10 +349,9 @@ class Accumulate(Stateful):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         running = self.unfold(self.layer(x))
-        running = running.cumsum(0, dtype=self.total.dtype)
-        running = running + self.total
+        running = running.cumsum(0, dtype=self.total.dtype).add_(self.total)  # a new tensor: added to in place
         steps = running.shape[0]
-        counts = self.steps + torch.arange(1, steps + 1, device=running.device, dtype=running.dtype)
+        counts = torch.arange(1, steps + 1, device=running.device, dtype=running.dtype).add_(self.steps)
         self._keep("total", running[-1])
-        self._keep("steps", self.steps + steps)
+        self.steps.add_(steps)  # never differentiated: a count
         return fold(running / counts.view(-1, *([1] * (running.dim() - 1))))

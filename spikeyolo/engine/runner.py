@@ -94,11 +94,14 @@ class SpikingDetector(nn.Module):
         aside: back to 'fp32' is exact), the images fed in that dtype; neurons take the reduced currents and emit
         spikes in that dtype; membranes, the head's sums and its decoding stay float32."""
         self.precision = check_precision(precision)
-        dtype = PRECISIONS[precision] or torch.float32
         if self._float32_weights is None:
+            if precision == "fp32":  # never reduced: the weights are as they were (no copy kept)
+                return
             self._float32_weights = {name: tensor.detach().clone() for name, tensor in self._convolution_tensors()}
+        dtype = PRECISIONS[precision]
         for name, tensor in self._convolution_tensors():
-            tensor.data = self._float32_weights[name].to(tensor.device, dtype).contiguous(
+            kept = self._float32_weights[name]
+            tensor.data = kept.to(tensor.device, dtype or kept.dtype).contiguous(
                 memory_format=torch.channels_last if tensor.dim() == 4 and self.channels_last else torch.contiguous_format)
 
     @property
@@ -135,17 +138,14 @@ class SpikingDetector(nn.Module):
         slice (each layer from its own input's shape)."""
         for layer in self.stateful():
             layer.clear_state(images.shape[0])
-        self.reset()
-        self._geometry = self._geometry_of(images)
+        self.reset()  # the max-pools' turns
+        self._geometry = None  # the next forward starts anew too: its first slice allocates (eagerly)
 
     def reset(self) -> None:
         """Every state back to its reset value, in place (membranes v0, counts and sums 0)."""
         for module in self.net.modules():
             if isinstance(module, (Stateful, ReusedMaxPool)):
                 module.reset()
-
-    def state_ready(self) -> bool:
-        return all(layer.state_shape is not None for layer in self.stateful())
 
     def _geometry_of(self, images: torch.Tensor) -> tuple:
         return tuple(images.shape), images.device, self.channels_last
@@ -207,6 +207,7 @@ class SpikingDetector(nn.Module):
         fresh = self._geometry != self._geometry_of(images)
         if fresh:
             self.init_state(images)
+            self._geometry = self._geometry_of(images)
         elif reset:
             self.reset()
         chunk = chunk or default_chunk(images, timesteps)
@@ -215,7 +216,7 @@ class SpikingDetector(nn.Module):
             steps = min(chunk, timesteps - done)
             sequence = images.unsqueeze(0).expand(steps, *images.shape)
             run = self.run_steps
-            if self._compiled is not None and self.state_ready():
+            if self._compiled is not None and not (fresh and done == 0):  # the first slice of a new state allocates it
                 keep_head_anchors(self.net, steps * images.shape[0])
                 run = self._compiled
             outputs.append(run(sequence))

@@ -29,15 +29,16 @@ def coco_results(detections: dict, category_ids: list[int]) -> list[dict]:
 
 def load_ground_truth(annotation_file: str | Path) -> COCO:
     """The annotation file as pycocotools' ground truth, read with the same checks as training: boxes that are not
-    four finite numbers (skipped in training too) are left out, ``iscrowd`` and ``area`` filled where missing (a
-    stranger's file would otherwise reach pycocotools' own tracebacks)."""
+    four finite numbers (skipped in training too) are left out, ``iscrowd`` and ``area`` filled where missing and the
+    annotation ids numbered anew (a stranger's file would otherwise reach pycocotools' own tracebacks)."""
     data = load_coco_json(Path(annotation_file))
     annotations = []
     for ann in data["annotations"]:
         corners = box_corners(ann.get("bbox"))
         if corners is not None and all(math.isfinite(v) for v in corners):
             width, height = corners[2] - corners[0], corners[3] - corners[1]
-            annotations.append({**ann, "iscrowd": 1 if ann.get("iscrowd") in (1, True) else 0,
+            annotations.append({**ann, "id": len(annotations) + 1,  # missing or repeated ids: pycocotools' KeyError
+                                "iscrowd": 1 if ann.get("iscrowd") in (1, True) else 0,
                                 "area": ann["area"] if isinstance(ann.get("area"), (int, float))
                                 and not isinstance(ann.get("area"), bool) else width * height})
     gt = COCO()

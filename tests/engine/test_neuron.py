@@ -328,8 +328,8 @@ def test_reset_restores_every_registered_state_in_place():
 def test_every_convolution_gets_a_channels_last_input_at_batch_one():
     """Layers hand on tensors in the channels-last layout (or channel slices of them): at one image and one step,
     flattening [1, 1, ...] leaves an arbitrary batch stride and cumsum allocates NCHW; C2f's and SPPF's
-    concatenations then fall back to NCHW and every next convolution copies its input (a fifth of the time of a
-    T = 1 forward, measured). 128 px: SPPF's maps are 4 × 4, not the 1 × 1 / 2 × 2 where layouts coincide."""
+    concatenations then fall back to NCHW and every next convolution copies its input back
+    to channels-last. 128 px: SPPF's maps are 4 × 4, not the 1 × 1 / 2 × 2 where layouts coincide."""
     from spikeyolo.convert import convert
     from tests.convert.test_convert import live_model
 

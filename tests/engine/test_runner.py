@@ -32,3 +32,20 @@ def test_a_new_batch_or_image_size_starts_a_new_state():
     assert torch.equal(snn.stream(small, 2), first)  # a stream after another geometry starts fresh
     neuron = snn.neurons()[0][1]
     assert neuron.v.shape[0] == 1 and all(layer.state_shape is not None for layer in snn.stateful())
+
+
+def test_fp32_keeps_no_copy_and_a_state_dropped_by_hand_is_allocated_again_eagerly():
+    """set_precision('fp32') on a network never reduced copies nothing (a float64 network stays float64); after
+    init_state the next forward starts anew, so a compiled detector does not trace the allocation."""
+    from tests.engine.test_compile import CountingBackend
+
+    snn = convert(live_model("yolov8n-relu", 4), "qcfs").double()
+    snn.set_precision("fp32")
+    assert snn._float32_weights is None and snn.net.model[0].conv.layer.weight.dtype == torch.float64
+    x = torch.rand(1, 3, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    eager = snn(x, 2)
+    backend = CountingBackend()
+    snn.compile(backend=backend)
+    snn.init_state(x)
+    assert torch.equal(snn(x, 2), eager) and not backend.graphs  # the allocating slice ran eagerly
+    assert torch.equal(snn(x, 2), eager) and len(backend.graphs) == 1

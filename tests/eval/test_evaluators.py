@@ -137,3 +137,20 @@ def test_coco_ground_truth_takes_the_training_checks(tmp_path):
     _, _, category_ids, _ = read_coco(path)
     perfect = ground_truth_as_detections(gt, category_ids)
     assert coco_evaluate(gt, coco_results(perfect, category_ids))["map50"] == pytest.approx(1.0)
+
+
+def test_coco_ground_truth_without_annotation_ids_is_evaluated(tmp_path):
+    """Annotation ids are optional in a stranger's file (and may repeat): numbered anew, not pycocotools' KeyError."""
+    import json
+
+    from tests.data.test_layouts import write_coco
+
+    path = write_coco(tmp_path / "annotations" / "instances.json", tmp_path / "images", ["cat"], 3)
+    data = json.loads(path.read_text())
+    data["annotations"][0].pop("id")
+    data["annotations"][1]["id"] = data["annotations"][2]["id"]
+    path.write_text(json.dumps(data))
+    gt = load_ground_truth(path)
+    _, _, category_ids, _ = read_coco(path)
+    perfect = ground_truth_as_detections(gt, category_ids)
+    assert coco_evaluate(gt, coco_results(perfect, category_ids))["map50"] == pytest.approx(1.0)
