@@ -242,9 +242,11 @@ def boxes_to_original(boxes: torch.Tensor, batch: dict, index: int) -> torch.Ten
 
 
 
-def non_max_suppression(predictions: torch.Tensor, conf: float, iou: float, max_det: int = 300) -> list[torch.Tensor]:
-    """ultralytics NMS on decoded head output [N, 4 + nc, anchors] → per image [K, 6] (xyxy, score, class)."""
-    return _nms.non_max_suppression(predictions, conf, iou, max_det=max_det)
+def non_max_suppression(predictions: torch.Tensor, conf: float, iou: float, max_det: int = 300,
+                        classes: list[int] | None = None) -> list[torch.Tensor]:
+    """ultralytics NMS on decoded head output [N, 4 + nc, anchors] → per image [K, 6] (xyxy, score, class);
+    ``classes``: only these class indices kept."""
+    return _nms.non_max_suppression(predictions, conf, iou, classes=classes, max_det=max_det)
 
 
 def scale_to_frame(boxes: torch.Tensor, input_hw, frame_shape) -> torch.Tensor:

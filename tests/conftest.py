@@ -38,6 +38,12 @@ def _isolated_cache(tmp_path_factory):
     os.environ["SPIKEYOLO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
 
 
+@pytest.fixture(autouse=True)
+def _run_elsewhere(tmp_path_factory, monkeypatch):
+    """Each test runs in a folder of its own: a command's default runs/ folder never lands in the repository."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
 def _voc_xml(name: str, width: int, height: int, objects) -> str:
     objs = "".join(
         f"<object><name>{c}</name><difficult>{int(d)}</difficult><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>"

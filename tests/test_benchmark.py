@@ -8,9 +8,9 @@ from tests.detect.test_detect_cli import weights  # noqa: F401  (fixture)
 
 
 def test_benchmark_json_has_every_engine_and_ratio(weights, tmp_path, capsys):  # noqa: F811
-    out = tmp_path / "bench.json"
+    out = tmp_path / "exp" / "benchmark.json"
     assert main(["benchmark", "--weights", str(weights), "--imgsz", "64", "--timesteps", "1,3", "--batch", "2",
-                 "--repeats", "1", "--json", str(out)]) == 0
+                 "--repeats", "1", "--project", str(tmp_path)]) == 0
     report = json.loads(out.read_text())
     engines = {(c["engine"], c["timesteps"]) for c in report["configs"]}
     spiking = ("snn", "snn_binary", "snn_folded", "snn_nchw", "naive", "spikingjelly", "spikingjelly_ms")

@@ -92,24 +92,23 @@ def _skip_if_root_can_write(folder):
 def test_outputs_that_cannot_be_written_fail_before_the_work(kind, tmp_path, capsys, readonly):
     if kind == "read-only":
         _skip_if_root_can_write(readonly)
-        video_out, json_out, save_dir = readonly / "x.mp4", readonly / "r.json", readonly / "runs"
+        project = readonly / "runs"
     elif kind == "a-file":
-        blocker = tmp_path / "blocker"
-        blocker.write_text("")
-        video_out, json_out, save_dir = blocker / "x.mp4", blocker / "r.json", blocker / "runs"
+        project = tmp_path / "blocker"
+        project.write_text("")
     else:
-        video_out, json_out, save_dir = tmp_path, tmp_path, None
+        project = tmp_path / "runs"
+        (project / "exp").mkdir(parents=True)
+        (project / "exp" / "webcam.mp4").mkdir()  # where the video would go: a folder
     started = time.perf_counter()
-    assert main(["webcam", "--source", VIDEO, "--headless", "--output", str(video_out)]) == 2
-    one_line(capsys, "--output")
+    assert main(["webcam", "--source", VIDEO, "--headless", "--project", str(project), "--exist-ok"]) == 2
+    one_line(capsys, "--project" if kind != "a-folder" else "webcam.mp4")
     assert time.perf_counter() - started < 20  # refused before processing the video
-    assert main(["val", "--weights", WEIGHTS, "--data", str(tmp_path / "nodata"), "--json", str(json_out)]) == 2
-    one_line(capsys, "--json")
-    assert main(["convert", WEIGHTS, "--out", str(json_out)]) == 2
-    one_line(capsys, "--out")
-    if save_dir is not None:
-        assert main(["detect", VIDEO, "--save-dir", str(save_dir)]) == 2
-        one_line(capsys, "--save-dir")
+    if kind != "a-folder":
+        for argv in (["val", "--weights", WEIGHTS, "--data", str(tmp_path / "nodata")], ["convert", WEIGHTS],
+                     ["detect", VIDEO]):
+            assert main([*argv, "--project", str(project)]) == 2
+            one_line(capsys, "--project")
     assert not [p for p in tmp_path.rglob("*") if "tmp" in p.name]
 
 
@@ -131,7 +130,7 @@ def test_a_video_the_disk_cannot_hold_never_gets_its_final_name(tmp_path, capsys
         real.write(np.zeros((48, 64, 3), np.uint8))
     real.release()
     monkeypatch.setattr(cv2, "VideoWriter", FullDisk)
-    assert main(["detect", str(video), "--save-dir", str(tmp_path / "out"), "--imgsz", "64"]) == 2
+    assert main(["detect", str(video), "--project", str(tmp_path / "out"), "--imgsz", "64"]) == 2
     one_line(capsys, "could not be written", "disk full")
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*"))
 
@@ -143,7 +142,7 @@ def test_ctrl_c_is_one_line_and_130(tmp_path, capsys, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(run, "draw_detections", interrupted)
-    assert main(["detect", VIDEO, "--save-dir", str(tmp_path / "out"), "--imgsz", "64"]) == 130
+    assert main(["detect", VIDEO, "--project", str(tmp_path / "out"), "--imgsz", "64"]) == 130
     one_line(capsys, "interrupted")
     assert not leftovers(tmp_path)
 
@@ -155,7 +154,7 @@ def test_sigterm_removes_every_temporary(tmp_path):
               "def slow(*a, **k):\n    print('writing', flush=True)\n    time.sleep(0.5)\n"
               "    return original(*a, **k)\n"
               "run.draw_detections = slow\n"
-              f"sys.exit(main(['detect', {VIDEO!r}, '--save-dir', {str(tmp_path / 'out')!r}, '--imgsz', '64']))\n")
+              f"sys.exit(main(['detect', {VIDEO!r}, '--project', {str(tmp_path / 'out')!r}, '--imgsz', '64']))\n")
     process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     for line in process.stdout:

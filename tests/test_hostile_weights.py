@@ -12,6 +12,7 @@ from spikeyolo.quantize.checkpoint import save_detector
 from spikeyolo.cli import main
 from spikeyolo.convert import convert
 from spikeyolo.convert.artifact import save_snn
+from tests.conftest import ROOT
 from tests.convert.test_convert import live_model
 
 
@@ -97,13 +98,13 @@ def test_hostile_detector_metadata(case, good, tmp_path, capsys):
     marker = tmp_path / "marker"
     mutate, field = DETECTOR_CASES[case]
     path = rewrite(good[0], tmp_path / "w.safetensors", lambda meta: _format_meta(meta, mutate, marker))
-    for argv in (["detect", "demo/bccd_pan.mp4", "--weights", path, "--save-dir", str(tmp_path / "out")],
+    for argv in (["detect", str(ROOT / "demo/bccd_pan.mp4"), "--weights", path, "--project", str(tmp_path / "out")],
                  ["val", "--weights", path, "--data", str(tmp_path / "nodata")],
-                 ["convert", path, "--out", str(tmp_path / "o.safetensors")],
+                 ["convert", path, "--project", str(tmp_path / "o")],
                  ["benchmark", "--weights", path, "--imgsz", "64", "--timesteps", "1", "--repeats", "1"]):
         assert main(argv) == 2, argv
         assert_one_line(capsys, path, field)
-    assert not marker.exists() and not (tmp_path / "out").exists() and not (tmp_path / "o.safetensors").exists()
+    assert not marker.exists() and not (tmp_path / "out").exists() and not (tmp_path / "o").exists()
     with pytest.raises(CheckpointError):
         read_metadata(path)
 
@@ -120,7 +121,7 @@ def test_hostile_snn_metadata(case, good, tmp_path, capsys):
     marker = tmp_path / "marker"
     mutate, field = SNN_CASES[case]
     path = rewrite(good[1], tmp_path / "s.safetensors", lambda meta: _format_meta(meta, mutate, marker))
-    assert main(["detect", "demo/bccd_pan.mp4", "--weights", path, "--save-dir", str(tmp_path / "out")]) == 2
+    assert main(["detect", str(ROOT / "demo/bccd_pan.mp4"), "--weights", path, "--project", str(tmp_path / "out")]) == 2
     assert_one_line(capsys, path, field)
     assert not marker.exists() and not (tmp_path / "out").exists()
 
@@ -132,16 +133,16 @@ def test_a_zero_lambda_in_the_tensors_is_refused(good, tmp_path, capsys):
     key = next(k for k in tensors if k.endswith("act.threshold"))
     tensors[key] = tensors[key] * 0
     save_file(tensors, str(tmp_path / "z.safetensors"), metadata=meta)
-    assert main(["convert", str(tmp_path / "z.safetensors"), "--out", str(tmp_path / "o.safetensors")]) == 2
+    assert main(["convert", str(tmp_path / "z.safetensors"), "--project", str(tmp_path / "o")]) == 2
     assert_one_line(capsys, "z.safetensors", "is 0")
-    assert not (tmp_path / "o.safetensors").exists()
+    assert not (tmp_path / "o").exists()
 
 
 def test_snn_artifact_versions(good, tmp_path, capsys):
     """A newer format is one line (upgrade); /1 artifacts still load, except leaky layers converted with the old,
     one-level-off IBT neurons."""
     newer = rewrite(good[1], tmp_path / "new.safetensors", _set(["format"], "spikeyolo-snn/4"))
-    assert main(["detect", "demo/bccd_pan.mp4", "--weights", newer, "--save-dir", str(tmp_path / "out")]) == 2
+    assert main(["detect", str(ROOT / "demo/bccd_pan.mp4"), "--weights", newer, "--project", str(tmp_path / "out")]) == 2
     assert_one_line(capsys, "spikeyolo-snn/4", "upgrade spikeyolo")
     from spikeyolo.convert.artifact import load_snn
 
@@ -196,6 +197,6 @@ GRAPH_CASES = {  # an SNN artifact's graph is what the file is rebuilt from: eve
 def test_an_snn_graph_that_lies_is_refused_in_one_line(case, good, tmp_path, capsys):
     mutate, expected = GRAPH_CASES[case]
     bad = rewrite(good[1], tmp_path / "bad.safetensors", mutate)
-    assert main(["detect", "demo/bccd_pan.mp4", "--weights", bad, "--save-dir", str(tmp_path / "out")]) == 2
+    assert main(["detect", str(ROOT / "demo/bccd_pan.mp4"), "--weights", bad, "--project", str(tmp_path / "out")]) == 2
     assert_one_line(capsys, "bad.safetensors", expected)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.mp4"))

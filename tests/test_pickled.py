@@ -30,10 +30,10 @@ def test_a_payload_naming_a_function_outside_the_model_namespaces_is_refused(tmp
     torch.save({"model": _SystemPayload(marker)}, path)
     with pytest.raises(CheckpointError, match="names posix.system|names os.system"):
         read_pickled_checkpoint(path)
-    assert main(["import", str(path), "--out", str(tmp_path / "o.safetensors")]) == 2
+    assert main(["import", str(path), "--project", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "system" in err[0] and "was not loaded" in err[0]
-    assert not marker.exists() and not (tmp_path / "o.safetensors").exists()
+    assert not marker.exists() and not (tmp_path / "o").exists()
 
 
 def test_a_class_in_a_model_namespace_becomes_an_inert_stand_in(tmp_path, monkeypatch):
@@ -69,8 +69,7 @@ def test_the_official_yolov5n_checkpoint_maps_onto_v5u(tmp_path, capsys):
     assert type(imported.model.model[0].act).__name__ == "ReLU"
     with torch.no_grad():
         assert imported.model(torch.rand(1, 3, 64, 64))[0].shape == (1, 84, 84)
-    out = tmp_path / "y5.safetensors"
-    assert main(["import", str(YOLOV5), "--out", str(out), "--activation", "nn.ReLU()"]) == 0
+    assert main(["import", str(YOLOV5), "--project", str(tmp_path), "--activation", "nn.ReLU()"]) == 0
     assert "342 tensors carried, 85 initialized" in capsys.readouterr().out
 
 

@@ -46,7 +46,7 @@ def test_event_model_detects_cells_in_the_demo_recording(tmp_path):
 
     meta = read_metadata(DEFAULT_EVENT_WEIGHTS)
     assert meta["events"]["window_us"] == 100_000 and meta["measured"]["ann"]["map50"] > 0.5
-    assert main(["detect", str(ROOT / "demo/bccd_events.aedat4"), "--save-dir", str(tmp_path)]) == 0
+    assert main(["detect", str(ROOT / "demo/bccd_events.aedat4"), "--project", str(tmp_path)]) == 0
     lines = [json.loads(line) for line in (tmp_path / "exp/predictions.jsonl").read_text().splitlines()]
     assert len(lines) == 12  # 0.3 s of events, 100 ms windows every 25 ms
     found = [d["name"] for line in lines[4:] for d in line["detections"]]  # windows full of events

@@ -107,8 +107,10 @@ def test_import_user_checkpoint_round_trip(trained, tmp_path):
     from spikeyolo.ultra import load_checkpoint
 
     run, _ = trained
-    out = tmp_path / "imported.safetensors"
-    assert main(["import", str(run / "weights/last.pt"), "--out", str(out), "--imgsz", "160"]) == 0
+    assert main(["import", str(run / "weights/last.pt"), "--project", str(tmp_path), "--name", "i", "--imgsz",
+                 "160"]) == 0
+    out = tmp_path / "i" / "last.safetensors"
+    assert not (run / "weights/last.safetensors").exists()  # nothing beside the input
     original, _ = load_checkpoint(run / "weights/last.pt")
     imported, meta = load_detector(out)
     assert meta["imgsz"] == 160 and meta["imported_from"].endswith("last.pt")
@@ -116,8 +118,10 @@ def test_import_user_checkpoint_round_trip(trained, tmp_path):
     with torch.no_grad():
         assert torch.allclose(original.eval()(x)[0], imported(x)[0], atol=1e-5)
     assert main(["import", str(tmp_path / "missing.pt")]) == 2
-    renamed = tmp_path / "renamed.safetensors"  # other classes: the class outputs initialized, the rest carried
-    assert main(["import", str(run / "weights/last.pt"), "--out", str(renamed), "--names", "cat,dog"]) == 0
+    # other classes: the class outputs initialized, the rest carried
+    assert main(["import", str(run / "weights/last.pt"), "--project", str(tmp_path), "--name", "i",
+                 "--names", "cat,dog"]) == 0
+    renamed = tmp_path / "i2" / "last.safetensors"  # a new run folder: the first import is not overwritten
     model, meta = load_detector(renamed)
     assert meta["names"] == ["cat", "dog"] and model(x)[0].shape[1] == 4 + 2  # the fixture has 3 classes
     assert 0 < meta["initialized_tensors"] < meta["carried_tensors"]

@@ -8,8 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
-from spikeyolo import limits
-from spikeyolo.cli.common import CONFIGS, UsageError, resolve_model
+from spikeyolo import __version__, limits
+from spikeyolo.cli.common import CONFIGS, HelpFormatter, UsageError, resolve_model
 from spikeyolo.cli.prepare import (add_data_command, run_data, add_train, run_train, add_import, run_import,
     add_convert, run_convert, add_tune, run_tune)
 from spikeyolo.cli.evaluate import add_val, run_val, add_layers, run_layers, add_benchmark, run_benchmark
@@ -37,9 +37,7 @@ REAL_OPTIONS = (("conf", 0.0, 1.0, False), ("iou", 0.0, 1.0, False), ("percentil
                 ("feature_weight", 0.0, 1000.0, False), ("teacher_gain", 0.0, 1000.0, True),
                 ("teacher_features", 0.0, 1000.0, False), ("label_gain", 0.0, 1000.0, False))
 
-OUTPUT_DIRS = ("save_dir", "project")
-
-OUTPUT_FILES = ("json", "out", "output", "screenshot")
+OUTPUT_DIRS = ("project",)
 
 def _check_numbers(args) -> None:
     """Every number option within spikeyolo.limits, before anything is loaded (one line, exit 2): the one place
@@ -59,7 +57,7 @@ def _values(value) -> list:
 def _check_outputs(args) -> None:
     """Output folders and files writable, run names plain names: before any work (a webcam run would otherwise
     process a whole video and then fail to save it)."""
-    from spikeyolo.atomic import check_output_dir, check_output_file
+    from spikeyolo.atomic import check_output_dir
 
     name = getattr(args, "name", None)
     if name is not None and (not name or Path(name).name != name or name in (".", "..")):
@@ -67,9 +65,6 @@ def _check_outputs(args) -> None:
     for option in OUTPUT_DIRS:
         if getattr(args, option, None):
             check_output_dir(getattr(args, option), f"--{option.replace('_', '-')}")
-    for option in OUTPUT_FILES:
-        if getattr(args, option, None):
-            check_output_file(getattr(args, option), f"--{option}")
 
 def _check_device(args) -> None:
     """A --device this machine lacks is one clear line before anything runs."""
@@ -81,12 +76,28 @@ def _check_device(args) -> None:
         except ValueError as err:
             raise UsageError(str(err)) from None
 
+class _Commands:
+    """The subcommand parsers, each showing its options' defaults."""
+
+    def __init__(self, sub):
+        self.sub = sub
+
+    def add_parser(self, name: str, **kwargs):
+        return self.sub.add_parser(name, formatter_class=HelpFormatter, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spikeyolo", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="spikeyolo", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"spikeyolo {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add, _ in COMMANDS.values():
-        add(sub)
+        add(_Commands(sub))
     return parser
+
+
+DESCRIPTION = ("YOLO detectors as spiking neural networks: train with QCFS, convert, evaluate at every T, detect. "
+               "Every command writes into a new run folder (--project/--name). `spikeyolo COMMAND --help` for its "
+               "options.")
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)

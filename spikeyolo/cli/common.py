@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
 from pathlib import Path
 
 from spikeyolo.resources import resource
@@ -38,10 +39,23 @@ def add_data_options(p, required: bool = True) -> None:
                    "2007/trainval+2012/trainval, train2017, train); default: the layout's standard")
     p.add_argument("--val-split", help="the dataset's split to validate on (e.g. test, 2007/test, val2017, valid)")
 
-def new_run_dir(base: str | Path, name: str = "exp") -> Path:
-    """base/name, base/name2, ...: a new folder, never an earlier run's."""
+def add_output(p, command: str) -> None:
+    """--project/--name/--exist-ok: where every command writes (the one convention, as ultralytics has it)."""
+    p.add_argument("--project", default=f"runs/{command}", help="folder of the runs; each run writes into a new "
+                   "folder PROJECT/NAME (then NAME2, NAME3, …), never beside its input, never over an earlier run")
+    p.add_argument("--name", default="exp", help="the run's folder name inside --project")
+    p.add_argument("--exist-ok", action="store_true", help="write into PROJECT/NAME even if it exists (files of "
+                   "the same name in it are replaced; how an interrupted tune continues)")
+
+
+def new_run_dir(base: str | Path, name: str = "exp", exist_ok: bool = False) -> Path:
+    """base/name, base/name2, ...: a new folder, never an earlier run's (``exist_ok``: base/name as it is)."""
     base = Path(base)
     base.mkdir(parents=True, exist_ok=True)
+    if exist_ok:
+        folder = base / name
+        folder.mkdir(exist_ok=True)
+        return folder
     for i in range(1, 10_000):
         folder = base / (name if i == 1 else f"{name}{i}")
         try:
@@ -50,6 +64,34 @@ def new_run_dir(base: str | Path, name: str = "exp") -> Path:
         except FileExistsError:
             continue
     raise UsageError(f"too many runs in {base}: clean it up")
+
+
+@contextmanager
+def run_folder(args):
+    """The run's folder (--project/--name/--exist-ok), removed again (with the project folder this made) if the
+    run fails before writing anything into it."""
+    project = Path(args.project)
+    made_project = not project.exists()
+    folder = new_run_dir(project, args.name, args.exist_ok)
+    try:
+        yield folder
+    except BaseException:
+        for made in (folder, project if made_project else None):
+            if made is not None and made.is_dir() and not any(made.iterdir()):
+                made.rmdir()
+        raise
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's default in its help, unless the help already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        default = ",".join(map(str, action.default)) if isinstance(action.default, (list, tuple)) else action.default
+        return f"{text} (default: {default})".strip()
+
 
 def float_list(text: str) -> list[float]:
     try:
@@ -68,6 +110,17 @@ def int_list(text: str) -> list[int]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
     return values
+
+def index_list(text: str) -> list[int]:
+    """Comma-separated indices from 0 (e.g. class indices)."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 0 or max(values) > 100_000:
+        raise argparse.ArgumentTypeError(f"expected indices 0 … 100000, got {text!r}")
+    return sorted(set(values))
+
 
 def add_device(p) -> None:
     p.add_argument("--device", default="auto", help="auto (default: the first GPU if there is one, else the CPU), "

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spikeyolo.cli.common import (SNM_HELP, UsageError, add_data_options, new_run_dir, float_list, int_list,
-    add_device, add_precision, torch_threads)
+from spikeyolo.cli.common import (SNM_HELP, UsageError, add_data_options, add_output, float_list, int_list,
+    add_device, add_precision, run_folder, torch_threads)
+from spikeyolo.defaults import IOU, VAL_TIMESTEPS
 
 
 def _add_snn_options(p, batch: int) -> None:
@@ -14,12 +15,13 @@ def _add_snn_options(p, batch: int) -> None:
                    "--train-split, test a third split where the dataset has one (a Roboflow export's test/)")
     p.add_argument("--mode", choices=("qcfs", "channel", "layer"), help="conversion of a checkpoint (default: qcfs "
                    "for QCFS models, else channel with calibration on the train split)")
-    p.add_argument("--percentile", type=float, default=99.9)
+    p.add_argument("--percentile", type=float, default=99.9, help="activation percentile of channel / layer "
+                   "normalization")
     p.add_argument("--burst", type=int, help="spikes per neuron and step when converting a checkpoint: 1 is binary; "
                    "default L of a QCFS model, else 1; an SNN artifact keeps the burst it was converted with")
     p.add_argument("--snm", action="store_true", help=SNM_HELP)
-    p.add_argument("--imgsz", type=int)
-    p.add_argument("--batch", type=int, default=batch)
+    p.add_argument("--imgsz", type=int, help="image size (default: the weights')")
+    p.add_argument("--batch", type=int, default=batch, help="images per batch")
     add_device(p)
     p.add_argument("--chunk", type=int, help="simulate this many steps at a time (memory ∝ batch × chunk; default: "
                    "all on a GPU, 16 // batch on the CPU)")
@@ -30,7 +32,14 @@ def add_val(sub) -> None:
                        description="Evaluate the ANN and the SNN (simulated once to the largest T) side by side.")
     p.add_argument("--weights", required=True, help="a spikeyolo checkpoint or SNN artifact (.safetensors)")
     add_data_options(p)
-    p.add_argument("--timesteps", type=int_list, default=[1, 2, 4, 8, 16, 32, 64], help="e.g. 1,2,4,8,16,32,64")
+    p.add_argument("--timesteps", type=int_list, default=list(VAL_TIMESTEPS), help="the T to report, from one SNN run "
+                   "to the largest, e.g. 1,2,4,8,16,32,64 (its time grows with the largest T)")
+    p.add_argument("--ann", help="the detector checkpoint for the ANN row of an SNN artifact (default: the checkpoint "
+                   "it came from when that lies beside it)")
+    p.add_argument("--images", type=int, help="evaluate the first this many images only (a quick look; default: all "
+                   "of the split)")
+    p.add_argument("--conf", type=float, default=0.001, help="confidence threshold before the mAP (ultralytics' val)")
+    p.add_argument("--iou", type=float, default=IOU, help="NMS IoU threshold")
     _add_snn_options(p, batch=16)
     add_precision(p)
     p.add_argument("--compile", action="store_true", help="run the SNN through torch.compile (minutes of compiling "
@@ -38,16 +47,16 @@ def add_val(sub) -> None:
     p.add_argument("--no-ann", action="store_true", help="evaluate the SNN only")
     p.add_argument("--threshold-scale", type=float_list, default=[1.0], help="scale every threshold θ by each of "
                    "these (e.g. 0.8,1,1.25: Wu et al.'s trade-off of accuracy against operations at each T)")
-    p.add_argument("--json", help="also write the JSON report here")
-    p.add_argument("--project", default="runs/val")
-    p.add_argument("--name", default="exp")
+    add_output(p, "val")
 
 def run_val(args) -> None:
-    from spikeyolo.eval.report import table, tradeoff_table, write_json, write_run
+    from spikeyolo.eval.report import table, tradeoff_table, write_run
     from spikeyolo.eval.val import validate
 
     from spikeyolo.limits import MAX_THRESHOLD_SCALES
 
+    if args.ann and args.no_ann:
+        raise UsageError("--ann names the ANN row's checkpoint: it does not go with --no-ann")
     if len(args.threshold_scale) > MAX_THRESHOLD_SCALES:
         raise UsageError(f"--threshold-scale: at most {MAX_THRESHOLD_SCALES} values (each is a full evaluation), got "
                          f"{len(args.threshold_scale)}")
@@ -55,16 +64,15 @@ def run_val(args) -> None:
                         args.mode, args.percentile, ann=not args.no_ann and not i, burst=args.burst, chunk=args.chunk,
                         snm=args.snm, precision=args.precision, train_split=args.train_split,
                         val_split=args.val_split, threshold_scale=scale, cost=not args.compile,
-                        compile=args.compile)
+                        compile=args.compile, ann_weights=args.ann, conf=args.conf, iou=args.iou,
+                        max_images=args.images)
                for i, scale in enumerate(args.threshold_scale)]
-    folder = new_run_dir(args.project, args.name)
-    for report in reports:
-        write_run(report, folder if len(reports) == 1 else folder / f"threshold_x{report['threshold_scale']:g}")
-        print(table(report))
+    with run_folder(args) as folder:
+        for report in reports:
+            write_run(report, folder if len(reports) == 1 else folder / f"threshold_x{report['threshold_scale']:g}")
+            print(table(report))
     if len(reports) > 1:
         print(tradeoff_table(reports))
-    if args.json:
-        write_json(reports[0] if len(reports) == 1 else {"threshold_scales": reports}, Path(args.json))
     print(f"report: {folder}: report.json, report.csv, map_vs_timesteps.png, firing_rate.png, map_vs_energy.png, "
           f"energy_per_layer.png{' (one folder per threshold scale)' if len(reports) > 1 else ''}")
 
@@ -81,7 +89,7 @@ def add_layers(sub) -> None:
     p.add_argument("--timesteps", type=int_list, default=[1, 2, 4, 8], help="e.g. 1,2,4,8")
     p.add_argument("--images", type=int, default=16, help="the first this many images of the split")
     _add_snn_options(p, batch=8)
-    p.add_argument("--json", help="also write the per-layer errors here")
+    add_output(p, "layers")
 
 
 def run_layers(args) -> None:
@@ -95,8 +103,9 @@ def run_layers(args) -> None:
     print(f"{measured['images']} images of {args.data} ({measured['split']}), {measured['mode']} mode, burst "
           f"{measured['burst']}{', SNM' if measured['snm'] else ''}, {measured['imgsz']} px")
     print(table(errors, measured["timesteps"]))
-    if args.json:
-        write_json({**measured, "layers": [e.as_dict() for e in errors]}, Path(args.json))
+    with run_folder(args) as folder:
+        saved = write_json({**measured, "layers": [e.as_dict() for e in errors]}, folder / "layers.json")
+    print(f"saved {saved}")
 
 
 def add_benchmark(sub) -> None:
@@ -116,7 +125,7 @@ def add_benchmark(sub) -> None:
                                      "(snn_binary)")
     p.add_argument("--compile", action="store_true", help="also time snn_compiled: detect's network through "
                    "torch.compile, side by side with it eager (compiling takes minutes, outside the timing)")
-    p.add_argument("--json", help="write the figures here")
+    add_output(p, "benchmark")
 
 def run_benchmark(args) -> None:
     from spikeyolo.bench.speed import run_benchmark, summary
@@ -144,8 +153,8 @@ def run_benchmark(args) -> None:
                    if "bound" in row else "")
         print(f"{row['ours']} vs {row['vs']}: {row['speedup']:.2f}x  (imgsz {row['imgsz']}, batch {row['batch']}, "
               f"T {row['timesteps']}{neurons})")
-    if args.json:
-        from spikeyolo.eval.report import write_json
+    from spikeyolo.eval.report import write_json
 
-        write_json(report, Path(args.json))
-        print(f"saved {args.json}")
+    with run_folder(args) as folder:
+        saved = write_json(report, folder / "benchmark.json")
+    print(f"saved {saved}")

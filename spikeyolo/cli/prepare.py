@@ -4,9 +4,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from spikeyolo.quantize.qcfs import DEFAULT_THRESHOLD
+from spikeyolo.defaults import QCFS_THRESHOLD as DEFAULT_THRESHOLD
 from spikeyolo.cli.common import (SNM_HELP, UsageError, resolve_model, DATA_HELP, add_data_options, add_device,
-                                  int_list)
+                                  add_output, int_list, run_folder)
 
 
 def add_data_command(sub) -> None:
@@ -36,15 +36,14 @@ def add_train(sub) -> None:
                    help="also pull the neck's outputs towards the teacher's, with this weight (same widths needed)")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"initial QCFS threshold λ of every layer (default {DEFAULT_THRESHOLD})")
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--imgsz", type=int, default=640)
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--epochs", type=int, default=100, help="training epochs")
+    p.add_argument("--imgsz", type=int, default=640, help="training image size")
+    p.add_argument("--batch", type=int, default=16, help="images per batch")
     add_device(p)
     p.add_argument("--resume", metavar="LAST_PT", help="resume the run of this last.pt: only checkpoints a spikeyolo "
                    "run wrote on this machine (a signature beside each; it is unpickled); never picked for you")
-    p.add_argument("--project", default="runs/train")
-    p.add_argument("--name", default="exp")
-    p.add_argument("--seed", type=int, default=0)
+    add_output(p, "train")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("settings", nargs="*", metavar="KEY=VALUE",
                    help="other ultralytics train settings, e.g. warmup_epochs=0 optimizer=AdamW lr0=5e-4")
 
@@ -70,7 +69,8 @@ def run_train(args) -> None:
     result = train(args.data, model, levels=args.levels or None, epochs=args.epochs, imgsz=args.imgsz,
                    train_split=args.train_split, val_split=args.val_split, device=args.device, batch=args.batch,
                    resume=args.resume, threshold=args.threshold, teacher=teacher,
-                   project=str(Path(args.project).resolve()), name=args.name, seed=args.seed, **settings)
+                   project=str(Path(args.project).resolve()), name=args.name, seed=args.seed,
+                   exist_ok=args.exist_ok, **settings)
     print(f"checkpoint: {result.checkpoint}\nmAP50 {result.map50:.4f}  mAP50-95 {result.map50_95:.4f}")
 
 def _teacher(args):
@@ -94,11 +94,11 @@ def add_import(sub) -> None:
                                    "spikeyolo's safetensors format. YOLOv5 v6.x maps onto ultralytics' v5u model: "
                                    "backbone and neck carried, Detect head initialized.")
     p.add_argument("pt", help="an ultralytics (YOLOv8, YOLO11, …) or YOLOv5 v6.x detection checkpoint (.pt)")
-    p.add_argument("--out", help="output .safetensors (default: beside the .pt)")
-    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--imgsz", type=int, default=640, help="the image size recorded in the weights")
     p.add_argument("--activation", help="replace the model's activation, e.g. 'nn.ReLU()' (for QCFS fine-tuning)")
     p.add_argument("--names", help="comma-separated class names to fine-tune on instead of the checkpoint's (the "
                    "class outputs are initialized, everything else carried)")
+    add_output(p, "import")
 
 def run_import(args) -> None:
     from spikeyolo.quantize.checkpoint import save_detector
@@ -114,9 +114,10 @@ def run_import(args) -> None:
     if names is not None and (not all(names) or len(set(names)) != len(names)):
         raise UsageError(f"--names {args.names!r}: give distinct, non-empty class names separated by commas")
     imported = import_checkpoint(pt, args.activation, names)
-    out = save_detector(imported.model, Path(args.out) if args.out else pt.with_suffix(".safetensors"),
-                        imgsz=args.imgsz, imported_from=str(pt), imported_class=imported.source,
-                        carried_tensors=len(imported.carried), initialized_tensors=len(imported.initialized))
+    with run_folder(args) as folder:
+        out = save_detector(imported.model, folder / f"{pt.stem}.safetensors", imgsz=args.imgsz,
+                            imported_from=str(pt), imported_class=imported.source,
+                            carried_tensors=len(imported.carried), initialized_tensors=len(imported.initialized))
     print(f"{pt} ({imported.source}): {len(imported.carried)} tensors carried, {len(imported.initialized)} "
           f"initialized{' (' + imported.initialized[0].rsplit('.', 3)[0] + ' …)' if imported.initialized else ''}")
     print(f"saved {out}")
@@ -135,7 +136,7 @@ def add_convert(sub) -> None:
     p.add_argument("--burst", type=int, help="spikes a neuron may emit per step: 1 is binary; default L of a QCFS "
                    "model (qcfs with burst = L equals the QCFS network from T = 1), else 1")
     p.add_argument("--snm", action="store_true", help=SNM_HELP)
-    p.add_argument("--out", help="output path (default: <weights>-snn-<mode>.safetensors)")
+    add_output(p, "convert")
 
 def run_convert(args) -> None:
     from spikeyolo.convert.artifact import save_snn
@@ -155,13 +156,13 @@ def run_convert(args) -> None:
     loaded = load_model(weights, ann=False, mode=args.mode, burst=args.burst, snm=args.snm,
                         calibration=calibration if args.calib else None, percentile=args.percentile,
                         initial_membrane=args.initial_membrane, imgsz=args.imgsz)
-    default_out = Path(args.weights).with_name(f"{Path(args.weights).stem}-snn-{args.mode}.safetensors")
-    out = Path(args.out) if args.out else default_out
     meta = weights.meta
     source = {"weights": str(args.weights), "imgsz": loaded.settings["imgsz"], "levels": weights.levels,
               "metrics": meta.get("metrics"), "calib": args.calib,
               **({"events": meta["events"]} if meta.get("events") else {})}
-    save_snn(loaded.snn, out, source)
+    with run_folder(args) as folder:
+        out = folder / f"{Path(args.weights).stem}-snn-{args.mode}.safetensors"
+        save_snn(loaded.snn, out, source)
     print(f"snn: {out}  ({args.mode}, {len(loaded.snn.neurons())} spiking layers: {loaded.settings['neurons']})")
 
 def add_tune(sub) -> None:
@@ -169,8 +170,8 @@ def add_tune(sub) -> None:
                        "fine-tuning with surrogate gradients taught by the ANN and the labels)",
                        description="Convert a QCFS checkpoint and tune its SNN at --timesteps: bias correction layer "
                        "by layer, then hybrid fine-tuning distilled from the ANN on the train split's images, the "
-                       "labels' detection loss beside it (--label-gain). Interrupted runs continue from "
-                       "<out>.resume.safetensors.")
+                       "labels' detection loss beside it (--label-gain). An interrupted run continues from the "
+                       "resume file in its run folder: the same command with --name NAME --exist-ok.")
     p.add_argument("weights", help="a QCFS detector checkpoint (.safetensors) written by 'spikeyolo train'")
     add_data_options(p)
     p.add_argument("--timesteps", type=int, default=4, help="the T to tune for (default 4)")
@@ -200,13 +201,11 @@ def add_tune(sub) -> None:
     p.add_argument("--imgsz", type=int, help="image size (default: the checkpoint's)")
     p.add_argument("--seed", type=int, default=0)
     add_device(p)
-    p.add_argument("--out", help="output SNN artifact (default: <weights>-snn-tuned-T<T>.safetensors)")
+    add_output(p, "tune")
 
 def run_tune(args) -> None:
     from spikeyolo.tune.run import TuneSettings, tune
 
-    default_out = Path(args.weights).with_name(f"{Path(args.weights).stem}-snn-tuned-T{args.timesteps}.safetensors")
-    out = Path(args.out) if args.out else default_out
     settings = TuneSettings(
         weights=str(args.weights), data=str(args.data), timesteps=args.timesteps, burst=args.burst, snm=args.snm,
         calibrate=not args.no_calibrate, calib_images=args.calib_images, epochs=args.epochs, lr=args.lr,
@@ -214,7 +213,10 @@ def run_tune(args) -> None:
         feature_weight=args.feature_weight, thresholds=args.train_thresholds, seed=args.seed,
         readouts=tuple(args.readouts) if args.readouts else None, loss=args.loss,
         label_gain=args.label_gain, train_split=args.train_split)
-    record, _ = tune(settings, out, args.device)
+    with run_folder(args) as folder:
+        out = folder / f"{Path(args.weights).stem}-snn-tuned-T{args.timesteps}.safetensors"
+        print(f"tune: writing {out} (interrupted? the same command with --name {folder.name} --exist-ok continues)")
+        record, _ = tune(settings, out, args.device)
     losses = ", ".join(f"{loss:.4f}" for loss in record["losses"] or []) or "none"
     print(f"snn: {out}  (tuned for T = {args.timesteps}: {record['method']}; loss per epoch: {losses}; "
           f"{record['seconds'] / 60:.1f} min)")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spikeyolo.cli.common import (SNM_HELP, UsageError, add_compile, add_device, add_precision, add_stream, new_run_dir,
-                                  stream_policy)
+from spikeyolo.cli.common import (SNM_HELP, UsageError, add_compile, add_device, add_output, add_precision,
+                                  add_stream, index_list, run_folder, stream_policy)
 
 
 def add_detect(sub) -> None:
@@ -26,12 +26,16 @@ def add_detect(sub) -> None:
                    "larger batches can raise the throughput on image folders)")
     p.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default 0.25)")
     p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
+    p.add_argument("--max-det", type=int, default=300, help="at most this many detections an image")
+    p.add_argument("--classes", type=index_list, metavar="I,J", help="keep only these class indices, e.g. 0,2")
+    p.add_argument("--save-txt", action="store_true", help="also write labels/<image>.txt (video: <video>_<frame>.txt) "
+                   "in YOLO format: class x_center y_center width height score, normalized to the image")
     p.add_argument("--imgsz", type=int, help="input size (default: the weights')")
     add_device(p)
     add_precision(p)
     add_stream(p)
     add_compile(p)
-    p.add_argument("--save-dir", default="runs/detect", help="runs go to new folders exp, exp2, ... in here")
+    add_output(p, "detect")
 
 def run_detect(args) -> None:
     from spikeyolo.detect.predictor import Detector
@@ -51,22 +55,23 @@ def run_detect(args) -> None:
         raise UsageError("--stream runs frames one at a time, in order, through one network: use --batch 1")
     detector = Detector(args.weights, args.timesteps, args.ann, args.conf, args.iou, args.imgsz, args.device,
                         burst=args.burst, events=events, snm=args.snm, precision=args.precision, stream=stream,
-                        compile=args.compile)
-    folder = new_run_dir(args.save_dir)
-    try:
-        summary = detect(args.source, folder, detector, args.every_step, batch=args.batch)
-    except BaseException:
-        if not any(folder.iterdir()):
-            folder.rmdir()
-        raise
-    skipped = f", {len(summary.skipped)} unreadable image(s) skipped" if summary.skipped else ""
+                        compile=args.compile, max_det=args.max_det, classes=args.classes)
+    if args.classes and max(args.classes) >= len(detector.names):
+        raise UsageError(f"--classes {','.join(map(str, args.classes))}: {detector.weights} has classes 0 to "
+                         f"{len(detector.names) - 1} ({', '.join(list(detector.names.values())[:8])})")
+    with run_folder(args) as folder:
+        summary = detect(args.source, folder, detector, args.every_step, batch=args.batch, save_txt=args.save_txt)
+    skipped = (f", {len(summary.skipped)} unreadable image(s) skipped: {', '.join(summary.skipped[:3])}"
+               f"{' …' if len(summary.skipped) > 3 else ''}") if summary.skipped else ""
     broken = ", video broke off early (frames read were saved)" if summary.broken_video else ""
     neurons = f" ({detector.neurons})" if detector.neurons else ""  # which neurons ran, as val and convert say
     print(f"{summary.mode}{neurons}: {summary.frames} frame(s), {summary.detections} detection(s), "
           f"{summary.fps:.1f} FPS (after an untimed warm-up){skipped}{broken}")
     print("per frame: " + ", ".join(f"{stage} {ms:.1f} ms" for stage, ms in summary.stages.items()))
-    for path in summary.outputs:
-        print(f"saved {path}")
+    print(f"saved {len(summary.outputs)} file(s) to {folder}" + "".join(f"\n  {path.name}" for path in
+                                                                       summary.outputs[:5]))
+    if summary.interrupted:
+        raise KeyboardInterrupt  # the frames processed before Ctrl-C were saved; exit as interrupted
 
 def add_webcam(sub) -> None:
     p = sub.add_parser("webcam", help="live demo: camera or video with boxes, FPS, T and spike activity",
@@ -75,28 +80,37 @@ def add_webcam(sub) -> None:
     p.add_argument("--source", default="0", help="camera index, video file or stream URL (default 0)")
     p.add_argument("--weights", help="spikeyolo .safetensors (default: the shipped model; with --events the "
                    "shipped event model)")
-    p.add_argument("--timesteps", type=int, default=4)
+    p.add_argument("--timesteps", type=int, default=4, help="SNN timesteps T at the start (keys +/- change it)")
     p.add_argument("--events", action="store_true", help="simulate a DVS from the frames and run the event model")
     p.add_argument("--side-by-side", action="store_true", help="start with the ANN beside the SNN")
-    p.add_argument("--headless", action="store_true", help="no window: write the rendered frames to --output")
-    p.add_argument("--output", help="video to write (.mp4); required with --headless")
-    p.add_argument("--max-frames", type=int, help="stop after this many frames")
-    p.add_argument("--screenshot", help="also save the last rendered frame as an image")
-    p.add_argument("--conf", type=float, default=0.25)
+    p.add_argument("--headless", action="store_true", help="no window: the rendered frames go to the run folder's "
+                   "webcam.mp4 (implies --save)")
+    p.add_argument("--save", action="store_true", help="write the rendered frames to PROJECT/NAME/webcam.mp4")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames (default: until the source ends or q)")
+    p.add_argument("--screenshot", action="store_true", help="also save the last rendered frame as "
+                   "PROJECT/NAME/last_frame.png")
+    p.add_argument("--conf", type=float, default=0.25, help="confidence threshold")
     add_device(p)
     add_precision(p)
     add_stream(p)
     add_compile(p)
+    add_output(p, "webcam")
 
 def run_webcam(args) -> None:
+    from spikeyolo.atomic import check_output_file
     from spikeyolo.demo import LiveDemo
 
-    if args.headless and not args.output:
-        raise UsageError("--headless needs --output VIDEO.mp4 (there is no window to show the frames)")
-    if args.output and Path(args.output).suffix.lower() != ".mp4":
-        raise UsageError(f"--output {args.output}: write an .mp4 video")
     demo = LiveDemo(args.source, args.weights, args.timesteps, args.events, args.side_by_side, args.conf,
                     device=args.device, precision=args.precision, stream=stream_policy(args), compile=args.compile)
-    summary = demo.run(args.headless, args.output, args.max_frames, args.screenshot)
+    if not (args.headless or args.save or args.screenshot):
+        summary = demo.run(False, None, args.max_frames, None)
+    else:
+        with run_folder(args) as folder:
+            video = folder / "webcam.mp4" if args.headless or args.save else None
+            for output in (video, folder / "last_frame.png" if args.screenshot else None):
+                if output is not None:
+                    check_output_file(output, "--project")  # before the video is processed
+            summary = demo.run(args.headless, video, args.max_frames,
+                               folder / "last_frame.png" if args.screenshot else None)
     saved = f", saved {summary.output}" if summary.output else ""
     print(f"{summary.frames} frame(s) at {summary.fps:.1f} FPS, T={summary.timesteps}{saved}")

@@ -73,10 +73,10 @@ def load_model(weights: str | Path | WeightsFile, device: str | torch.device = "
                snn: bool = True, mode: str | None = None, burst: int | None = None, snm: bool = False,
                calibration: Callable[[int], list] | None = None, percentile: float = 99.9,
                initial_membrane: float | None = None, imgsz: int | None = None,
-               backend: str = "torch") -> LoadedModel:
+               backend: str = "torch", ann_weights: str | Path | None = None) -> LoadedModel:
     """The networks of a weights file. ``calibration(imgsz)`` gives image batches for channel / layer modes. An SNN
-    artifact keeps its mode, burst and SNM (others asked for are one CheckpointError); its ANN is loaded from the
-    checkpoint it names when that file exists."""
+    artifact keeps its mode, burst and SNM (others asked for are one CheckpointError); its ANN is ``ann_weights``
+    when given, else the checkpoint it names when that lies in the artifact's own folder (None otherwise)."""
     weights = weights if isinstance(weights, WeightsFile) else read_weights(weights)
     imgsz = imgsz or weights.imgsz
     if weights.is_snn:
@@ -84,7 +84,8 @@ def load_model(weights: str | Path | WeightsFile, device: str | torch.device = "
             raise CheckpointError(f"{weights.path} is a converted SNN: the ANN needs the detector checkpoint")
         spiking = load_snn(weights.path, device, backend, meta=weights.meta)
         check_asked(spiking, weights.path, burst, snm, mode)
-        network = load_detector(source, device)[0] if ann and (source := _source_beside(weights)) else None
+        source = Path(ann_weights) if ann_weights else _source_beside(weights)
+        network = load_detector(source, device)[0] if ann and source else None
         return LoadedModel(weights, network, spiking, _settings(spiking, imgsz, weights.levels))
     network, _ = load_detector(weights.path, device, meta=weights.meta)
     if not snn:

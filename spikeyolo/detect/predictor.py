@@ -9,6 +9,7 @@ import torch
 
 from spikeyolo.checkpoint import CheckpointError
 from spikeyolo.convert.load import load_model, read_weights
+from spikeyolo.data.images import load_image, to_bgr8
 from spikeyolo.device import timed, torch_device
 from spikeyolo.engine import default_backend
 from spikeyolo.engine.runner import check_precision, reduced_precision
@@ -72,7 +73,8 @@ class Detector:
     def __init__(self, weights: str | Path | None = None, timesteps: int = 4, ann: bool = False, conf: float = 0.25,
                  iou: float = 0.7, imgsz: int | None = None, device: str = "auto", backend: str | None = None,
                  burst: int | None = None, events: bool = False, snm: bool = False, precision: str = "fp32",
-                 stream: StreamPolicy | None = None, compile: bool = False):
+                 stream: StreamPolicy | None = None, compile: bool = False, max_det: int = 300,
+                 classes: list[int] | None = None):
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
         for name, value in (("conf", conf), ("iou", iou)):
@@ -84,7 +86,10 @@ class Detector:
             raise ValueError(f"burst must be >= 1, got {burst}")
         if imgsz is not None:
             image_size(imgsz, "Detector")
+        if max_det < 1:
+            raise ValueError(f"max_det must be >= 1, got {max_det}")
         self.timesteps, self.ann, self.conf, self.iou, self.burst = timesteps, ann, conf, iou, burst
+        self.max_det, self.classes = max_det, list(classes) if classes is not None else None
         self.snm = snm
         self.device = torch_device(device)
         self.meta: dict = {}
@@ -142,16 +147,19 @@ class Detector:
         """Firing rate per spiking layer over the last call (empty for the ANN)."""
         return {} if self.ann else self.model.firing_rates()
 
-    def __call__(self, frames: list[np.ndarray]) -> list[Detections]:
-        """Detections of each frame (for the SNN: after all ``timesteps`` steps)."""
+    def __call__(self, frames) -> list[Detections]:
+        """Detections of each frame (for the SNN: after all ``timesteps`` steps). ``frames``: one BGR image
+        (H×W×3 uint8 array, or a gray H×W one), a list of them, or an image file's path."""
+        frames = as_frames(frames)
         out, shape = self._forward(frames, every_step=False)
         return self._detections(out[-1], shape, frames)
 
-    def steps(self, frames: list[np.ndarray]) -> list[list[Detections]]:
+    def steps(self, frames) -> list[list[Detections]]:
         """SNN only: the detections of each frame after every step, ``[frame][t - 1]`` for t = 1 … T, read
-        from one run (the head's running output is decoded at every step)."""
+        from one run (the head's running output is decoded at every step). ``frames`` as for a call."""
         if self.ann:
             raise ValueError("detections per step need the SNN: the ANN has no timesteps")
+        frames = as_frames(frames)
         out, shape = self._forward(frames, every_step=True)
         per_step = [self._detections(step, shape, frames) for step in out]
         return [list(frame) for frame in zip(*per_step)]
@@ -189,7 +197,28 @@ class Detector:
         """NMS on one step's raw predictions, boxes back in frame pixels."""
         results = []
         with self.timer("nms"):
-            for rows, frame in zip(non_max_suppression(out, self.conf, self.iou), frames):
+            for rows, frame in zip(non_max_suppression(out, self.conf, self.iou, self.max_det, self.classes), frames):
                 boxes = scale_to_frame(rows[:, :4], shape, frame.shape)
                 results.append(Detections(boxes.cpu().numpy(), rows[:, 4].cpu().numpy(), rows[:, 5].cpu().numpy()))
         return results
+
+
+def as_frames(frames) -> list[np.ndarray]:
+    """A list of 8-bit BGR frames from one image array, a list of them, or an image file's path (a ValueError
+    naming what was passed otherwise)."""
+    if isinstance(frames, (str, Path)):
+        image = load_image(Path(frames)) if Path(frames).is_file() else None
+        if image is None:
+            raise ValueError(f"cannot read image {frames}: pass an image file (folders and videos: SpikingYOLO)")
+        return [image]
+    if isinstance(frames, np.ndarray):
+        if frames.ndim == 4:  # a batch N×H×W×3
+            return [to_bgr8(frame) for frame in frames]
+        frames = [frames]
+    listed = list(frames)
+    for frame in listed:
+        if not isinstance(frame, np.ndarray) or frame.ndim not in (2, 3) or (frame.ndim == 3 and
+                                                                           frame.shape[2] not in (1, 3, 4)):
+            raise ValueError(f"expected H×W×3 BGR images (numpy arrays), got {type(frame).__name__} "
+                             f"{getattr(frame, 'shape', '')}")
+    return [to_bgr8(frame) for frame in listed]

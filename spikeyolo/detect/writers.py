@@ -18,8 +18,9 @@ from spikeyolo.detections import Detections
 class DetectionWriter:
     """Annotated frames (one video, or one image per input image) plus predictions.jsonl."""
 
-    def __init__(self, folder: Path, fps: float | None = None, video_name: str | None = None):
+    def __init__(self, folder: Path, fps: float | None = None, video_name: str | None = None, save_txt: bool = False):
         self.folder, self.fps = folder, fps
+        self.labels: list[Path] | None = [] if save_txt else None  # YOLO-format label files written
         self.video = AtomicFile(folder / video_name) if video_name else None
         self.video_writer = None
         self.jsonl = AtomicFile(folder / "predictions.jsonl")
@@ -43,15 +44,31 @@ class DetectionWriter:
                 out.abort()
                 raise OutputError(f"cannot write {out.final} (is the disk full?)")
             self.images.append(out.commit())
+        if self.labels is not None:
+            self._write_labels(det, annotated.shape, Path(source), index)
         record = _record(det, names, source, index, mode, timesteps)
         if steps is not None:
             record["steps"] = [{"t": t, "detections": _listed(step, names)} for t, step in enumerate(steps, 1)]
         self.jsonl_file.write(json.dumps(record) + "\n")
         self.frames += 1
 
+    def _write_labels(self, det: Detections, shape: tuple, source: Path, index: int) -> None:
+        """labels/<image stem>.txt (a video's frame: <stem>_<frame>.txt): class xc yc w h score, normalized."""
+        folder = self.folder / "labels"
+        folder.mkdir(exist_ok=True)
+        stem = f"{source.stem}_{index}" if self.video is not None else Path(self.images[-1]).stem
+        height, width = shape[:2]
+        lines = []
+        for (x1, y1, x2, y2), score, cls in zip(det.boxes, det.scores, det.classes):
+            lines.append(f"{int(cls)} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
+                         f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f} {score:.4f}")
+        out = AtomicFile(folder / f"{stem}.txt")
+        out.tmp.write_text("".join(line + "\n" for line in lines))
+        self.labels.append(out.commit())
+
     def _image_name(self, source: Path) -> str:
-        """The input's own file name (its format kept), made unique: a.jpg, a.png, a_2.png, …"""
-        suffix = source.suffix.lower() if source.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp") else ".jpg"
+        """The input's own file name (its format and its suffix's case kept), made unique: a.jpg, a.png, a_2.png"""
+        suffix = source.suffix if source.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp") else ".jpg"
         name, n = f"{source.stem}{suffix}", 1
         while name in self.names or name == "predictions.jsonl":
             n += 1
@@ -71,7 +88,7 @@ class DetectionWriter:
         except BaseException:
             self.abort()
             raise
-        return written + self.images
+        return written + self.images + (self.labels or [])
 
     def abort(self) -> None:
         if self.video_writer is not None:
@@ -81,7 +98,7 @@ class DetectionWriter:
         for f in (self.video, self.jsonl):
             if f is not None:
                 f.abort()
-        for image in self.images:
+        for image in self.images + (self.labels or []):
             image.unlink(missing_ok=True)
 
 

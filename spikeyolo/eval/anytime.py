@@ -51,12 +51,14 @@ def _update(validator, out: torch.Tensor, batch: dict, evaluator, store: dict | 
 @torch.no_grad()
 def evaluate_anytime(ann: nn.Module | None, snn: SpikingDetector | None, data, timesteps: list[int],
                      imgsz: int = 640, batch: int = 16, device: str = "cpu", split: str = "val",
-                     on_batch=None, evaluator=None, chunk: int | None = None, **overrides) -> dict:
+                     on_batch=None, evaluator=None, chunk: int | None = None, max_images: int | None = None,
+                     **overrides) -> dict:
     """mAP of the ANN and of the SNN at each T in ``timesteps`` from one SNN run to max(T).
 
     ``on_batch(images, snn)`` is called after each SNN batch (the cost meters read neuron records there).
     ``evaluator`` (VOC or COCO, see spikeyolo.eval.evaluators) adds the dataset's own metric.
-    ``chunk`` runs the steps in slices of that many (state carried over) to bound memory.
+    ``chunk`` runs the steps in slices of that many (state carried over) to bound memory. ``max_images``: stop
+    after the batch that reaches this many images (a quick look; the dataset metric then covers those images).
     Returns {"ann": Accuracy | None, "snn": {T: Accuracy}, "detections": {key: {image: Detections}},
     "seconds": {"ann": s, "snn": s, "images": n}} (the networks' wall time, synchronized on CUDA).
     """
@@ -66,10 +68,16 @@ def evaluate_anytime(ann: nn.Module | None, snn: SpikingDetector | None, data, t
     horizon = max(timesteps) if snn is not None else 0
     detections = {key: {} for key in keys}
     seconds = {"ann": 0.0, "snn": 0.0, "images": 0}
-    for raw in tqdm(loader, desc=f"val {split} (SNN to T={horizon})" if snn else f"val {split}", unit="batch"):
+    total = min(len(loader.dataset), max_images or len(loader.dataset))
+    bar = tqdm(total=total, desc=f"{split} split, ANN and SNN to T={horizon}" if ann is not None and snn is not None
+               else f"{split} split, SNN to T={horizon}" if snn is not None else f"{split} split, ANN", unit="image")
+    for raw in loader:
+        if max_images is not None and seconds["images"] >= max_images:
+            break
         batch_dict = validators[keys[0]].preprocess(raw)
         images = batch_dict["img"]
         seconds["images"] += images.shape[0]
+        bar.update(images.shape[0])
         if ann is not None:
             with timed(seconds, "ann", images.device):
                 out = ann(images)
@@ -82,6 +90,9 @@ def evaluate_anytime(ann: nn.Module | None, snn: SpikingDetector | None, data, t
                 _update(validators[t], per_step[t - 1], batch_dict, evaluator, detections[t])
             if on_batch is not None:
                 on_batch(images, snn)
+    bar.close()
+    if evaluator is not None and max_images is not None:
+        evaluator.restrict(next(iter(detections.values())).keys())
     results = {key: _accuracy(validators[key], evaluator, detections[key]) for key in keys}
     return {"ann": results.get("ann"), "snn": {t: results[t] for t in keys if t != "ann"}, "detections": detections,
             "seconds": seconds}

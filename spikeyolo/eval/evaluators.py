@@ -25,6 +25,10 @@ class VOCEvaluator:
     def image_key(self, path: str) -> str:
         return Path(path).stem
 
+    def restrict(self, keys) -> None:
+        """Only these images count (a run over part of the split)."""
+        self.truth = {key: self.truth[key] for key in keys}
+
     def evaluate(self, detections: dict[str, Detections]) -> dict:
         return voc_evaluate(detections, self.truth, self.names)
 
@@ -39,6 +43,11 @@ class COCOEvaluator:
 
     def image_key(self, path: str) -> int:
         return self.ids[Path(path).stem]
+
+    def restrict(self, keys) -> None:
+        """Only these images count (a run over part of the split)."""
+        kept = set(keys)
+        self.ids = {stem: image_id for stem, image_id in self.ids.items() if image_id in kept}
 
     def results(self, detections: dict[int, Detections]) -> list[dict]:
         return coco_results(detections, self.category_ids)

@@ -50,8 +50,8 @@ def tradeoff_table(reports: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_json(report: dict, path: Path) -> None:
-    write_text(path, json.dumps(report, indent=2))
+def write_json(report: dict, path: Path) -> Path:
+    return write_text(path, json.dumps(report, indent=2))
 
 
 BASELINE_LABELS = {"ann_fp32": "ANN fp32", "ann_int8": "ANN int8"}

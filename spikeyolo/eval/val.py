@@ -19,7 +19,7 @@ from spikeyolo.eval.evaluators import COCOEvaluator, dataset_evaluator
 from spikeyolo.eval.report import build_report
 from spikeyolo.limits import image_size
 
-DEFAULT_TIMESTEPS = (1, 2, 4, 8, 16, 32, 64)
+from spikeyolo.defaults import VAL_TIMESTEPS as DEFAULT_TIMESTEPS
 LOGGER = logging.getLogger("spikeyolo.val")
 
 
@@ -63,7 +63,8 @@ def checked_timesteps(timesteps) -> list[int]:
 
 def load_for_split(weights: str | Path, data: str | Path, split: str, imgsz: int | None, device: torch.device,
                    mode: str | None, percentile: float, calib_images: int, ann: bool, burst: int | None, snm: bool,
-                   train_split: str | None, val_split: str | None, command: str = "val"):
+                   train_split: str | None, val_split: str | None, command: str = "val",
+                   ann_weights: str | Path | None = None):
     """(the networks of ``weights``, the prepared dataset's yaml) once the weights, the dataset, the split and the
     classes are known to fit, each checked before anything heavier (one clear error otherwise); channel / layer
     modes calibrate on the train split's images."""
@@ -78,7 +79,8 @@ def load_for_split(weights: str | Path, data: str | Path, split: str, imgsz: int
         return list(image_batches(split_images(data_yaml, "train")[:calib_images], size))
 
     loaded = load_model(weights_file, device, ann=ann, mode=mode, burst=burst, snm=snm, calibration=calibration,
-                        percentile=percentile, imgsz=imgsz, backend=default_backend(device))  # fused on CUDA
+                        percentile=percentile, imgsz=imgsz, backend=default_backend(device),  # fused on CUDA
+                        ann_weights=ann_weights)
     return loaded, data_yaml
 
 
@@ -87,16 +89,22 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
              percentile: float = 99.9, calib_images: int = 64, ann: bool = True, cost: bool = True,
              burst: int | None = None, chunk: int | None = None, snm: bool = False, precision: str = "fp32",
              train_split: str | None = None, val_split: str | None = None, threshold_scale: float = 1.0,
-             compile: bool = False) -> dict:
+             compile: bool = False, ann_weights: str | Path | None = None, conf: float = 0.001, iou: float = 0.7,
+             max_images: int | None = None) -> dict:
     """Evaluate ANN and SNN (simulated once to max T) and return the report dict; ``threshold_scale`` multiplies
     every neuron's θ (the ANN is unchanged); ``compile`` runs the SNN through torch.compile (without the cost meter,
-    whose hooks watch the eager forward)."""
+    whose hooks watch the eager forward). ``ann_weights``: the ANN row's checkpoint for an SNN artifact (default:
+    its source when beside it). ``conf``/``iou``: NMS before the mAP (ultralytics' val defaults);
+    ``max_images``: the first this many images only (a quick look)."""
     if compile and cost:
         raise ValueError("the cost meter watches every layer of the eager forward: compile with cost=False")
     device = torch_device(device)  # 'auto', '0', … as torch reads them
     timesteps = checked_timesteps(timesteps)
     loaded, data_yaml = load_for_split(weights, data, split, imgsz, device, mode, percentile, calib_images, ann,
-                                       burst, snm, train_split, val_split)
+                                       burst, snm, train_split, val_split, ann_weights=ann_weights)
+    if ann and loaded.ann is None:
+        LOGGER.warning(f"no ANN row: {weights} is an SNN artifact whose source checkpoint is not beside it; pass the "
+                       "detector checkpoint it came from as the ANN (--ann CHECKPOINT)")
     ann_model, snn = loaded.ann, loaded.snn
     meta = {**loaded.settings, "precision": precision, "threshold_scale": threshold_scale, "compiled": compile}
     snn.set_precision(precision)  # the ANN row stays the float32 reference
@@ -109,7 +117,7 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
     try:
         accuracy = evaluate_anytime(ann_model if ann else None, snn, data_yaml, timesteps, meta["imgsz"], batch,
                                     device, split, on_batch=meter.after_batch if meter else None, evaluator=evaluator,
-                                    chunk=chunk)
+                                    chunk=chunk, max_images=max_images, conf=conf, iou=iou)
     finally:
         if meter:
             meter.close()
@@ -117,7 +125,8 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
     report_latency = latency(accuracy["seconds"], meter.graph.seconds if meter else 0.0, timesteps, device)
     report_latency["spiking_layers_on_longest_path"] = spiking_depth(snn, torch.zeros(1, 3, meta["imgsz"],
                                                                                       meta["imgsz"], device=device))
-    report = build_report(accuracy, report_cost, str(data), str(weights), {**meta, "split": split,
+    report = build_report(accuracy, report_cost, str(data), str(weights), {**meta, "split": split, "conf": conf,
+                          "iou": iou, "images": accuracy["seconds"]["images"],
                           "latency": report_latency,
                           "dataset_split": dataset_split_name(data_yaml, split)})
     if isinstance(evaluator, COCOEvaluator):

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 SHIFT = 0.5  # φ: the half-step shift that makes the quantizer round to nearest
-DEFAULT_THRESHOLD = 3.0  # initial λ of every layer (train, the CLI and the Python API alike)
+from spikeyolo.defaults import QCFS_THRESHOLD as DEFAULT_THRESHOLD  # initial λ of every layer
 
 
 def qcfs(z: torch.Tensor, threshold: torch.Tensor, levels: int, negative_slope: float = 0.0) -> torch.Tensor:

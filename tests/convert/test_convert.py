@@ -1,6 +1,8 @@
 """Whole-detector conversion: structure, accuracy against the ANN as T grows, artifacts, refusals."""
 import copy
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -164,21 +166,22 @@ def test_refusals_name_the_problem():
 
 def test_cli_convert(tmp_path, voc_dataset, capsys):
     weights = save_detector(live_model("yolov8n-relu", 4), tmp_path / "m.safetensors", imgsz=64)
-    assert main(["convert", str(weights)]) == 0
-    assert (tmp_path / "m-snn-qcfs.safetensors").is_file()
-    out = tmp_path / "ch.safetensors"
-    assert main(["convert", str(weights), "--mode", "channel", "--calib", str(voc_dataset), "--out", str(out)]) == 0
+    assert main(["convert", str(weights)]) == 0  # into a new run folder of ./runs/convert, not beside the input
+    assert Path("runs/convert/exp/m-snn-qcfs.safetensors").is_file() and not list(tmp_path.glob("*-snn-*"))
+    assert main(["convert", str(weights), "--mode", "channel", "--calib", str(voc_dataset), "--project",
+                 str(tmp_path), "--name", "ch"]) == 0
+    out = tmp_path / "ch" / "m-snn-channel.safetensors"
     assert load_snn(out).meta["source"]["calib"] == str(voc_dataset)
     assert main(["convert", str(weights), "--mode", "layer"]) == 2
     assert "--mode layer needs --calib" in capsys.readouterr().err
     image = tmp_path / "x.png"
     cv2.imwrite(str(image), np.zeros((64, 64, 3), np.uint8))
     # a converted SNN keeps its mode, burst and SNM: asking detect for others is one clear line (val: its tests)
-    assert main(["detect", str(image), "--weights", str(out), "--burst", "4", "--save-dir", str(tmp_path / "det")]) == 2
+    assert main(["detect", str(image), "--weights", str(out), "--burst", "4", "--project", str(tmp_path / "det")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "converted in channel mode with burst 1: for --burst 4 use" in err[0], err
     assert not (tmp_path / "det").exists()
-    assert main(["detect", str(image), "--weights", str(out), "--burst", "1", "--save-dir", str(tmp_path / "det")]) == 0
+    assert main(["detect", str(image), "--weights", str(out), "--burst", "1", "--project", str(tmp_path / "det")]) == 0
 
 
 def test_snm_conversion_is_closer_to_the_ann_at_few_steps(tmp_path):

@@ -22,8 +22,8 @@ def test_every_entry_point_builds_the_same_snn_by_default(qcfs_weights, tmp_path
     """detect (Detector), val (load_model) and convert: a QCFS checkpoint becomes the same network, bursts of L."""
     loaded = load_model(qcfs_weights)
     detector = Detector(qcfs_weights, device="cpu")
-    assert main(["convert", str(qcfs_weights), "--out", str(tmp_path / "snn.safetensors")]) == 0
-    converted = load_snn(tmp_path / "snn.safetensors")
+    assert main(["convert", str(qcfs_weights), "--project", str(tmp_path), "--name", "c"]) == 0
+    converted = load_snn(tmp_path / "c" / f"{qcfs_weights.stem}-snn-qcfs.safetensors")
     assert loaded.settings["burst"] == detector.burst == converted.meta["burst"] == 4
     images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     expected = loaded.snn(images, 2)

@@ -5,6 +5,7 @@ import pytest
 
 from spikeyolo.cli import main
 from spikeyolo.demo import LiveDemo
+from spikeyolo.demo.live import LiveSummary
 from tests.detect.test_detect_cli import _video, weights  # noqa: F401  (fixture)
 
 
@@ -18,13 +19,13 @@ def _frame_count(path):
 
 def test_headless_writes_every_frame_side_by_side(weights, tmp_path, capsys):  # noqa: F811
     source = _video(tmp_path / "cam.avi", frames=7)
-    out = tmp_path / "live.mp4"
-    assert main(["webcam", "--source", str(source), "--weights", str(weights), "--headless", "--output", str(out),
-                 "--timesteps", "2", "--side-by-side", "--screenshot", str(tmp_path / "shot.png")]) == 0
+    assert main(["webcam", "--source", str(source), "--weights", str(weights), "--headless", "--project",
+                 str(tmp_path), "--timesteps", "2", "--side-by-side", "--screenshot"]) == 0
+    out = tmp_path / "exp" / "webcam.mp4"
     assert "7 frame(s)" in capsys.readouterr().out and _frame_count(out) == 7
-    shot = cv2.imread(str(tmp_path / "shot.png"))
+    shot = cv2.imread(str(tmp_path / "exp" / "last_frame.png"))
     assert shot.shape[1] == 2 * 96 and shot.shape[0] > 64  # two panels, firing-rate strip below
-    assert not list(tmp_path.glob(".*tmp*"))
+    assert not list(tmp_path.rglob(".*tmp*"))
 
 
 def test_keys_change_timesteps_and_toggle_the_ann(weights, tmp_path):  # noqa: F811
@@ -53,14 +54,17 @@ def test_event_mode_simulates_events_from_the_frames(weights, tmp_path):  # noqa
     assert first.max() == 0 and second[..., 0].max() == 255 and second[..., 1].max() == 0  # all ON events
 
 
-def test_headless_needs_an_output(weights, tmp_path, capsys):  # noqa: F811
+def test_a_window_run_writes_nothing_unless_asked(weights, tmp_path, monkeypatch):  # noqa: F811
+    """Without --save, --headless or --screenshot the live window leaves no run folder behind."""
     source = _video(tmp_path / "cam.avi", frames=2)
-    assert main(["webcam", "--source", str(source), "--weights", str(weights), "--headless"]) == 2
-    assert "--headless needs --output" in capsys.readouterr().err
+    asked = []
+    monkeypatch.setattr(LiveDemo, "run", lambda self, *args: asked.append(args) or LiveSummary(2, 1.0, None, 4))
+    assert main(["webcam", "--source", str(source), "--weights", str(weights), "--project", str(tmp_path / "r")]) == 0
+    assert asked == [(False, None, None, None)] and not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize("source,expected", [("missing.mp4", "not found"), ("7", "cannot open camera")])
 def test_bad_source_is_one_line(source, expected, weights, tmp_path, capsys):  # noqa: F811
-    out = tmp_path / "o.mp4"
-    assert main(["webcam", "--source", source, "--weights", str(weights), "--headless", "--output", str(out)]) == 2
-    assert expected in capsys.readouterr().err and not out.exists()
+    assert main(["webcam", "--source", source, "--weights", str(weights), "--headless", "--project",
+                 str(tmp_path / "r")]) == 2
+    assert expected in capsys.readouterr().err and not (tmp_path / "r").exists()

@@ -27,7 +27,7 @@ def _video(path, frames=12, fourcc="MJPG"):
 
 
 def run(args, weights, out):
-    return main(["detect", *map(str, args), "--weights", str(weights), "--save-dir", str(out)])
+    return main(["detect", *map(str, args), "--weights", str(weights), "--project", str(out)])
 
 
 def _files(folder):
@@ -152,7 +152,7 @@ def test_detections_at_every_step_equal_separate_runs(tmp_path):
     frame = capture.read()[1]
     cv2.imwrite(str(tmp_path / "cells.png"), frame)
     args = ["detect", str(tmp_path / "cells.png"), "--burst", "1", "--timesteps", "4", "--every-step"]
-    assert main([*args, "--save-dir", str(tmp_path / "out")]) == 0
+    assert main([*args, "--project", str(tmp_path / "out")]) == 0
     line = json.loads((tmp_path / "out/exp/predictions.jsonl").read_text())
     assert [step["t"] for step in line["steps"]] == [1, 2, 3, 4]
     assert line["steps"][-1]["detections"] == line["detections"]
@@ -160,7 +160,7 @@ def test_detections_at_every_step_equal_separate_runs(tmp_path):
     assert len(set(counts)) > 1, counts  # binary neurons at few steps: the detections change with t
     for step in line["steps"]:
         alone = ["detect", str(tmp_path / "cells.png"), "--burst", "1", "--timesteps", str(step["t"])]
-        assert main([*alone, "--save-dir", str(tmp_path / f"t{step['t']}")]) == 0
+        assert main([*alone, "--project", str(tmp_path / f"t{step['t']}")]) == 0
         separate = json.loads((tmp_path / f"t{step['t']}/exp/predictions.jsonl").read_text())
         assert separate["detections"] == step["detections"], step["t"]
 
@@ -169,7 +169,7 @@ def test_detections_at_every_step_equal_separate_runs(tmp_path):
 def test_readme_demo_command_with_shipped_weights(tmp_path):
     from tests.conftest import ROOT
 
-    assert main(["detect", str(ROOT / "demo/bccd_pan.mp4"), "--save-dir", str(tmp_path)]) == 0
+    assert main(["detect", str(ROOT / "demo/bccd_pan.mp4"), "--project", str(tmp_path)]) == 0
     lines = (tmp_path / "exp/predictions.jsonl").read_text().splitlines()
     assert len(lines) == 48 and sum(len(json.loads(line)["detections"]) for line in lines) > 48
     assert cv2.VideoCapture(str(tmp_path / "exp/bccd_pan.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 48

@@ -29,7 +29,7 @@ def test_detect_writes_one_frame_per_window(suffix, weights, tmp_path):  # noqa:
     frames = list(source)
     assert len(frames) == len(source) and source.fps == 100.0
     assert all(f.image.shape == (64, 96, 3) for f in frames) and frames[-1].image.max() > 0
-    assert main(["detect", str(recording), "--weights", str(weights), "--save-dir", str(tmp_path / "out"),
+    assert main(["detect", str(recording), "--weights", str(weights), "--project", str(tmp_path / "out"),
                  "--timesteps", "2"]) == 0
     lines = (tmp_path / "out/exp/predictions.jsonl").read_text().splitlines()
     video = cv2.VideoCapture(str(tmp_path / "out/exp/rec.mp4"))

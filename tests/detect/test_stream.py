@@ -45,7 +45,7 @@ def test_a_scene_cut_resets_the_stream(weights):  # noqa: F811
 def test_stream_cli_runs_a_video_and_names_its_policy(weights, tmp_path, capsys):  # noqa: F811
     video = _video(tmp_path / "v.avi")
     assert main(["detect", str(video), "--weights", str(weights), "--stream", "--reset-every", "4",
-                 "--save-dir", str(tmp_path / "runs"), "--device", "cpu"]) == 0
+                 "--project", str(tmp_path / "runs"), "--device", "cpu"]) == 0
     assert "stream, reset every 4 frames" in capsys.readouterr().out
 
 
@@ -58,7 +58,7 @@ def test_stream_cli_runs_a_video_and_names_its_policy(weights, tmp_path, capsys)
 ])
 def test_bad_stream_options_are_one_line(options, expected, weights, tmp_path, capsys):  # noqa: F811
     video = _video(tmp_path / "v.avi")
-    assert main(["detect", str(video), "--weights", str(weights), "--save-dir", str(tmp_path / "runs"),
+    assert main(["detect", str(video), "--weights", str(weights), "--project", str(tmp_path / "runs"),
                  *options]) == 2
     err = capsys.readouterr().err.strip()
     assert expected in err and len(err.splitlines()) == 1

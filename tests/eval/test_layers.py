@@ -108,9 +108,9 @@ def test_the_first_layer_is_exact_at_t_equal_to_its_levels_and_bursts_at_every_t
 
 
 def test_layers_command_prints_and_writes_the_errors(weights, voc_dataset, tmp_path, capsys):  # noqa: F811
-    out = tmp_path / "layers.json"
+    out = tmp_path / "exp" / "layers.json"
     rc = main(["layers", "--weights", str(weights), "--data", str(voc_dataset), "--timesteps", "1,4", "--burst", "1",
-               "--images", "3", "--chunk", "1", "--json", str(out)])
+               "--images", "3", "--chunk", "1", "--project", str(tmp_path)])
     printed = capsys.readouterr().out
     assert rc == 0, printed
     report = json.loads(out.read_text())
@@ -127,9 +127,9 @@ def test_an_snn_artifact_needs_its_ann_named_when_not_beside_it(weights, voc_dat
     rc = main(["layers", "--weights", str(artifact), "--data", str(voc_dataset), "--images", "2"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "m.safetensors" in err and "--ann" in err, err
-    out = tmp_path / "layers.json"
+    out = tmp_path / "l" / "layers.json"
     rc = main(["layers", "--weights", str(artifact), "--ann", str(weights), "--data", str(voc_dataset), "--images", "2",
-               "--timesteps", "4", "--json", str(out)])
+               "--timesteps", "4", "--project", str(tmp_path), "--name", "l"])
     assert rc == 0 and json.loads(out.read_text())["layers"][0]["relative_error"]["4"] < 1e-3, capsys.readouterr()
     other = live_model("yolov8n-relu", 4)  # three classes: not the two-class network the SNN came from
     other_weights = save_detector(other, tmp_path / "o.safetensors", imgsz=64)

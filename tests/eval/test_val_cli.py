@@ -38,13 +38,13 @@ def live_model_two_classes():
 
 def test_val_writes_report(weights, voc_dataset, tmp_path, capsys):
     rc = main(["val", "--weights", str(weights), "--data", str(voc_dataset), "--timesteps", "1,2,4",
-               "--imgsz", "64", "--batch", "4", "--project", str(tmp_path), "--json", str(tmp_path / "r.json")])
+               "--imgsz", "64", "--batch", "4", "--project", str(tmp_path)])
     assert rc == 0
     folder = tmp_path / "exp"
     for name in ("report.json", "report.csv", "map_vs_timesteps.png", "firing_rate.png", "map_vs_energy.png",
                  "energy_per_layer.png"):
         assert (folder / name).is_file()
-    report = json.loads((tmp_path / "r.json").read_text())
+    report = json.loads((folder / "report.json").read_text())
     assert set(report["snn"]) == {"1", "2", "4"} and report["mode"] == "qcfs"
     for t in ("1", "2", "4"):
         entry = report["snn"][t]
@@ -133,8 +133,9 @@ def test_classes_of_model_and_dataset_must_match(weights, voc_dataset, tmp_path,
 
 def test_converted_snn_keeps_its_settings(weights, voc_dataset, tmp_path, capsys):
     """val of an SNN artifact with another --mode / --snm: one clear line, no run folder."""
-    snn = tmp_path / "ch.safetensors"
-    assert main(["convert", str(weights), "--mode", "channel", "--calib", str(voc_dataset), "--out", str(snn)]) == 0
+    assert main(["convert", str(weights), "--mode", "channel", "--calib", str(voc_dataset), "--project",
+                 str(tmp_path), "--name", "c"]) == 0
+    snn = tmp_path / "c" / f"{weights.stem}-snn-channel.safetensors"
     capsys.readouterr()
     assert main(["val", "--weights", str(snn), "--data", str(voc_dataset), "--snm", "--mode", "qcfs",
                  "--project", str(tmp_path / "val")]) == 2
@@ -157,8 +158,8 @@ def test_chunked_simulation_gives_the_same_report(weights, voc_dataset):
 def test_threshold_scale_trades_accuracy_for_operations(weights, voc_dataset, tmp_path, capsys):
     """Wu et al.'s trade-off: every θ halved fires more; one folder per scale, the ANN evaluated once."""
     assert main(["val", "--weights", str(weights), "--data", str(voc_dataset), "--timesteps", "1,2", "--imgsz", "64",
-                 "--threshold-scale", "0.5,1", "--project", str(tmp_path), "--json", str(tmp_path / "r.json")]) == 0
-    reports = json.loads((tmp_path / "r.json").read_text())["threshold_scales"]
+                 "--threshold-scale", "0.5,1", "--project", str(tmp_path)]) == 0
+    reports = [json.loads((tmp_path / f"exp/threshold_x{scale}/report.json").read_text()) for scale in ("0.5", "1")]
     assert [r["threshold_scale"] for r in reports] == [0.5, 1.0] and reports[0]["ann"] and not reports[1]["ann"]
     assert reports[0]["snn"]["2"]["firing_rate"] > reports[1]["snn"]["2"]["firing_rate"]
     assert reports[0]["snn"]["2"]["sops"] > reports[1]["snn"]["2"]["sops"]
@@ -183,9 +184,9 @@ def test_val_compiled_gives_the_eager_maps_without_cost(weights, voc_dataset, tm
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend=backend))
     args = ["val", "--weights", str(weights), "--data", str(voc_dataset), "--timesteps", "1,2", "--imgsz", "64",
             "--batch", "1", "--chunk", "1", "--no-ann", "--project", str(tmp_path)]
-    assert main([*args, "--json", str(tmp_path / "eager.json")]) == 0
-    assert main([*args, "--compile", "--json", str(tmp_path / "compiled.json")]) == 0
-    eager, compiled = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("eager", "compiled"))
+    assert main([*args, "--name", "eager"]) == 0
+    assert main([*args, "--compile", "--name", "compiled"]) == 0
+    eager, compiled = (json.loads((tmp_path / n / "report.json").read_text()) for n in ("eager", "compiled"))
     assert backend.graphs and compiled["compiled"] is True and "cost" not in compiled and "cost" in eager
     assert all(compiled["snn"][t]["map50_95"] == eager["snn"][t]["map50_95"] for t in ("1", "2"))
 

@@ -43,7 +43,7 @@ def test_hostile_event_files(case, tmp_path, capsys):
     path = write_h5(tmp_path / "rec.h5", fields, **size)
     with pytest.raises(EventError, match=expected):
         read_events(path)
-    assert main(["detect", str(path), "--save-dir", str(tmp_path / "out")]) == 2
+    assert main(["detect", str(path), "--project", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(path) in err[0] and "Traceback" not in err[0], err
     assert not (tmp_path / "out").exists()
@@ -51,7 +51,7 @@ def test_hostile_event_files(case, tmp_path, capsys):
 
 def test_timestamps_spanning_years_are_refused_before_making_frames(tmp_path, capsys):
     path = write_h5(tmp_path / "rec.h5", {**GOOD, "t": np.array([0, 10**13])})
-    assert main(["detect", str(path), "--save-dir", str(tmp_path / "out")]) == 2
+    assert main(["detect", str(path), "--project", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "windows" in err[0] and "limit 1000000" in err[0] and not (tmp_path / "out").exists()
 

@@ -56,7 +56,7 @@ def test_out_of_sensor_coordinates_are_refused(tmp_path):
 
 def test_detect_on_a_corrupt_recording_is_one_line(tmp_path, capsys):
     (tmp_path / "rec.aedat4").write_bytes(b"#!AER-DAT4.0\r\n" + b"\x00" * 64)
-    assert main(["detect", str(tmp_path / "rec.aedat4"), "--save-dir", str(tmp_path / "out")]) == 2
+    assert main(["detect", str(tmp_path / "rec.aedat4"), "--project", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("spikeyolo detect: error: cannot read AEDAT4") and "\n" not in err
     assert not (tmp_path / "out").exists()

@@ -256,22 +256,24 @@ def test_an_interrupted_run_continues_to_the_same_result(qcfs_weights, voc_datas
 
 
 def test_tune_command_and_its_one_line_errors(qcfs_weights, voc_dataset, tmp_path, capsys):
-    out = tmp_path / "t.safetensors"
+    project = tmp_path / "runs"
     args = ["tune", str(qcfs_weights), "--data", str(voc_dataset), "--timesteps", "2", "--epochs", "0",
-            "--calib-images", "2", "--imgsz", "64", "--out", str(out)]
-    assert main(args) == 0 and out.is_file()
+            "--calib-images", "2", "--imgsz", "64", "--project", str(project)]
+    assert main(args) == 0
+    out = project / "exp" / f"{qcfs_weights.stem}-snn-tuned-T2.safetensors"
+    assert out.is_file()
     assert "bias correction" in capsys.readouterr().out
-    assert main(["tune", str(out), "--data", str(voc_dataset), "--out", str(tmp_path / "u.safetensors")]) == 2
+    assert main(["tune", str(out), "--data", str(voc_dataset), "--project", str(project)]) == 2
     assert "converted SNN" in capsys.readouterr().err
-    assert main(args[:-1] + [str(tmp_path / "v.safetensors"), "--lr", "-1"]) == 2
+    assert main(args + ["--lr", "-1"]) == 2
     assert "--lr" in capsys.readouterr().err
-    assert main(args[:-1] + [str(tmp_path / "v.safetensors"), "--readouts", "1,3"]) == 2
+    assert main(args + ["--readouts", "1,3"]) == 2
     assert "readout steps [1, 3]" in capsys.readouterr().err
     plain = save_detector(live_model("yolov8n-relu"), tmp_path / "relu.safetensors", imgsz=64)
-    assert main(["tune", str(plain), "--data", str(voc_dataset), "--out", str(tmp_path / "w.safetensors")]) == 2
+    assert main(["tune", str(plain), "--data", str(voc_dataset), "--project", str(project)]) == 2
     err = capsys.readouterr().err
     assert "not a QCFS checkpoint" in err and len(err.strip().splitlines()) == 1
-    assert not list(tmp_path.glob("[uvw]*.safetensors*"))  # nothing written by the refused runs
+    assert sorted(p.name for p in project.iterdir()) == ["exp"]  # the refused runs left no folder behind
 
 
 def test_tuning_metadata_is_checked(qcfs_weights, tmp_path):
