@@ -13,6 +13,7 @@ import numpy as np
 
 from spikeyolo.atomic import AtomicFile, OutputError
 from spikeyolo.detections import Detections
+from spikeyolo.detect.results import listed as _listed
 
 
 class DetectionWriter:
@@ -119,8 +120,3 @@ def finish_video(writer, video: AtomicFile, frames: int) -> Path:
 def _record(det: Detections, names: dict, source: str, index: int, mode: str, timesteps: int | None) -> dict:
     return {"source": source, "frame": index, "mode": mode, "timesteps": timesteps,
             "detections": _listed(det, names)}
-
-
-def _listed(det: Detections, names: dict) -> list[dict]:
-    return [{"box": [round(float(v), 2) for v in box], "score": round(float(score), 4), "class": int(cls),
-             "name": names[int(cls)]} for box, score, cls in zip(det.boxes, det.scores, det.classes)]
