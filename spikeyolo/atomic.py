@@ -16,6 +16,17 @@ from pathlib import Path
 _PENDING: set[Path] = set()
 
 
+def _file_mode() -> int:
+    """0666 less the process's umask (usually 0644): what a plainly created file gets. Some writers (safetensors)
+    create 0600 files; every output is given this mode before it takes its final name."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
+
+
 class OutputError(OSError):
     """An output path that cannot be written; the message names it and what to do."""
 
@@ -42,6 +53,7 @@ class AtomicFile:
                                                                                                   ".jpg")):
                 raise OutputError(f"{self.final} could not be written (is the disk full?)")
             _fsync(self.tmp)
+            os.chmod(self.tmp, FILE_MODE)
             os.replace(self.tmp, self.final)
         except BaseException:
             self.abort()

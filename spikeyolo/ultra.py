@@ -6,9 +6,12 @@ and torch using every available core.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -207,6 +210,22 @@ def letterbox_batch(images_bgr: list, imgsz: int) -> torch.Tensor:
 
 
 
+NO_SAVE_DIR = Path(tempfile.gettempdir())  # validators with plots off save nothing; without a save_dir each would
+#                                           make an empty runs/detect/val-N in the folder spikeyolo was imported in
+
+
+@contextlib.contextmanager
+def _quiet():
+    """ultralytics' INFO lines off for the block (its warnings still show)."""
+    logger = logging.getLogger("ultralytics")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def detection_validators(data: str | Path, names: dict, keys: list, imgsz: int = 640, batch: int = 16,
                          device: str = "cpu", split: str = "val", **overrides):
     """One shared val dataloader and one ultralytics DetectionValidator per key (e.g. 'ann', 1, 2, 4 ...).
@@ -217,16 +236,17 @@ def detection_validators(data: str | Path, names: dict, keys: list, imgsz: int =
     args = get_cfg(overrides={"task": "detect", "mode": "val", "data": str(data), "imgsz": imgsz, "batch": batch,
                               "device": device, "split": split, "plots": False, "verbose": False, "rect": False,
                               **overrides})
-    dataset = check_det_dataset(str(data))
-    if split not in dataset:
-        raise ValueError(f"dataset {data} has no '{split}' split")
-    device = torch_device(device)
-    base = DetectionValidator(args=copy.copy(args))
-    base.data, base.stride, base.device = dataset, 32, device
-    loader = base.get_dataloader(dataset[split], batch)
+    with _quiet():  # "Fast image access ✅", "Scanning … val.cache": ultralytics' chatter inside val's table
+        dataset = check_det_dataset(str(data))
+        if split not in dataset:
+            raise ValueError(f"dataset {data} has no '{split}' split")
+        device = torch_device(device)
+        base = DetectionValidator(save_dir=NO_SAVE_DIR, args=copy.copy(args))
+        base.data, base.stride, base.device = dataset, 32, device
+        loader = base.get_dataloader(dataset[split], batch)
     validators = {}
     for key in keys:
-        validator = DetectionValidator(args=copy.copy(args))
+        validator = DetectionValidator(save_dir=NO_SAVE_DIR, args=copy.copy(args))
         validator.data, validator.dataloader, validator.training = dataset, loader, False
         validator.device = device
         validator.init_metrics(SimpleNamespace(names=names))

@@ -181,7 +181,7 @@ def add_tune(sub) -> None:
                    "only; README, BCCD's 292 images at 320 px: 6 take ~25 min on 2 CPU cores and reach 96.7 %% of the ANN's "
                    "mAP50 at T = 4 with binary spikes, 10 reach 98.9 %%)")
     p.add_argument("--lr", type=float, default=6e-4, help="Adam learning rate, cosine-decayed to 0")
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batch", type=int, default=8, help="images per fine-tuning step")
     p.add_argument("--images", type=int, help="train images used (default: all of the split)")
     p.add_argument("--calib-images", type=int, default=64, help="images for bias correction")
     p.add_argument("--no-calibrate", action="store_true", help="skip bias correction")
@@ -199,7 +199,7 @@ def add_tune(sub) -> None:
     p.add_argument("--readouts", type=int_list, help="steps after which the head is distilled, e.g. 2,4: one network "
                    "for several T (default: --timesteps only)")
     p.add_argument("--imgsz", type=int, help="image size (default: the checkpoint's)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (image order, flips)")
     add_device(p)
     add_output(p, "tune")
 
