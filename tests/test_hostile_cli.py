@@ -169,9 +169,10 @@ def test_sigterm_removes_every_temporary(tmp_path):
 
 
 def test_a_split_the_dataset_lacks_is_one_line(voc_dataset, tmp_path, capsys):
-    assert main(["val", "--weights", WEIGHTS, "--data", str(voc_dataset), "--split", "test",
+    assert main(["val", "--weights", WEIGHTS, "--data", str(voc_dataset), "--split", "valid",
                  "--project", str(tmp_path)]) == 2  # a VOC folder prepares train and val (its test set)
-    one_line(capsys, "has no 'test' split: use one of train, val")
+    one_line(capsys, "has no split 'valid': --split takes one of train (trainval), val (test) (a role, or the "
+             "dataset's own name in brackets)")
     assert main(["val", "--weights", WEIGHTS, "--data", str(voc_dataset), "--val-split", "bogus",
                  "--project", str(tmp_path)]) == 2
     one_line(capsys, "ImageSets/Main/bogus.txt not found: pass a split that exists in ImageSets/Main (test, trainval)")

@@ -10,9 +10,10 @@ from spikeyolo.defaults import IOU, VAL_TIMESTEPS
 
 def _add_snn_options(p, batch: int) -> None:
     """What val and layers share: the split, how a checkpoint is converted, the input size, batch and chunk."""
-    p.add_argument("--split", default="val", choices=("train", "val", "test"),
-                   help="which prepared split to evaluate: val is --val-split (VOC: its test set), train is "
-                   "--train-split, test a third split where the dataset has one (a Roboflow export's test/)")
+    p.add_argument("--split", default="val",
+                   help="which split to evaluate: a role (val is --val-split, e.g. a VOC folder's test set; train is "
+                   "--train-split; test a third split where the dataset has one, e.g. a Roboflow export's test/) or "
+                   "the dataset's own name of one (test for a VOC folder's val role); `spikeyolo data` lists them")
     p.add_argument("--mode", choices=("qcfs", "channel", "layer"), help="conversion of a checkpoint (default: qcfs "
                    "for QCFS models, else channel with calibration on the train split)")
     p.add_argument("--percentile", type=float, default=99.9, help="activation percentile of channel / layer "

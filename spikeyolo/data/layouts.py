@@ -3,7 +3,8 @@
 Layouts (first match wins): a COCO instances .json; a spikeyolo dataset yaml (``format: coco|voc``) or an
 ultralytics dataset yaml; a COCO root (``annotations/instances_<split>.json``); a Roboflow COCO export
 (``<split>/_annotations.coco.json``); a VOCdevkit (``VOC2007/``, ``VOC2012/``); a VOC folder with or without
-``ImageSets/Main``; a labelImg folder (XML beside the images). Every layout has the roles ``train`` and ``val``
+``ImageSets/Main``; a labelImg folder (XML beside the images); VOC XMLs in a folder of their own beside an
+image folder (``annotations/`` + ``images/``); ``train/`` and ``val/`` or ``test/`` folders of either. Every layout has the roles ``train`` and ``val``
 (and ``test`` where the dataset has a third split); ``train_split`` / ``val_split`` choose others in the
 layout's own split names.
 """
@@ -22,6 +23,8 @@ from spikeyolo.data.voc import HELD_OUT_ONE_IN, VOCPart, is_voc, listed_ids, uns
 ROBOFLOW_JSON = "_annotations.coco.json"
 ROBOFLOW_VAL = ("valid", "val")
 VOC_YEAR = re.compile(r"VOC(\d{4})")
+XML_FOLDERS = ("annotations", "xml", "xmls", "labels")  # lower case: matched whatever the case
+IMAGE_FOLDERS = ("images", "jpegimages", "imgs", "pictures", "photos")
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,37 @@ def _is_labelimg(root: Path) -> bool:
     return bool(xmls) and any((root / f"{p.stem}{s}").is_file() for p in xmls[:20] for s in IMAGE_SUFFIXES)
 
 
+def _xml_folders(root: Path) -> tuple[Path, Path] | None:
+    """(XML folder, image folder) of a folder holding VOC XMLs and images side by side (labelImg) or in
+    folders of their own (``annotations/`` + ``images/``, any case); None if it is neither."""
+    if _is_labelimg(root):
+        return root, root
+    folders = {p.name.lower(): p for p in sorted(root.iterdir()) if p.is_dir()} if root.is_dir() else {}
+    xml = next((folders[n] for n in XML_FOLDERS if n in folders and any(folders[n].glob("*.xml"))), None)
+    images = next((folders[n] for n in IMAGE_FOLDERS if n in folders), None)
+    return (xml, images) if xml and images else None
+
+
+def _split_folders(root: Path, train: str | None, val: str | None) -> Layout | None:
+    """``train/``, ``val/`` or ``valid/``, ``test/`` folders, each a labelImg folder or annotations/ + images/:
+    train → train, val (else test) → val, test → test when val is there too."""
+    have = {p.name: found for p in sorted(root.iterdir()) if p.is_dir() and (found := _xml_folders(p))}
+    default_val = next((name for name in (*ROBOFLOW_VAL, "validation", "test") if name in have), None)
+    if "train" not in have or default_val is None:
+        return None
+    roles = {"train": _chosen(train, "train", list(have), f"{root} (split folders)"),
+             "val": _chosen(val, default_val, list(have), f"{root} (split folders)")}
+    if "test" in have and roles["val"] != "test":
+        roles["test"] = "test"
+    splits = {}
+    for role, name in roles.items():
+        annotations, images = have[name]
+        splits[role] = [VOCPart(annotations, images, tuple(sorted(p.stem for p in annotations.glob("*.xml")
+                                                                  if p.is_file())), name)]
+    return Layout("voc", "split folders of VOC XML (train/, val/ or test/: XML beside the images or annotations/ + "
+                  "images/)", root, splits)
+
+
 def _spikeyolo_yaml(path: Path, config: dict, train: str | None, val: str | None) -> Layout:
     """``format: coco|voc``, optional ``path``, and train/val/test as {annotations, images[, ids]} mappings."""
     fmt = config.get("format")
@@ -191,10 +225,15 @@ def folder_layout(root: Path, train: str | None = None, val: str | None = None) 
         return _unsplit(root, root / "Annotations", root / "JPEGImages", "VOC folder without ImageSets", train, val)
     if _is_labelimg(root):
         return _unsplit(root, root, root, "labelImg folder (XML beside the images)", train, val)
+    if found := _xml_folders(root):
+        return _unsplit(root, *found, "VOC XML folder and image folder (annotations/ + images/)", train, val)
+    if layout := _split_folders(root, train, val):
+        return layout
     raise DatasetError(f"{root} is not a dataset layout spikeyolo reads (a COCO root with "
                        f"annotations/instances_*.json, "
                        f"a Roboflow export with <split>/{ROBOFLOW_JSON}, a VOCdevkit, a VOC folder with Annotations/ "
-                       f"and JPEGImages/, or a labelImg folder of XML beside images): {_found(root)}")
+                       f"and JPEGImages/, a labelImg folder of XML beside images, annotations/ of XML + images/, "
+                       f"or train/ and val/ or test/ folders of these): {_found(root)}")
 
 
 def find_layout(source: Path, train: str | None = None, val: str | None = None) -> Layout:

@@ -57,13 +57,16 @@ def evaluate_anytime(ann: nn.Module | None, snn: SpikingDetector | None, data, t
 
     ``on_batch(images, snn)`` is called after each SNN batch (the cost meters read neuron records there).
     ``evaluator`` (VOC or COCO, see spikeyolo.eval.evaluators) adds the dataset's own metric.
-    ``chunk`` runs the steps in slices of that many (state carried over) to bound memory. ``max_images``: stop
-    after the batch that reaches this many images (a quick look; the dataset metric then covers those images).
+    ``chunk`` runs the steps in slices of that many (state carried over) to bound memory. ``max_images``: the first
+    this many images only, exactly (a quick look: the batch becomes the largest divisor of it up to ``batch``; the
+    dataset metric then covers those images).
     Returns {"ann": Accuracy | None, "snn": {T: Accuracy}, "detections": {key: {image: Detections}},
     "seconds": {"ann": s, "snn": s, "images": n}} (the networks' wall time, synchronized on CUDA).
     """
     names = (snn.names if snn is not None else ann.names)
     keys = (["ann"] if ann is not None else []) + (sorted(set(timesteps)) if snn is not None else [])
+    if max_images is not None:
+        batch = max(size for size in range(1, min(batch, max_images) + 1) if max_images % size == 0)
     loader, validators = detection_validators(data, names, keys, imgsz, batch, device, split, **overrides)
     horizon = max(timesteps) if snn is not None else 0
     detections = {key: {} for key in keys}

@@ -153,8 +153,8 @@ def measure_layers(weights, data, timesteps=(1, 2, 4, 8), split: str = "val", im
     from spikeyolo.eval.val import checked_timesteps, load_for_split
 
     device, timesteps = torch_device(device), checked_timesteps(timesteps)
-    loaded, data_yaml = load_for_split(weights, data, split, imgsz, device, mode, percentile, calib_images,
-                                       ann is None, burst, snm, train_split, val_split, command="layers")
+    loaded, data_yaml, split = load_for_split(weights, data, split, imgsz, device, mode, percentile, calib_images,
+                                              ann is None, burst, snm, train_split, val_split, command="layers")
     if ann and read_weights(ann).is_snn:
         raise ValueError(f"--ann {ann} is an SNN artifact: pass the detector checkpoint (the ANN) to compare with")
     network = load_model(ann, device, snn=False).ann if ann else loaded.ann

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import torch
+import yaml
 
 from spikeyolo.convert.load import load_model, read_weights
 from spikeyolo.data import DatasetError, prepare_dataset
@@ -37,10 +38,33 @@ def check_classes(model_names: list[str], data_yaml: Path, data: str | Path, wei
                        f"classes are matched by index")
 
 
+def _split_names(data_yaml: Path) -> dict[str, str]:
+    """Prepared role → the dataset's own name of it (e.g. val → test for a VOC folder)."""
+    config = yaml.safe_load(Path(data_yaml).read_text()) or {}
+    roles = [role for role in ("train", "val", "test") if config.get(role)]
+    source = Path(data_yaml).parent / "source.json"
+    summary = json.loads(source.read_text()).get("summary", {}) if source.is_file() else {}
+    return {role: summary.get(role, {}).get("split", role) for role in roles}
+
+
 def dataset_split_name(data_yaml: Path, role: str) -> str:
     """The dataset's own name of a prepared role (e.g. VOC2007/test for val), for the report."""
-    summary = json.loads((Path(data_yaml).parent / "source.json").read_text()).get("summary", {})
-    return summary.get(role, {}).get("split", role)
+    return _split_names(data_yaml).get(role, role)
+
+
+def split_role(data_yaml: Path, asked: str, data: str | Path) -> str:
+    """The role ``--split`` names: a role (train, val, test) or the dataset's own name of one (a VOC folder's
+    ``test`` is its val role); a DatasetError naming the roles and their names otherwise."""
+    names = _split_names(data_yaml)
+    if asked in names:
+        return asked
+    for role, name in names.items():
+        if asked == name or asked in name.split("+"):
+            LOGGER.info(f"split {asked!r} of {data} is its {role} role")
+            return role
+    have = ", ".join(f"{role} ({name})" if name != role else role for role, name in names.items())
+    raise DatasetError(f"{data} has no split {asked!r}: --split takes one of {have} (a role, or the dataset's own "
+                       "name in brackets); --train-split / --val-split choose which of the dataset's splits fill them")
 
 
 def latency(seconds: dict, counting: float, timesteps: list[int], device) -> dict:
@@ -65,14 +89,15 @@ def load_for_split(weights: str | Path, data: str | Path, split: str, imgsz: int
                    mode: str | None, percentile: float, calib_images: int, ann: bool, burst: int | None, snm: bool,
                    train_split: str | None, val_split: str | None, command: str = "val",
                    ann_weights: str | Path | None = None):
-    """(the networks of ``weights``, the prepared dataset's yaml) once the weights, the dataset, the split and the
+    """(the networks of ``weights``, the prepared dataset's yaml, the role of ``split``) once the weights, the
+    dataset, the split and the
     classes are known to fit, each checked before anything heavier (one clear error otherwise); channel / layer
     modes calibrate on the train split's images."""
     if imgsz is not None:
         image_size(imgsz, command)
     weights_file = read_weights(weights)  # a bad weights file fails before the dataset is prepared
     data_yaml = prepare_dataset(data, train_split=train_split, val_split=val_split)
-    split_images(data_yaml, split)  # a split the dataset lacks is one DatasetError naming those it has
+    split = split_role(data_yaml, split, data)
     check_classes(weights_file.names, data_yaml, data, weights)  # before any conversion
 
     def calibration(size: int) -> list:  # channel / layer modes: images of the train split
@@ -81,7 +106,7 @@ def load_for_split(weights: str | Path, data: str | Path, split: str, imgsz: int
     loaded = load_model(weights_file, device, ann=ann, mode=mode, burst=burst, snm=snm, calibration=calibration,
                         percentile=percentile, imgsz=imgsz, backend=default_backend(device),  # fused on CUDA
                         ann_weights=ann_weights)
-    return loaded, data_yaml
+    return loaded, data_yaml, split
 
 
 def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS, split: str = "val",
@@ -100,7 +125,7 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
         raise ValueError("the cost meter watches every layer of the eager forward: compile with cost=False")
     device = torch_device(device)  # 'auto', '0', … as torch reads them
     timesteps = checked_timesteps(timesteps)
-    loaded, data_yaml = load_for_split(weights, data, split, imgsz, device, mode, percentile, calib_images, ann,
+    loaded, data_yaml, split = load_for_split(weights, data, split, imgsz, device, mode, percentile, calib_images, ann,
                                        burst, snm, train_split, val_split, ann_weights=ann_weights)
     if ann and loaded.ann is None:
         LOGGER.warning(f"no ANN row: {weights} is an SNN artifact whose source checkpoint is not beside it; pass the "

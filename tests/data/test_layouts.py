@@ -180,6 +180,43 @@ def test_labelimg_folder_xml_beside_images(tmp_path):
     assert yaml.safe_load(data.read_text())["names"] == {0: "bar", 1: "square"}
 
 
+def test_xml_folder_beside_an_image_folder(tmp_path):
+    voc = make_voc(tmp_path / "voc", count=12, degenerate=False)
+    folder = tmp_path / "shots"
+    (folder / "annotations").mkdir(parents=True)
+    (folder / "Images").mkdir()
+    for f in (voc / "Annotations").iterdir():
+        shutil.copy(f, folder / "annotations")
+    for f in (voc / "JPEGImages").iterdir():
+        shutil.copy(f, folder / "Images")
+    data = prepare_dataset(folder, train_split="all", val_split="all")
+    assert prepared(data)["kind"].startswith("VOC XML folder and image folder") and len(images_of(data, "val")) == 12
+
+
+def test_train_and_test_folders_of_a_labelimg_export(tmp_path):
+    """train/ and test/ (XML beside the images, or annotations/ + images/): test is the val role."""
+    voc = make_voc(tmp_path / "voc", count=10, degenerate=False)
+    export = tmp_path / "export"
+    for image_id, where in [(f"img{i:03d}", "train" if i < 7 else "test") for i in range(10)]:
+        xml, image = voc / "Annotations" / f"{image_id}.xml", voc / "JPEGImages" / f"{image_id}.jpg"
+        target = export / where
+        if where == "train":  # XML beside the images
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy(xml, target), shutil.copy(image, target)
+        else:  # folders of their own
+            (target / "annotations").mkdir(parents=True, exist_ok=True), (target / "images").mkdir(exist_ok=True)
+            shutil.copy(xml, target / "annotations"), shutil.copy(image, target / "images")
+    data = prepare_dataset(export)
+    summary = prepared(data)["summary"]
+    assert summary["train"]["split"] == "train" and summary["val"]["split"] == "test"
+    assert images_of(data, "val") == ["img007.jpg", "img008.jpg", "img009.jpg"] and len(images_of(data, "train")) == 7
+    assert sorted(dataset_evaluator(data, "val").truth) == ["img007", "img008", "img009"]
+    shutil.copytree(export / "test", export / "val")  # a val folder takes the val role; test becomes the third
+    assert set(prepared(prepare_dataset(export))["summary"]) == {"train", "val", "test"}
+    with pytest.raises(DatasetError, match=r"has no split 'dev': its splits are test, train, val"):
+        prepare_dataset(export, val_split="dev")
+
+
 # --- spikeyolo dataset yaml ------------------------------------------------------------------------------------------
 
 def test_spikeyolo_yaml_points_at_coco_jsons_and_image_folders(tmp_path):

@@ -70,6 +70,19 @@ def test_val_writes_report(weights, voc_dataset, tmp_path, capsys):
     assert "signed neurons with memory, binary spikes, bf16 convolutions" in capsys.readouterr().out
 
 
+def test_a_quick_look_takes_exactly_the_images_asked_and_a_split_by_the_datasets_own_name(weights, voc_dataset,
+                                                                                           tmp_path):
+    """--images 3 with batch 4 evaluates 3 images, not a batch's worth; a VOC folder's `test` is its val role."""
+    assert main(["val", "--weights", str(weights), "--data", str(voc_dataset), "--timesteps", "1", "--imgsz", "64",
+                 "--batch", "4", "--images", "3", "--split", "test", "--no-ann", "--project", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "exp" / "report.json").read_text())
+    assert report["images"] == 3 and report["split"] == "val" and report["dataset_split"] == "test"
+    assert main(["val", "--weights", str(weights), "--data", str(voc_dataset), "--timesteps", "1", "--imgsz", "64",
+                 "--split", "trainval", "--images", "2", "--no-ann", "--project", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "exp2" / "report.json").read_text())
+    assert report["images"] == 2 and report["split"] == "train" and report["dataset_split"] == "trainval"
+
+
 def test_one_run_gives_every_t(weights, voc_dataset):
     """Detections at T read from one run to max(T) equal those of a separate run to T."""
     from spikeyolo.quantize.checkpoint import load_detector
