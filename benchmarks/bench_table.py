@@ -1,4 +1,4 @@
-"""Print the README speed table from a `spikeyolo benchmark --json` file (no figure is typed by hand).
+"""Print the speed table of docs/results.md from a `spikeyolo benchmark` report (its benchmark.json; no figure typed by hand).
 
 Usage: python benchmarks/bench_table.py runs/bench/cpu-320.json
 One row per (imgsz, batch, T): images/s of every engine, our per-step cost over one ANN forward, and
@@ -54,7 +54,7 @@ def table(report: dict) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("report", type=Path, help="a spikeyolo benchmark --json file")
+    parser.add_argument("report", type=Path, help="a spikeyolo benchmark report (runs/benchmark/expN/benchmark.json)")
     print("\n".join(table(json.loads(parser.parse_args().report.read_text()))))
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# README "Results": ANN vs SNN on BCCD test for the models of benchmarks/train_bccd.sh.
+# docs/results.md: ANN vs SNN on BCCD test for the models of benchmarks/train_bccd.sh.
 #   1. the QCFS model (qcfs-ft), converted with QCFS thresholds: T = 1..8 (bursts of up to 4), T = 1..32
 #      (signed neurons with memory) and T = 1..64 (binary IF)
 #   2. the ReLU and the leaky-ReLU (IBT) ANNs, channel-wise vs layer-wise normalization, T = 32..256

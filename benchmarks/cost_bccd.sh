@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The cost tables of README "Cost, counted honestly": the shipped BCCD models on BCCD test frames and on the
+# The cost tables of docs/results.md "Cost, counted honestly": the shipped BCCD models on BCCD test frames and on the
 # held-out saccade event frames (build those first: python benchmarks/make_event_bccd.py), three neuron types
 # each, every T in one run, then the tables printed from the reports.
 # Usage: bash benchmarks/cost_bccd.sh [frames|events|both]

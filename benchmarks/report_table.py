@@ -1,4 +1,4 @@
-"""Print README table rows from `spikeyolo val` report.json files (no figure is typed by hand).
+"""Print docs/results.md table rows from `spikeyolo val` report.json files (no figure is typed by hand).
 
 Usage: python benchmarks/report_table.py LABEL=REPORT_JSON [LABEL=REPORT_JSON ...] [--ann-from REPORT_JSON]
 Each report gives one row per T; the ANN row comes from the first report that has one (or --ann-from).

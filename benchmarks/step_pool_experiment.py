@@ -1,4 +1,4 @@
-"""Experiment for issue 19 (not a product option): SPPF's max-pools left as plain max-pools of each step's spikes.
+"""Experiment (not a product option): SPPF's max-pools left as plain max-pools of each step's spikes.
 
 The converter replaces every max-pool with the exact ``CumulativeMaxPool`` (its output's running sum is the
 max-pool of the input's running sum). The issue's hint: a naive pool of each step's spikes (for binary spikes, an
@@ -6,7 +6,7 @@ OR over the window) scored higher after conversion. This script runs any spikeyo
 pool replacement switched off, so `val` and `tune` see the naive pool. Binary and burst IF only (a signed
 network's negative spikes would be pooled wrongly); the cost report leaves out the pools' comparisons.
 
-Usage: python benchmarks/step_pool_experiment.py val|tune ARGS...   (README "±1 spikes at T ≤ 4")
+Usage: python benchmarks/step_pool_experiment.py val|tune ARGS...   (docs/results.md "±1 spikes at T ≤ 4")
 """
 import importlib
 import sys

@@ -1,6 +1,6 @@
 """What swapping a trained detector's activations for QCFS costs before any training: mAP50 on a dataset's val
 split of the model as it is, and with QCFS at each L (λ calibrated per layer at a percentile of its inputs on the
-first val batch, as `spikeyolo train --from` starts). README "Natural images: oi5".
+first val batch, as `spikeyolo train --from` starts). docs/results.md "Natural images: oi5".
 Usage: python benchmarks/swap_check.py WEIGHTS [--data ../shared/datasets/oi5] [--imgsz 320] [--levels 4 8 16]
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The event-camera model of README "Event camera": build the saccade event version of BCCD, train a QCFS
+# The event-camera model of docs/results.md "Event camera": build the saccade event version of BCCD, train a QCFS
 # detector on its event frames, convert it and report mAP against T on the held-out recordings' frames.
 # Usage: bash benchmarks/train_events.sh [epochs] [device]
 set -euo pipefail

@@ -1,5 +1,5 @@
 """What the COCO YOLOv5n knows before any fine-tuning: its own anchor-based head, zero-shot, on a dataset whose
-classes are COCO classes (oi5). The reference for README "Natural images: oi5": how much of the pretrained model's
+classes are COCO classes (oi5). The reference for docs/results.md "Natural images: oi5": how much of the pretrained model's
 accuracy the fine-tuned models (whose anchor-free head starts from scratch) win back.
 
 The .pt is read without unpickling (spikeyolo.pickled); the backbone and neck run as `spikeyolo import` rebuilt them

@@ -178,7 +178,7 @@ def add_tune(sub) -> None:
     p.add_argument("--burst", type=int, default=1, help="spikes per neuron and step (default 1: ±1 spikes)")
     p.add_argument("--snm", action="store_true", help=SNM_HELP)
     p.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs over the train split (0: calibration "
-                   "only; README, BCCD's 292 images at 320 px: 6 take ~25 min on 2 CPU cores and reach 96.7 %% of the ANN's "
+                   "only; docs/results.md, BCCD's 292 images at 320 px: 6 take ~25 min on 2 CPU cores and reach 96.7 %% of the ANN's "
                    "mAP50 at T = 4 with binary spikes, 10 reach 98.9 %%)")
     p.add_argument("--lr", type=float, default=6e-4, help="Adam learning rate, cosine-decayed to 0")
     p.add_argument("--batch", type=int, default=8, help="images per fine-tuning step")
@@ -192,10 +192,10 @@ def add_tune(sub) -> None:
                    "channel (DIET-SNN)")
     p.add_argument("--loss", choices=("anchors", "objects"), default="anchors", help="distillation loss balance: "
                    "anchors (default: the class term averaged over all anchors) or objects (per unit of the ANN's "
-                   "total confidence, box term x3; no better on BCCD, see README)")
+                   "total confidence, box term x3; no better on BCCD, see docs/results.md)")
     p.add_argument("--label-gain", type=float, default=0.1, help="weight of the labels' detection loss "
                    "(ultralytics': box, class, DFL) beside the ANN's teaching (default 0.1; 0: the ANN alone, no "
-                   "labels used; README: on BCCD 0.760 -> 0.790 mAP50 at T = 4)")
+                   "labels used; docs/results.md: on BCCD 0.760 -> 0.790 mAP50 at T = 4)")
     p.add_argument("--readouts", type=int_list, help="steps after which the head is distilled, e.g. 2,4: one network "
                    "for several T (default: --timesteps only)")
     p.add_argument("--imgsz", type=int, help="image size (default: the checkpoint's)")

@@ -55,7 +55,7 @@ CPU_FOLDED_BATCH = 16  # images × steps per layer call on the CPU: larger folde
 def default_chunk(images: torch.Tensor, timesteps: int) -> int:
     """Steps per call: all of them on a GPU; on the CPU as many as keep the folded batch ≤ CPU_FOLDED_BATCH.
 
-    Measured with ``spikeyolo benchmark`` (README): at batch 16, T = 8 on 2 cores, one step at a time ran
+    Measured with ``spikeyolo benchmark`` (docs/results.md): at batch 16, T = 8 on 2 cores, one step at a time ran
     1.7x faster than all 8 folded (a 128-image batch per convolution); at batch 1 folding all 8 ran 1.7x faster.
     """
     if images.is_cuda:

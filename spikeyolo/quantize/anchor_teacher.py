@@ -4,7 +4,7 @@ yolov5n.pt``).
 Importing a YOLOv5 checkpoint carries its backbone and neck; its Detect head (three 1×1 convolutions over three
 anchors per cell) has no counterpart in ultralytics' anchor-free head, which starts from scratch, and 600 photos do
 not teach a new head what COCO taught the old one (oi5: the COCO YOLOv5n zero-shot reaches 0.44 mAP50 on its val
-images with its own head; fine-tuned with a fresh head, 0.17 after 30 epochs; README "Natural images: oi5"). The old
+images with its own head; fine-tuned with a fresh head, 0.17 after 30 epochs; docs/results.md "Natural images: oi5"). The old
 head can still teach: at every cell of every level (both heads use strides 8, 16, 32 and the same grid) it says
 how likely each class is (objectness × class probability, the best of the cell's three anchors) and where the box
 of its most confident anchor lies. In the student's terms: class logits, and each box side's distance from the

@@ -43,7 +43,7 @@ def distillation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch
     background, so on BCCD the class term is ~1/30 of the box term's excess over its floor. "objects": the class
     term summed over anchors and classes, both terms divided by the teacher's total confidence (as ultralytics
     normalizes its detection loss by the target scores' sum), the box term × BOX_GAIN: confidences weigh as much as
-    boxes. Measured on BCCD (README), "objects" is no better (0.749 against 0.760 mAP50 at T = 4).
+    boxes. Measured on BCCD (docs/results.md), "objects" is no better (0.749 against 0.760 mAP50 at T = 4).
     """
     probs = teacher["scores"].sigmoid()
     weight = probs.amax(1)  # [B, A]: how much each anchor is an object to the teacher

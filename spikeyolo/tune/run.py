@@ -48,7 +48,7 @@ class TuneSettings:
     feature_weight: float = 0.0
     thresholds: bool = False  # train θ per channel too (DIET-SNN)
     readouts: tuple[int, ...] | None = None  # steps whose head outputs are distilled (default: T only)
-    loss: str = "anchors"  # distillation_loss's balance: "anchors" or "objects" (README: no better on BCCD)
+    loss: str = "anchors"  # distillation_loss's balance: "anchors" or "objects" (docs/results.md: no better on BCCD)
     label_gain: float = 0.1  # the labels' detection loss (ultralytics'), × this, joins the distillation (0: none)
     seed: int = 0
     train_split: str | None = None  # the dataset's own split name (default: the layout's standard)
