@@ -72,16 +72,28 @@ class ImageSource:
                               "are truncated or not images")
 
 
+def _opened(target: str | int) -> cv2.VideoCapture:
+    """``cv2.VideoCapture(target)`` with OpenCV's own C++ log silenced while it tries its backends (a missing camera
+    prints several [ WARN]/[ERROR] lines from each; the one clear error is ours)."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.VideoCapture(target)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+
+
 class VideoSource:
     """A video file, camera or stream; ``broken`` is set if reading stopped before the announced end."""
     is_video = True
 
     def __init__(self, target: str | int, name: str):
-        self.capture = cv2.VideoCapture(target)
+        self.capture = _opened(target)
         self.name = name
         if not self.capture.isOpened():
-            kind = "camera" if isinstance(target, int) else "video or stream"
-            raise SourceError(f"cannot open {kind} {name}: check that it exists and is a readable video")
+            what = f"{name}: check that it is connected and not in use by another program" if isinstance(target, int) \
+                else f"video or stream {name}: check that it exists and is a readable video"
+            raise SourceError(f"cannot open {what}")
         self.fps = self.capture.get(cv2.CAP_PROP_FPS) or 25.0
         self.fps = self.fps if 0 < self.fps < 1000 else 25.0
         count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)

@@ -217,3 +217,16 @@ def test_batched_folders_warm_up_and_stage_times(weights, tmp_path, capsys):
     batched, single = ([json.loads(line) for line in (tmp_path / "out" / run_dir / "predictions.jsonl").open()]
                        for run_dir in ("exp", "exp2"))
     assert [line["source"] for line in batched] == [line["source"] for line in single] and len(batched) == 5
+
+
+def test_a_missing_camera_is_one_line_even_from_opencvs_own_log(weights, tmp_path):
+    """OpenCV's C++ backends print [ WARN]/[ERROR] lines straight to the process's stderr when a camera is not
+    there (capsys cannot see them): the whole stderr of the process is our one line."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "spikeyolo.cli", "detect", "7", "--weights", str(weights),
+                           "--project", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "spikeyolo detect: error: cannot open camera 7: check that it is connected and not in use by another program"]
