@@ -66,3 +66,28 @@ def test_summary_speedups_from_known_timings():
     assert rows["spikingjelly"]["neuron_speedup"] == pytest.approx(4.0)
     assert rows["spikingjelly"]["bound"] == pytest.approx(2.5)
     assert rows["naive"]["speedup"] == pytest.approx(1.5) and "bound" not in rows["naive"]
+
+
+def test_doubtful_timings_are_named():
+    """Rounds that spread widely, or an engine that ran more steps in less time, are warned about; clean ones not."""
+    from spikeyolo.bench.speed import BenchResult, timing_warnings
+
+    def row(engine, steps, seconds, spread=0.05):
+        return BenchResult(engine, 320, 1, steps, seconds, 1 / seconds, None, 0.0, spread=spread)
+
+    assert timing_warnings([row("ann", None, 0.1), row("snn", 1, 0.1), row("snn", 4, 0.3)]) == []
+    noisy = timing_warnings([row("ann", None, 0.1), row("snn", 1, 0.1, spread=0.4), row("snn", 4, 0.3)])
+    assert len(noisy) == 1 and "1 of 3 timings spread by more than 15%" in noisy[0] and "up to 40%" in noisy[0]
+    backwards = timing_warnings([row("snn", 1, 0.3), row("snn", 4, 0.2), row("naive", 1, 0.1), row("naive", 4, 0.4)])
+    assert backwards == ["snn (imgsz 320, batch 1) ran T=4 faster than T=1: noise, not a result; rerun with more "
+                         "--repeats"]
+
+
+def test_benchmark_says_which_neurons_run_and_what_peak_means(weights, tmp_path, capsys):  # noqa: F811
+    assert main(["benchmark", "--weights", str(weights), "--imgsz", "64", "--timesteps", "2", "--batch", "1",
+                 "--repeats", "2", "--engines", "snn,snn_binary", "--project", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "snn: detect's network: IF, bursts of up to 4 spikes" in out and "snn_binary: IF, binary spikes" in out
+    assert "peak: growth of the process's resident memory" in out and "round 2/2" in out
+    assert " 0.0 MB" not in out
+    assert "warnings" in json.loads((tmp_path / "exp" / "benchmark.json").read_text())

@@ -57,6 +57,7 @@ class BenchResult:
     per_timestep_ratio: float | None  # (seconds / T) / ANN seconds, same imgsz and batch
     peak_memory_mb: float     # CUDA: peak allocated; CPU: peak resident-set growth during the runs
     neuron_seconds: float | None = None  # median time of the neuron layers alone within one batch
+    spread: float = 0.0       # (slowest − fastest) / median of the timed rounds
 
 
 class PeakMemory:
@@ -96,8 +97,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_side_by_side(runs: dict, device: torch.device, repeats: int, warmup: int = 1) -> dict:
-    """{key: (median seconds, peak memory MB)} of every ``run()``, timed in turn, round after round.
+def time_side_by_side(runs: dict, device: torch.device, repeats: int, warmup: int = 1, on_round=None) -> dict:
+    """{key: (median seconds, peak memory MB, spread)} of every ``run()``, timed in turn, round after round;
+    spread is (slowest − fastest) / median. ``on_round(done, repeats)`` after each round.
 
     Interleaving the runs makes slow drifts of the machine (other tenants, clocks) hit every engine
     alike, so that the ratios between them hold even when the absolute figures wander.
@@ -107,7 +109,7 @@ def time_side_by_side(runs: dict, device: torch.device, repeats: int, warmup: in
         for run in runs.values():
             for _ in range(warmup):
                 run()
-        for _ in range(repeats):
+        for done in range(1, repeats + 1):
             for key, run in runs.items():
                 with PeakMemory(device) as memory:
                     _sync(device)
@@ -116,7 +118,11 @@ def time_side_by_side(runs: dict, device: torch.device, repeats: int, warmup: in
                     _sync(device)
                     times[key].append(time.perf_counter() - start)
                 peaks[key] = max(peaks[key], memory.peak)
-    return {key: (sorted(times[key])[repeats // 2], peaks[key] / 2**20) for key in runs}
+            if on_round is not None:
+                on_round(done, repeats)
+    medians = {key: sorted(times[key])[repeats // 2] for key in runs}
+    return {key: (medians[key], peaks[key] / 2**20, (max(times[key]) - min(times[key])) / medians[key])
+            for key in runs}
 
 
 class NeuronClock:
@@ -215,6 +221,8 @@ def run_benchmark(weights: str | Path, imgszs=(320,), timesteps=(1, 4), batches=
     built = build_engines(weights, device, wants_sj, precision, compiled)
     built["naive"] = built["snn_folded"] = built["snn_binary"]
     spiking = [e for e in ENGINES[1:] if e in built and (engines is None or e in engines)]
+    for line in engine_legend({name: built[name] for name in ("ann", *spiking)}, device):
+        progress(line)
     results = []
     for imgsz in imgszs:
         for batch in batches:
@@ -223,25 +231,78 @@ def run_benchmark(weights: str | Path, imgszs=(320,), timesteps=(1, 4), batches=
             runs.update({(name, steps): _runner(name, built[name], images, steps)
                          for steps in timesteps for name in spiking})
             progress(f"imgsz {imgsz} batch {batch}: timing {len(runs)} runs side by side, {repeats} rounds")
-            timed = time_side_by_side(runs, device, repeats, warmup=2 if compiled else 1)  # compiled: eager, compile
+            started = time.perf_counter()
+            timed = time_side_by_side(runs, device, repeats, warmup=2 if compiled else 1,  # compiled: eager, compile
+                                      on_round=lambda done, total: progress(
+                                          f"  round {done}/{total} ({time.perf_counter() - started:.0f} s)"))
             ann_seconds = timed[("ann", None)][0]
-            for (name, steps), (seconds, memory) in timed.items():
+            for (name, steps), (seconds, memory, spread) in timed.items():
                 neurons = None
                 if name in TIMED_NEURONS:
                     neurons = time_neurons(runs[(name, steps)], built[name], device, repeats)
                 ratio = None if steps is None else seconds / steps / ann_seconds
                 results.append(BenchResult(name, imgsz, batch, steps, seconds, batch / seconds, ratio, memory,
-                                           neurons))
+                                           neurons, spread))
                 progress(_line(results[-1]))
+    for warning in timing_warnings(results):
+        progress(f"warning: {warning}")
     return results
+
+
+NOISY = 0.15  # a spread of the rounds above this makes a configuration's figure doubtful
+
+
+def timing_warnings(results: list[BenchResult]) -> list[str]:
+    """What makes these figures doubtful: rounds that spread widely, and an engine that ran more steps in less
+    time (impossible but for noise: the machine was busy, or the clock moved)."""
+    warnings = []
+    noisy = [r for r in results if r.spread > NOISY]
+    if noisy:
+        worst = max(noisy, key=lambda r: r.spread)
+        warnings.append(f"{len(noisy)} of {len(results)} timings spread by more than {NOISY:.0%} between rounds (up "
+                        f"to {worst.spread:.0%}, {worst.engine} T={worst.timesteps}): the machine was busy; "
+                        "rerun with more --repeats, or with nothing else running")
+    by_engine = {}
+    for r in results:
+        if r.timesteps is not None:
+            by_engine.setdefault((r.engine, r.imgsz, r.batch), []).append(r)
+    for (engine, imgsz, batch), rows in by_engine.items():
+        rows.sort(key=lambda r: r.timesteps)
+        for fewer, more in zip(rows, rows[1:]):
+            if more.seconds < fewer.seconds:
+                warnings.append(f"{engine} (imgsz {imgsz}, batch {batch}) ran T={more.timesteps} faster than "
+                                f"T={fewer.timesteps}: noise, not a result; rerun with more --repeats")
+    return warnings
 
 
 def _line(r: BenchResult) -> str:
     ratio = f"{r.per_timestep_ratio:6.2f}" if r.per_timestep_ratio is not None else "     -"
     steps = f"{r.timesteps:4d}" if r.timesteps else "   -"
     neurons = f"  neurons {r.neuron_seconds / r.seconds:4.0%}" if r.neuron_seconds is not None else ""
-    return (f"{r.engine:>13} imgsz {r.imgsz:4d} batch {r.batch:3d} T {steps}  {r.images_per_s:9.2f} img/s  "
-            f"per-step/ANN {ratio}  peak {r.peak_memory_mb:8.1f} MB{neurons}")
+    memory = f"{r.peak_memory_mb:8.1f}" if r.peak_memory_mb >= 1 else "      <1"
+    return (f"{r.engine:>15} imgsz {r.imgsz:4d} batch {r.batch:3d} T {steps}  {r.images_per_s:9.2f} img/s "
+            f"±{r.spread / 2:4.0%}  per-step/ANN {ratio}  peak {memory} MB{neurons}")
+
+
+def engine_legend(engines: dict, device: torch.device) -> list[str]:
+    """What each engine runs, in words (its neurons), and what "peak" measures on this device."""
+    from spikeyolo.convert.load import describe_neurons
+
+    neurons = {name: describe_neurons(engines[name]) for name in ("snn", "snn_binary") if name in engines}
+    said = {"ann": "the ANN, batch-norm folded",
+            "snn": f"detect's network: {neurons.get('snn')}",
+            "snn_compiled": "detect's network through torch.compile",
+            "snn_binary": f"{neurons.get('snn_binary')} (the binary reference below)",
+            "snn_folded": "snn_binary, all T in one batch", "snn_nchw": "snn_binary in NCHW layout",
+            "snn_triton": "snn_binary with the fused Triton neurons",
+            "naive": "snn_binary stepped one timestep at a time through the whole network",
+            "spikingjelly": "snn_binary with SpikingJelly's IFNode in place of our neurons",
+            "spikingjelly_ms": "SpikingJelly's multi-step execution (image repeated over T, NCHW, its IFNode)"}
+    memory = ("peak: the CUDA allocator's peak during a run" if device.type == "cuda" else
+              "peak: growth of the process's resident memory during a run (memory freed by earlier runs is reused, "
+              "so <1 MB means it fit in what the process already held)")
+    return [f"{name}: {said[name]}" for name in ENGINES if name in engines] + [
+        memory, "±: half the spread between the fastest and slowest round"]
 
 
 def summary(results: list[BenchResult]) -> dict:
@@ -265,4 +326,4 @@ def summary(results: list[BenchResult]) -> dict:
             if r.engine == "spikingjelly" and "neuron_speedup" in row:  # the same layers: only neurons differ
                 row["bound"] = r.seconds / max(mine.seconds - mine.neuron_seconds, 1e-9)
             speedups.append(row)
-    return {"configs": [asdict(r) for r in results], "speedups": speedups}
+    return {"configs": [asdict(r) for r in results], "speedups": speedups, "warnings": timing_warnings(results)}
