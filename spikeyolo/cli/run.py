@@ -110,7 +110,16 @@ def run_webcam(args) -> None:
             for output in (video, folder / "last_frame.png" if args.screenshot else None):
                 if output is not None:
                     check_output_file(output, "--project")  # before the video is processed
-            summary = demo.run(args.headless, video, args.max_frames,
-                               folder / "last_frame.png" if args.screenshot else None)
+            if args.headless:  # nothing on screen: a bar says how far it is
+                from tqdm import tqdm
+
+                known = [n for n in (len(demo.source) if hasattr(demo.source, "__len__") else 0, args.max_frames) if n]
+                total = min(known) if known else None  # a camera runs until stopped
+                with tqdm(total=total, desc="webcam (headless)", unit="frame") as bar:
+                    summary = demo.run(True, video, args.max_frames, folder / "last_frame.png" if args.screenshot
+                                       else None, on_frame=bar.update)
+            else:
+                summary = demo.run(False, video, args.max_frames,
+                                   folder / "last_frame.png" if args.screenshot else None)
     saved = f", saved {summary.output}" if summary.output else ""
     print(f"{summary.frames} frame(s) at {summary.fps:.1f} FPS, T={summary.timesteps}{saved}")

@@ -101,8 +101,9 @@ class LiveDemo:
         return True
 
     def run(self, headless: bool = False, output: str | Path | None = None, max_frames: int | None = None,
-            screenshot: str | Path | None = None) -> LiveSummary:
-        """Show the live window, or (headless) write every rendered frame to ``output`` (.mp4)."""
+            screenshot: str | Path | None = None, on_frame=None) -> LiveSummary:
+        """Show the live window, or (headless) write every rendered frame to ``output`` (.mp4); ``on_frame()`` after
+        each frame (a progress bar)."""
         if headless and output is None:
             raise ValueError("headless mode needs an output video path")
         video = AtomicFile(Path(output)) if output else None
@@ -117,6 +118,8 @@ class LiveDemo:
                                                  (rendered.shape[1], rendered.shape[0]))
                     writer.write(rendered)
                 last, frames = rendered, frames + 1
+                if on_frame is not None:
+                    on_frame()
                 if not headless:
                     cv2.imshow("spikeyolo", rendered)
                     if not self.handle_key(cv2.waitKey(1) & 0xFF):

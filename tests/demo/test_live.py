@@ -22,7 +22,9 @@ def test_headless_writes_every_frame_side_by_side(weights, tmp_path, capsys):  #
     assert main(["webcam", "--source", str(source), "--weights", str(weights), "--headless", "--project",
                  str(tmp_path), "--timesteps", "2", "--side-by-side", "--screenshot"]) == 0
     out = tmp_path / "exp" / "webcam.mp4"
-    assert "7 frame(s)" in capsys.readouterr().out and _frame_count(out) == 7
+    printed = capsys.readouterr()
+    assert "7 frame(s)" in printed.out and _frame_count(out) == 7
+    assert "webcam (headless): 100%" in printed.err and "7/7" in printed.err  # headless: a bar, not silence
     shot = cv2.imread(str(tmp_path / "exp" / "last_frame.png"))
     assert shot.shape[1] == 2 * 96 and shot.shape[0] > 64  # two panels, firing-rate strip below
     assert not list(tmp_path.rglob(".*tmp*"))
