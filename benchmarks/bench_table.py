@@ -1,4 +1,5 @@
-"""Print the speed table of docs/results.md from a `spikeyolo benchmark` report (its benchmark.json; no figure typed by hand).
+"""Print the speed table of docs/results.md from a `spikeyolo benchmark` report (its benchmark.json; no
+figure typed by hand).
 
 Usage: python benchmarks/bench_table.py runs/bench/cpu-320.json
 One row per (imgsz, batch, T): images/s of every engine, our per-step cost over one ANN forward, and

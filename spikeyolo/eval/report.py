@@ -87,7 +87,10 @@ def table(report: dict) -> str:
     convs = f", {precision} convolutions" if precision != "fp32" else ""
     tuned = f"; tuned for T = {report['tuned_for_timesteps']} ({report.get('tuning')})" \
         if report.get("tuned_for_timesteps") else ""
-    lines = [f"SNN: {report.get('mode', '?')} conversion, {neurons}{convs}{tuned}",
+    split = report.get("dataset_split", report.get("split", "?"))
+    named = f" ({split})" if split != report.get("split") else ""
+    lines = [f"{report.get('images', '?')} images of {report.get('dataset', '?')}, {report.get('split')} split{named}",
+             f"SNN: {report.get('mode', '?')} conversion, {neurons}{convs}{tuned}",
              f"{'model':>10} {'T':>4} {'mAP50':>7} {'mAP50-95':>8} {'ops/img':>16} {'rate':>6} {'compute mJ':>10}"
              f" {'Lemaire mJ':>10} {'dataset metric':>15}"]
     cost = report.get("cost", {})

@@ -71,12 +71,13 @@ def test_val_writes_report(weights, voc_dataset, tmp_path, capsys):
 
 
 def test_a_quick_look_takes_exactly_the_images_asked_and_a_split_by_the_datasets_own_name(weights, voc_dataset,
-                                                                                           tmp_path):
+                                                                                           tmp_path, capsys):
     """--images 3 with batch 4 evaluates 3 images, not a batch's worth; a VOC folder's `test` is its val role."""
     assert main(["val", "--weights", str(weights), "--data", str(voc_dataset), "--timesteps", "1", "--imgsz", "64",
                  "--batch", "4", "--images", "3", "--split", "test", "--no-ann", "--project", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "exp" / "report.json").read_text())
     assert report["images"] == 3 and report["split"] == "val" and report["dataset_split"] == "test"
+    assert f"3 images of {voc_dataset}, val split (test)" in capsys.readouterr().out
     assert main(["val", "--weights", str(weights), "--data", str(voc_dataset), "--timesteps", "1", "--imgsz", "64",
                  "--split", "trainval", "--images", "2", "--no-ann", "--project", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "exp2" / "report.json").read_text())
