@@ -8,6 +8,8 @@ checkpoints are written and rebuilt by ``spikeyolo.quantize.checkpoint``, SNN ar
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import torch
@@ -87,5 +89,12 @@ def write_safetensors(state: dict[str, torch.Tensor], path: str | Path, meta: di
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"spikeyolo": json.dumps(meta)})
+        try:
+            save_file(tensors, str(tmp), metadata={"spikeyolo": json.dumps(meta)})
+        except SafetensorError as err:  # its I/O errors arrive as text: the OS error they carry, for one line
+            found = re.search(r"os error (\d+)|code: (\d+)", str(err))
+            if not found:
+                raise
+            code = int(found.group(1) or found.group(2))
+            raise OSError(code, os.strerror(code), str(path)) from None
     return path

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -38,6 +39,7 @@ REAL_OPTIONS = (("conf", 0.0, 1.0, False), ("iou", 0.0, 1.0, False), ("percentil
                 ("teacher_features", 0.0, 1000.0, False), ("label_gain", 0.0, 1000.0, False))
 
 OUTPUT_DIRS = ("project",)
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
 
 def _check_numbers(args) -> None:
     """Every number option within spikeyolo.limits, before anything is loaded (one line, exit 2): the one place
@@ -99,9 +101,19 @@ DESCRIPTION = ("YOLO detectors as spiking neural networks: train with QCFS, conv
                "Every command writes into a new run folder (--project/--name). `spikeyolo COMMAND --help` for its "
                "options.")
 
+def _quiet_opencv() -> None:
+    """OpenCV's and FFmpeg's own C++ logs off: every failure they print about (a camera that is not there, a frame
+    that could not be written) reaches the user as the command's one line instead."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    if "cv2" in sys.modules:  # already imported (a caller of main()): its logger read the variable at start
+        sys.modules["cv2"].utils.logging.setLogLevel(sys.modules["cv2"].utils.logging.LOG_LEVEL_SILENT)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    _quiet_opencv()
     from spikeyolo.checkpoint import CheckpointError
     from spikeyolo.convert import ConversionError
     from spikeyolo.data import DatasetError
@@ -119,6 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, DatasetError, CheckpointError, ConversionError, SourceError, EventError, OutputError,
             limits.LimitError) as err:
         print(f"spikeyolo {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a full disk or quota, a file-size limit, a read-only or failing device: one line
+        if err.errno not in WRITE_ERRORS or os.environ.get("SPIKEYOLO_DEBUG"):
+            raise
+        remove_pending()
+        where = f" {err.filename}" if err.filename else ""
+        print(f"spikeyolo {args.command}: error: cannot write{where}: {os.strerror(err.errno)}; free some space or "
+              "choose another --project (nothing half-written was kept)", file=sys.stderr)
         return 2
     except ValueError as err:  # the Python API's checks (a value no CLI check caught); SPIKEYOLO_DEBUG=1: traceback
         if os.environ.get("SPIKEYOLO_DEBUG"):
