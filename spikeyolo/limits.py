@@ -25,6 +25,9 @@ MAX_CALIB_IMAGES = 100_000
 MAX_CAMERA_INDEX = 1023   # a camera device index (OpenCV takes a C int)
 MAX_THRESHOLD_SCALES = 16 # val --threshold-scale values, each a full evaluation
 MAX_IMAGE_SIDE = 100_000  # pixels, of an image a dataset annotation describes
+MAX_YAML_BYTES = 2**20     # a dataset yaml (10,000 class names take ~0.2 MB; parsing is slow and large beyond)
+MAX_PT_BYTES = 4 * 2**30   # the tensors a .pt may unpack to (a yolov8x training checkpoint holds ~0.4 GB)
+MAX_MODULE_DEPTH = 64      # nesting of a .pt's module tree (ultralytics' is ~5)
 MAX_OBJECTS_PER_IMAGE = 5_000  # labelled boxes of one image (the densest real sets hold ~1,000; the detection
                                # loss's assignment allocates objects × anchors per image)
 

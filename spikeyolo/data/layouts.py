@@ -14,10 +14,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
 from spikeyolo.data.images import IMAGE_SUFFIXES
-from spikeyolo.data.records import DatasetError
+from spikeyolo.data.records import DatasetError, read_dataset_yaml
 from spikeyolo.data.voc import HELD_OUT_ONE_IN, VOCPart, is_voc, listed_ids, unsplit_part, voc_split_part
 
 ROBOFLOW_JSON = "_annotations.coco.json"
@@ -250,10 +249,7 @@ def find_layout(source: Path, train: str | None = None, val: str | None = None) 
         return Layout("coco", "COCO instances JSON (one split)", source, {"train": [part], "val": [part]},
                       [f"{source} is a single split: it serves as both train and val"])
     if source.suffix in (".yaml", ".yml"):
-        try:
-            config = yaml.safe_load(source.read_text())
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-            raise DatasetError(f"cannot read dataset yaml {source}: {str(err).splitlines()[0]}") from None
+        config = read_dataset_yaml(source)
         if isinstance(config, dict) and "format" in config:
             return _spikeyolo_yaml(source, config, train, val)
         return Layout("yaml", "ultralytics dataset yaml", source)

@@ -19,7 +19,7 @@ from spikeyolo.data.coco import read_coco
 from spikeyolo.data.images import IMAGE_SUFFIXES
 from spikeyolo.data.yolo import label_path, read_yolo_labels
 from spikeyolo.limits import MAX_CLASSES
-from spikeyolo.data.records import LOGGER, BoxAudit, DatasetError, ImageRecord
+from spikeyolo.data.records import LOGGER, BoxAudit, DatasetError, ImageRecord, read_dataset_yaml
 from spikeyolo.data.layouts import Layout, find_layout
 from spikeyolo.data.voc import read_voc_part, voc_part_names
 
@@ -140,10 +140,7 @@ def _audits(found: dict[str, BoxAudit]) -> dict:
 
 def _read_yolo_yaml(path: Path) -> tuple[dict, Path]:
     """The yaml's config and its dataset root, checked: train, val and names present, names strings."""
-    try:
-        config = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise DatasetError(f"cannot read dataset yaml {path}: {str(err).splitlines()[0]}") from None
+    config = read_dataset_yaml(path)
     missing = [k for k in ("train", "val", "names") if not isinstance(config, dict) or not config.get(k)]
     if missing:
         raise DatasetError(f"dataset yaml {path} lacks {', '.join(missing)}: it needs train, val and names "

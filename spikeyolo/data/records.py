@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spikeyolo.limits import MAX_OBJECTS_PER_IMAGE
+from spikeyolo.limits import MAX_OBJECTS_PER_IMAGE, MAX_YAML_BYTES
 
 LOGGER = logging.getLogger("spikeyolo.data")
 
@@ -108,3 +108,18 @@ def checked_box(box, width: int, height: int, audit: BoxAudit, where: str):
         audit.clipped += 1
         audit.files.add(where)
     return cx1, cy1, cx2, cy2
+
+
+def read_dataset_yaml(path: Path):
+    """A dataset yaml, parsed: a file over MAX_YAML_BYTES is refused before parsing (a yaml parser takes minutes
+    and gigabytes on a few megabytes of names), unreadable ones are one DatasetError."""
+    import yaml
+
+    try:
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise DatasetError(f"dataset yaml {path} is {size / 2**20:.1f} MB: a dataset yaml names files and classes "
+                               f"in at most {MAX_YAML_BYTES // 2**20} MB; check that this is the dataset's yaml")
+        return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: faster
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise DatasetError(f"cannot read dataset yaml {path}: {str(err).splitlines()[0]}") from None

@@ -260,3 +260,15 @@ def test_a_coco_supercategory_that_is_not_a_name_is_ignored(tmp_path):
     path = coco_file(tmp_path / "coco", lambda d: d["categories"][0].__setitem__("supercategory", [1, 2]))
     records, names, _, _ = read_coco(path)
     assert names == ["thing"] and len(records[0].boxes) == 1
+
+
+def test_a_dataset_yaml_of_megabytes_is_refused_before_parsing(tmp_path, capsys):
+    """10^6 class names: minutes and gigabytes to parse; refused by its size in one line."""
+    from spikeyolo.cli import main
+
+    (tmp_path / "images").mkdir()
+    spec = tmp_path / "d.yaml"
+    spec.write_text("train: images\nval: images\nnames:\n" + "".join(f"  - class{i}\n" for i in range(200_000)))
+    assert main(["data", str(spec)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"dataset yaml {spec} is 2.9 MB" in err[0] and "at most 1 MB" in err[0]
