@@ -28,6 +28,7 @@ MAX_IMAGE_SIDE = 100_000  # pixels, of an image a dataset annotation describes
 MAX_YAML_BYTES = 2**20     # a dataset yaml (10,000 class names take ~0.2 MB; parsing is slow and large beyond)
 MAX_PT_BYTES = 4 * 2**30   # the tensors a .pt may unpack to (a yolov8x training checkpoint holds ~0.4 GB)
 MAX_MODULE_DEPTH = 64      # nesting of a .pt's module tree (ultralytics' is ~5)
+MAX_MODULES = 100_000      # modules visited in a .pt's tree (yolov8x has ~400)
 MAX_OBJECTS_PER_IMAGE = 5_000  # labelled boxes of one image (the densest real sets hold ~1,000; the detection
                                # loss's assignment allocates objects × anchors per image)
 

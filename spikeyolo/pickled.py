@@ -9,12 +9,14 @@ The state dict, the model yaml and the class names are then read off the stand-i
 from __future__ import annotations
 
 from collections import OrderedDict
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from spikeyolo.checkpoint import CheckpointError
+from spikeyolo.limits import MAX_MODULE_DEPTH, MAX_MODULES, MAX_PT_BYTES
 
 # Namespaces of the classes a detection checkpoint holds (ultralytics, YOLOv5, torch modules) and of the plain data
 # around them; a stand-in takes their place, so even these run nothing.
@@ -82,6 +84,7 @@ def read_pickled_checkpoint(path: str | Path) -> PickledCheckpoint:
     if not path.is_file():
         raise CheckpointError(f"{path} not found: pass your .pt checkpoint")
     try:
+        _check_archive(path)
         names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
         with torch.serialization.safe_globals(_stand_ins(names, path)):
             checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -97,30 +100,72 @@ def read_pickled_checkpoint(path: str | Path) -> PickledCheckpoint:
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise CheckpointError(f"{path}: its model has no class names")
     yaml = model.get("yaml")
-    levels = {m.get("levels") for m in _modules(model) if m.qualified_name.endswith("qcfs.QCFS")}
+    levels = {m.get("levels") for _, m in _modules(model, path) if m.qualified_name.endswith("qcfs.QCFS")}
     if len(levels) > 1 or not all(isinstance(level, int) for level in levels):
         raise CheckpointError(f"{path}: its QCFS layers disagree on the number of levels ({sorted(map(str, levels))})")
     return PickledCheckpoint(path, model.qualified_name, yaml if isinstance(yaml, dict) else None, names,
                              _state_dict(model, path), levels.pop() if levels else None)
 
 
-def _modules(module: StandIn) -> list[StandIn]:
-    children = [c for c in (module.get("_modules") or OrderedDict()).values() if isinstance(c, StandIn)]
-    return [module] + [m for child in children for m in _modules(child)]
+def _check_archive(path: Path) -> None:
+    """Before anything is unpacked: torch.save writes uncompressed records, so a compressed one (which may inflate
+    a few megabytes into gigabytes) is refused, and so are records that add up to more than MAX_PT_BYTES."""
+    if not zipfile.is_zipfile(path):
+        return  # torch's legacy format: read by its weights-only loader as it is
+    with zipfile.ZipFile(path) as archive:
+        entries = archive.infolist()
+    packed = [e.filename for e in entries if e.compress_type != zipfile.ZIP_STORED]
+    if packed:
+        raise CheckpointError(f"{path}: record {packed[0]} is compressed, which torch.save never writes (it may unpack "
+                              "to gigabytes): it was not loaded; save the checkpoint again with torch.save")
+    total = sum(e.file_size for e in entries)
+    if total > MAX_PT_BYTES:
+        raise CheckpointError(f"{path} unpacks to {total / 2**30:.1f} GB, more than the {MAX_PT_BYTES / 2**30:.0f} GB "
+                              "a detection checkpoint holds: it was not loaded")
 
 
-def _state_dict(module: StandIn, path: Path, prefix: str = "") -> dict[str, torch.Tensor]:
-    """The tensors of a stand-in module tree, named as ``nn.Module.state_dict`` names them, as float32."""
-    state = {}
-    skip = module.get("_non_persistent_buffers_set") or set()
-    for group in ("_parameters", "_buffers"):
-        for name, tensor in (module.get(group) or OrderedDict()).items():
-            if tensor is None or (group == "_buffers" and name in skip):
-                continue
-            if not isinstance(tensor, torch.Tensor):
-                raise CheckpointError(f"{path}: {prefix}{name} is not a tensor")
-            state[f"{prefix}{name}"] = tensor.detach().float() if tensor.is_floating_point() else tensor.detach()
-    for name, child in (module.get("_modules") or OrderedDict()).items():
-        if isinstance(child, StandIn):
-            state.update(_state_dict(child, path, f"{prefix}{name}."))
+def _modules(root: StandIn, path: Path) -> list[tuple[str, StandIn]]:
+    """(prefix, module) of a stand-in module tree, parents first, as ``nn.Module.state_dict`` visits it (a module
+    shared by two parents under both names), walked without recursion. A module inside itself, a tree deeper than
+    MAX_MODULE_DEPTH or one of more than MAX_MODULES visits is one CheckpointError."""
+    found, pending = [], [("", root, ())]
+    while pending:
+        prefix, module, ancestors = pending.pop()
+        where = prefix.rstrip(".") or "the root"
+        if id(module) in ancestors or len(ancestors) > MAX_MODULE_DEPTH or len(found) >= MAX_MODULES:
+            what = ("holds a module inside itself" if id(module) in ancestors else
+                    f"nests modules deeper than {MAX_MODULE_DEPTH}" if len(ancestors) > MAX_MODULE_DEPTH else
+                    f"has more than {MAX_MODULES} modules")
+            raise CheckpointError(f"{path}: its model {what} (at {where}), which no detector does: it was not loaded")
+        found.append((prefix, module))
+        children = module.get("_modules") or OrderedDict()
+        if not isinstance(children, dict):
+            raise CheckpointError(f"{path}: the submodules of {where} are not a mapping: it was not loaded")
+        pending += [(f"{prefix}{name}.", child, (*ancestors, id(module))) for name, child in reversed(children.items())
+                    if isinstance(child, StandIn)]
+    return found
+
+
+def _state_dict(root: StandIn, path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a stand-in module tree, named as ``nn.Module.state_dict`` names them, as float32; a tensor
+    that claims more elements than its storage holds (an expanded view) is refused before anything is copied."""
+    state, total = {}, 0
+    for prefix, module in _modules(root, path):
+        skip = module.get("_non_persistent_buffers_set") or set()
+        for group in ("_parameters", "_buffers"):
+            for name, tensor in (module.get(group) or OrderedDict()).items():
+                if tensor is None or (group == "_buffers" and name in skip):
+                    continue
+                if not isinstance(tensor, torch.Tensor):
+                    raise CheckpointError(f"{path}: {prefix}{name} is not a tensor")
+                needed = tensor.numel() * tensor.element_size()
+                if needed > tensor.untyped_storage().nbytes():
+                    raise CheckpointError(f"{path}: {prefix}{name} claims shape {tuple(tensor.shape)} on "
+                                          f"{tensor.untyped_storage().nbytes()} bytes of storage (an expanded view, "
+                                          "which a saved model does not hold): it was not loaded")
+                total += tensor.numel() * 4
+                if total > MAX_PT_BYTES:
+                    raise CheckpointError(f"{path}: its tensors add up to more than {MAX_PT_BYTES / 2**30:.0f} GB as "
+                                          "float32: it was not loaded")
+                state[f"{prefix}{name}"] = tensor.detach().float() if tensor.is_floating_point() else tensor.detach()
     return state

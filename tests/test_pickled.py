@@ -1,5 +1,6 @@
 """Users' .pt checkpoints read without running their code: payloads refused or inert, real checkpoints mapped."""
 import hashlib
+import re
 import sys
 import types
 
@@ -78,3 +79,71 @@ def test_a_damaged_checkpoint_is_one_line(tmp_path, capsys):
     assert main(["import", str(tmp_path / "bad.pt")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.pt" in err[0]
+
+
+def _saved(model, path, names=("a",)):
+    model.names = list(names)
+    torch.save({"model": model}, path)
+    return path
+
+
+def _chain(depth: int, fan: int = 1) -> torch.nn.Module:
+    """``depth`` nested Sequentials; with ``fan`` > 1 every level holds the next ``fan`` times (a shared module)."""
+    inner = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1))
+    for _ in range(depth):
+        inner = torch.nn.Sequential(*[inner] * fan)
+    return inner
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("cycle", "its model holds a module inside itself (at loop)"),
+    ("deep", "its model nests modules deeper than 64"),
+    ("shared", "its model has more than 100000 modules"),
+    ("expanded", "model.weight claims shape (100000, 100000) on 2 bytes of storage (an expanded view"),
+])
+def test_hostile_module_trees_and_tensors_are_one_line(case, expected, tmp_path, capsys):
+    """A cyclic tree (a RecursionError before), 2,000 levels deep, 2^30 visits through shared modules, and a
+    half-precision view expanded to 10^10 elements (40 GB once made float32): refused before any of it."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1))
+    if case == "cycle":
+        model._modules["loop"] = model
+    elif case == "deep":  # deeper than Python's recursion limit: saving it needs a higher one, reading must not
+        model = _chain(2_000)
+    elif case == "shared":
+        model = _chain(30, fan=2)
+    elif case == "expanded":
+        model.register_buffer("weight", torch.zeros(1, dtype=torch.half).expand(100_000, 100_000))
+        model = torch.nn.Sequential(model)  # under "model."
+        model._modules["model"] = model._modules.pop("0")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20_000)
+    try:
+        path = _saved(model, tmp_path / "hostile.pt")
+    finally:
+        sys.setrecursionlimit(limit)
+    with pytest.raises(CheckpointError, match=re.escape(expected)):
+        read_pickled_checkpoint(path)
+    assert main(["import", str(path), "--project", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0] and not (tmp_path / "o").exists()
+
+
+def test_a_compressed_or_oversized_archive_is_refused_before_unpacking(tmp_path, monkeypatch):
+    """torch.save stores records uncompressed: a deflated one (a 5 MB file inflating to 5 GB) is refused from the
+    zip directory, as is an archive whose records add up to more than MAX_PT_BYTES."""
+    import zipfile
+
+    import spikeyolo.pickled as pickled
+
+    plain = _saved(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3)), tmp_path / "plain.pt")
+    packed = tmp_path / "packed.pt"
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(packed, "w") as target:
+        for entry in source.infolist():  # the tensors' records deflated, the rest as torch wrote it
+            target.writestr(entry.filename, source.read(entry),
+                            zipfile.ZIP_DEFLATED if "/data/" in entry.filename else zipfile.ZIP_STORED)
+    with pytest.raises(CheckpointError, match=r"record plain/data/0 is compressed, which torch.save never writes"):
+        read_pickled_checkpoint(packed)
+    assert read_pickled_checkpoint(plain).state  # the same, stored as torch stores it, reads
+    monkeypatch.setattr(pickled, "MAX_PT_BYTES", 1000)
+    with pytest.raises(CheckpointError, match=r"unpacks to 0.0 GB, more than the 0 GB"):
+        read_pickled_checkpoint(plain)
