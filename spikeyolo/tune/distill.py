@@ -171,14 +171,28 @@ class Distiller:
         return out
 
     def load_state(self, saved: dict[str, torch.Tensor]) -> None:
+        """Continue from ``state()``'s tensors, each checked against this run's parameters first (a ValueError
+        naming the first that does not fit: the optimizer would otherwise fail mid-epoch, or run on garbage)."""
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
         state = {}
         for key, value in saved.items():
             if key.startswith("adam."):
                 _, index, name = key.split(".", 2)
+                if not index.isdigit() or int(index) >= len(params) or name not in ("step", "exp_avg", "exp_avg_sq"):
+                    raise ValueError(f"unknown optimizer entry {key}")
+                shape = () if name == "step" else params[int(index)].shape
+                if value.shape != shape or not torch.isfinite(value).all():
+                    raise ValueError(f"{key} has shape {tuple(value.shape)}, not {tuple(shape)}, or non-finite values")
                 state.setdefault(int(index), {})[name] = value
+        steps = saved.get("steps_done")
+        if steps is None or steps.numel() != 1 or not 0 <= int(steps) <= self.total_steps:
+            raise ValueError(f"steps_done must be one count in [0, {self.total_steps}]")
         full = self.optimizer.state_dict()
         full["state"] = state
         self.optimizer.load_state_dict(full)
         self.steps_done = int(saved["steps_done"])
         if self.thresholds:
-            self._set_initial_thresholds([saved[f"theta0.{index}"] for index in range(len(self.thresholds))])
+            initial = [saved[f"theta0.{index}"] for index in range(len(self.thresholds))]
+            if any(a.shape != b.shape or not torch.isfinite(a).all() for a, b in zip(initial, self.thresholds)):
+                raise ValueError("the initial thresholds do not fit this network's")
+            self._set_initial_thresholds(initial)

@@ -9,6 +9,7 @@ removed once the tuned artifact is written. The artifact's metadata says how it 
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from spikeyolo.tune.calibrate import calibration_targets, correct_biases
 from spikeyolo.tune.distill import LOSSES, Distiller, per_channel_thresholds
 
 RESUME_FORMAT = "spikeyolo-tune-resume/1"
+MAX_LAYERS_CALIBRATED = 10_000  # a resume file's calibrated layers (a detector has ~60)
 SAVE_EVERY_LAYERS = 8
 
 
@@ -96,14 +98,31 @@ def _load_progress(path: Path, settings: TuneSettings):
     if meta.get("settings") != json.loads(json.dumps(asdict(settings))):
         raise ValueError(f"{path} is the progress of a tune run with other settings: run with the same settings to "
                          "continue it, or delete it to start over")
-    try:
-        progress = Progress(**meta["progress"])
-    except TypeError:
-        progress = None
-    if progress is None or not all(isinstance(getattr(progress, f), int) and getattr(progress, f) >= 0
-                                   for f in ("calibrated_layers", "epochs_done")):
+    progress = _checked_progress(meta.get("progress"), settings)
+    if progress is None:
         raise ValueError(f"{path}: its progress record is damaged: delete it to start over")
-    return progress, read_tensors(path)
+    tensors = read_tensors(path)
+    if progress.epochs_done and not any(k.startswith("optim.") for k in tensors):
+        raise ValueError(f"{path}: {progress.epochs_done} epochs done but no optimizer state to continue them: the "
+                         "file is damaged; delete it to start over")
+    return progress, tensors
+
+
+def _checked_progress(record, settings: TuneSettings) -> Progress | None:
+    """The progress record of a resume file if every field is what a run writes (None otherwise): counts within the
+    run's own (no more epochs done than the run has), a finite time, one finite loss per epoch done."""
+    try:
+        progress = Progress(**record)
+    except TypeError:
+        return None
+    whole = (lambda v, high: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= high)
+    number = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0)
+    losses = progress.losses or []
+    fits = (whole(progress.calibrated_layers, MAX_LAYERS_CALIBRATED) and isinstance(progress.calibration_done, bool)
+            and whole(progress.epochs_done, settings.epochs) and number(progress.seconds)
+            and isinstance(losses, list) and len(losses) == progress.epochs_done
+            and all(number(loss) for loss in losses))
+    return progress if fits else None
 
 
 def _restore(snn, tensors: dict, path: Path) -> dict:

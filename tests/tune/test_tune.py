@@ -343,11 +343,20 @@ def test_a_damaged_resume_file_is_one_line(tmp_path):
 
     settings = _settings("w.safetensors", "d")
     path = tmp_path / "x.resume.safetensors"
-    for progress in ({"epochs_done": "lots"}, {"calibrated_layers": -1}, {"unknown": 1}):
+    assert settings.epochs == 2
+    for progress in ({"epochs_done": "lots"}, {"calibrated_layers": -1}, {"unknown": 1}, {"seconds": "an hour"},
+                     {"epochs_done": 10**9}, {"epochs_done": 3}, {"calibration_done": "yes"},
+                     {"epochs_done": 1, "losses": [float("nan")]}, {"epochs_done": 1, "losses": ["a"]},
+                     {"epochs_done": 1, "losses": [0.1, 0.2]}, {"epochs_done": 1, "losses": None},
+                     {"calibrated_layers": True}):
         write_safetensors({"x": torch.zeros(1)}, path, {"format": RESUME_FORMAT, "settings": asdict(settings),
                                                         "progress": progress})
         with pytest.raises(ValueError, match="damaged"):
             _load_progress(path, settings)
+    write_safetensors({"net.x": torch.zeros(1)}, path, {"format": RESUME_FORMAT, "settings": asdict(settings),
+                                                        "progress": {"epochs_done": 1, "losses": [0.5]}})
+    with pytest.raises(ValueError, match="1 epochs done but no optimizer state to continue them"):
+        _load_progress(path, settings)  # else it would be taken as a finished run and written as tuned
 
 
 def test_a_resume_file_with_damaged_optimizer_state_is_one_line(qcfs_weights, voc_dataset, tmp_path, monkeypatch):
@@ -357,7 +366,15 @@ def test_a_resume_file_with_damaged_optimizer_state_is_one_line(qcfs_weights, vo
     out = tmp_path / "cut.safetensors"
     _interrupt_in_second_epoch(settings, out, monkeypatch)
     resume = resume_path(out)
-    tensors = {k: v for k, v in read_tensors(resume).items() if not k.startswith("optim.theta0.")}
-    write_safetensors(tensors, resume, read_metadata(resume, ("spikeyolo-tune-resume/1",)))
-    with pytest.raises(ValueError, match="optimizer state is damaged"):
-        tune(settings, out)
+    saved, meta = read_tensors(resume), read_metadata(resume, ("spikeyolo-tune-resume/1",))
+    step = next(k for k in saved if k.startswith("optim.adam.") and k.endswith(".step"))
+    moment = next(k for k in saved if k.endswith(".exp_avg"))
+    for damage in ({k: v for k, v in saved.items() if not k.startswith("optim.theta0.")},
+                   {**saved, step: torch.zeros(10**6)},  # a step of 10^6 elements
+                   {**saved, moment: torch.zeros(3)},
+                   {**saved, "optim.adam.99999.step": torch.tensor(1.0)},
+                   {**saved, "optim.steps_done": torch.tensor(10**9)}):
+        write_safetensors(damage, resume, meta)
+        with pytest.raises(ValueError, match="optimizer state is damaged"):
+            tune(settings, out)
+    assert not out.exists()
