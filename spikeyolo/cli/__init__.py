@@ -39,6 +39,8 @@ REAL_OPTIONS = (("conf", 0.0, 1.0, False), ("iou", 0.0, 1.0, False), ("percentil
                 ("teacher_features", 0.0, 1000.0, False), ("label_gain", 0.0, 1000.0, False))
 
 OUTPUT_DIRS = ("project",)
+LONG_RUN = 256  # T from which the spiking forward shows a bar over its steps (T = 4096 on one image: minutes)
+LONG_RUN_COMMANDS = ("detect", "val", "layers", "webcam")
 WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
 
 def _check_numbers(args) -> None:
@@ -123,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     from spikeyolo.atomic import OutputError, remove_pending
 
     previous = signal.signal(signal.SIGTERM, _terminate)
+    if args.command in LONG_RUN_COMMANDS:
+        from spikeyolo.engine.runner import show_long_runs
+
+        show_long_runs(LONG_RUN)
     try:
         _check_numbers(args)
         _check_device(args)
@@ -155,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         return 143
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if args.command in LONG_RUN_COMMANDS:
+            show_long_runs(None)
     return 0
 
 def _one_line(err: Exception) -> str:

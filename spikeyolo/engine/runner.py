@@ -52,6 +52,23 @@ def reduced_precision(device: torch.device, precision: str):
 CPU_FOLDED_BATCH = 16  # images × steps per layer call on the CPU: larger folded batches fall out of cache
 
 
+_LONG_RUNS = {"from": None}  # T from which forward shows a bar over its steps (None: silent, the library default)
+
+
+def show_long_runs(from_timesteps: int | None) -> None:
+    """Show a progress bar (stderr) over the steps of every forward of at least ``from_timesteps`` steps: a run of
+    thousands of steps takes minutes inside one call. The command line turns it on; None turns it off."""
+    _LONG_RUNS["from"] = from_timesteps
+
+
+def _long_run_bar(timesteps: int):
+    if _LONG_RUNS["from"] is None or timesteps < _LONG_RUNS["from"]:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=timesteps, desc=f"SNN, T={timesteps}", unit="step", leave=False)
+
+
 def default_chunk(images: torch.Tensor, timesteps: int) -> int:
     """Steps per call: all of them on a GPU; on the CPU as many as keep the folded batch ≤ CPU_FOLDED_BATCH.
 
@@ -211,7 +228,7 @@ class SpikingDetector(nn.Module):
         elif reset:
             self.reset()
         chunk = chunk or default_chunk(images, timesteps)
-        outputs, done = [], 0
+        outputs, done, bar = [], 0, _long_run_bar(timesteps)
         while done < timesteps:
             steps = min(chunk, timesteps - done)
             sequence = images.unsqueeze(0).expand(steps, *images.shape)
@@ -223,6 +240,10 @@ class SpikingDetector(nn.Module):
             for observe in self.chunk_observers:
                 observe(images, steps, (fresh or reset) and done == 0)
             done += steps
+            if bar is not None:
+                bar.update(steps)
+        if bar is not None:
+            bar.close()
         return torch.cat(outputs) if len(outputs) > 1 else outputs[0]
 
     def stream(self, images: torch.Tensor, timesteps: int, chunk: int | None = None) -> torch.Tensor:

@@ -230,3 +230,13 @@ def test_a_missing_camera_is_one_line_even_from_opencvs_own_log(weights, tmp_pat
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "spikeyolo detect: error: cannot open camera 7: check that it is connected and not in use by another program"]
+
+
+def test_a_run_of_thousands_of_steps_shows_its_steps(weights, tmp_path, capsys):
+    """T from 256 up: one frame takes minutes at T = 4096, so the steps get a bar; short runs stay quiet."""
+    image = tmp_path / "one.png"
+    cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
+    assert run([image, "--timesteps", "300", "--every-step"], weights, tmp_path / "long") == 0
+    assert "SNN, T=300" in capsys.readouterr().err
+    assert run([image, "--timesteps", "8"], weights, tmp_path / "short") == 0
+    assert "SNN, T=" not in capsys.readouterr().err
