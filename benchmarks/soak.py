@@ -1,6 +1,10 @@
 """A long stream that holds: detection over a looped video, resident memory sampled as it goes.
 
     python benchmarks/soak.py demo/bccd_pan.mp4 --frames 20000 --stream --timesteps 1 --out runs/soak/stream
+    python benchmarks/soak.py demo/bccd_pan.mp4 --frames 10000 --webcam --out runs/soak/webcam
+
+With --webcam the frames go through `spikeyolo webcam --headless` instead (LiveDemo: the panel with boxes, FPS and
+every layer's firing rate, rendered into webcam.mp4), the looped video standing in for the camera.
 
 Frames of the video are repeated in order (a camera that never stops), each detected, drawn and written as
 `spikeyolo detect` does (DetectionWriter: an mp4 and predictions.jsonl, finalized atomically at the end). Every
@@ -65,6 +69,32 @@ def soak(video: str, count: int, detector: Detector, out: Path, every: int) -> d
             "outputs": [str(p) for p in outputs]}
 
 
+def soak_webcam(video: str, count: int, timesteps: int, stream, out: Path, every: int) -> dict:
+    """The live demo, headless, on ``count`` frames of the looped video; RSS sampled from its per-frame callback."""
+    from spikeyolo.demo import LiveDemo
+    from spikeyolo.detect.sources import Frame
+
+    out.mkdir(parents=True, exist_ok=True)
+    demo = LiveDemo(video, None, timesteps, device="cpu", stream=stream)
+    demo.source = (Frame(image, "loop", index) for index, image in enumerate(looped_frames(video)))
+    process, samples, start, done = psutil.Process(), [], time.perf_counter(), [0]
+
+    def sample():
+        done[0] += 1
+        if done[0] % every == 0 or done[0] == count:
+            samples.append((done[0], process.memory_info().rss / 2**20, time.perf_counter() - start))
+
+    summary = demo.run(True, out / "webcam.mp4", count, on_frame=sample)
+    capture = cv2.VideoCapture(str(out / "webcam.mp4"))
+    video_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    capture.release()
+    after_warmup = [mb for frames, mb, _ in samples if frames >= 1000]
+    return {"mode": f"webcam --headless, {demo.snn.mode}", "frames": summary.frames, "jsonl_lines": None,
+            "video_frames": video_frames, "samples": samples, "seconds": summary.seconds, "resets": demo.snn.resets,
+            "rss_growth_after_warmup_mb": (max(after_warmup) - after_warmup[0]) if after_warmup else None,
+            "outputs": [str(out / "webcam.mp4")]}
+
+
 def plot(report: dict, path: Path) -> None:
     import matplotlib
 
@@ -90,16 +120,22 @@ def main() -> None:
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--reset-every", type=int, default=0)
     parser.add_argument("--every", type=int, default=250, help="frames between memory samples")
+    parser.add_argument("--webcam", action="store_true", help="through the live demo, headless")
     parser.add_argument("--out", type=Path, default=Path("runs/soak"))
     args = parser.parse_args()
     stream = StreamPolicy(args.reset_every) if args.stream else None
-    detector = Detector(None, args.timesteps, device="cpu", stream=stream)
-    report = soak(args.video, args.frames, detector, args.out, args.every)
+    if args.webcam:
+        report = soak_webcam(args.video, args.frames, args.timesteps, stream, args.out, args.every)
+    else:
+        detector = Detector(None, args.timesteps, device="cpu", stream=stream)
+        report = soak(args.video, args.frames, detector, args.out, args.every)
     (args.out / "rss.json").write_text(json.dumps(report, indent=1))
     plot(report, args.out / "rss.png")
+    growth = report["rss_growth_after_warmup_mb"]
     print(f"{report['mode']}: {report['frames']} frames in {report['seconds']:.0f} s, {report['video_frames']} in the "
-          f"video, {report['jsonl_lines']} JSON lines, {report['resets']} reset(s); RSS growth after 1,000 frames "
-          f"{report['rss_growth_after_warmup_mb']:.1f} MB (first {report['samples'][0][1]:.0f} MB, last "
+          f"video, {report['jsonl_lines'] if report['jsonl_lines'] is not None else 'no'} JSON lines, "
+          f"{report['resets']} reset(s); RSS growth after 1,000 frames "
+          f"{'n/a (fewer frames)' if growth is None else f'{growth:.1f}'} MB (first {report['samples'][0][1]:.0f} MB, last "
           f"{report['samples'][-1][1]:.0f} MB)")
 
 
