@@ -18,8 +18,17 @@ def torch_device(device: str | int | torch.device = "auto") -> torch.device:
     return torch.device(f"cuda:{name}" if name.isdigit() else name)
 
 
-def check_device(device: str | int | torch.device) -> torch.device:
-    """``torch_device(device)``, or one clear ValueError if it names a device this machine does not have."""
+def check_device(device: str | int | torch.device, many: bool = False) -> torch.device:
+    """``torch_device(device)``, or one clear ValueError if it names a device this machine does not have. With
+    ``many`` (training), a list of CUDA indices ('0,1') is accepted too: each is checked, the first returned."""
+    if isinstance(device, str) and "," in device:
+        indices = device.split(",")
+        if not many:
+            raise ValueError(f"device {device!r}: this command runs on one device; only train takes several "
+                             "(ultralytics' multi-GPU training)")
+        if not all(index.strip().isdigit() for index in indices) or len(set(indices)) != len(indices):
+            raise ValueError(f"device {device!r}: several devices are distinct CUDA indices such as 0,1")
+        return [check_device(index.strip()) for index in indices][0]
     try:
         resolved = torch_device(device)
     except RuntimeError as err:
@@ -34,7 +43,9 @@ def check_device(device: str | int | torch.device) -> torch.device:
 
 
 def ultralytics_device(device: str | int | torch.device) -> str:
-    """The device as ultralytics' trainer takes it: 'cpu' or a CUDA index ('0')."""
+    """The device as ultralytics' trainer takes it: 'cpu', a CUDA index ('0') or several ('0,1': DDP)."""
+    if isinstance(device, str) and "," in device:
+        return ",".join(index.strip() for index in device.split(","))
     resolved = torch_device(device)
     return str(resolved.index or 0) if resolved.type == "cuda" else resolved.type
 

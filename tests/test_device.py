@@ -30,3 +30,17 @@ def test_a_gpu_this_machine_lacks_is_one_clear_line(capsys):
     assert main(["val", "--weights", "w.safetensors", "--data", "d", "--device", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "spikeyolo val: error: device '0': this machine has 0 CUDA device(s)" in err[0], err
+
+
+def test_several_devices_are_for_training_only():
+    import pytest
+
+    from spikeyolo.device import check_device, ultralytics_device
+
+    with pytest.raises(ValueError, match="only train takes several"):
+        check_device("0,1")
+    with pytest.raises(ValueError, match="distinct CUDA indices"):
+        check_device("0,0", many=True)
+    with pytest.raises(ValueError, match="distinct CUDA indices"):
+        check_device("cpu,0", many=True)
+    assert ultralytics_device("0, 1") == "0,1" and ultralytics_device("cpu") == "cpu"

@@ -136,7 +136,7 @@ def test_thresholds_have_their_own_optimizer_group():
 
     model = build_detection_model(ROOT / "configs/models/yolov8n-relu.yaml", nc=3, verbose=False)
     quantize_model(model, 4, 3.0)
-    trainer = object.__new__(QCFSTrainer)
+    trainer = object.__new__(QCFSTrainer.configured())
     trainer.threshold_lr_scale = THRESHOLD_LR_SCALE
     optimizer = trainer.build_optimizer(model, "AdamW", lr=0.002, decay=0.0005)
     groups = {g["param_group"]: g for g in optimizer.param_groups}

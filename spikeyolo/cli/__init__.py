@@ -76,7 +76,7 @@ def _check_device(args) -> None:
 
     if getattr(args, "device", None) is not None:
         try:
-            check_device(args.device)
+            check_device(args.device, many=args.command == "train")
         except ValueError as err:
             raise UsageError(str(err)) from None
 

@@ -122,9 +122,10 @@ def index_list(text: str) -> list[int]:
     return sorted(set(values))
 
 
-def add_device(p) -> None:
+def add_device(p, many: bool = False) -> None:
     p.add_argument("--device", default="auto", help="auto (default: the first GPU if there is one, else the CPU), "
-                   "cpu, or a CUDA index such as 0")
+                   "cpu, or a CUDA index such as 0" + (", or several (0,1: ultralytics' multi-GPU training, one "
+                                                       "process per GPU)" if many else ""))
 
 def add_precision(p) -> None:
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",

@@ -39,7 +39,7 @@ def add_train(sub) -> None:
     p.add_argument("--epochs", type=int, default=100, help="training epochs")
     p.add_argument("--imgsz", type=int, default=640, help="training image size")
     p.add_argument("--batch", type=int, default=16, help="images per batch")
-    add_device(p)
+    add_device(p, many=True)
     p.add_argument("--resume", metavar="LAST_PT", help="resume the run of this last.pt: only checkpoints a spikeyolo "
                    "run wrote on this machine (a signature beside each; it is unpickled); never picked for you")
     add_output(p, "train")

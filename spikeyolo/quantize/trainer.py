@@ -42,20 +42,42 @@ def _announce_qcfs(model, levels: int, threshold: float, pretrained: bool) -> No
                        "from the ReLU model")
 
 
-class QCFSTrainer(DetectionTrainer):
-    """DetectionTrainer whose model has one QCFS module per layer (``levels`` None: a plain ANN)."""
+@dataclass(frozen=True)
+class QCFSSettings:
+    """What spikeyolo's trainer adds to ultralytics' settings: QCFS levels (None: a plain ANN), λ's start and
+    learning-rate scale, the model imported with --from, and the --teacher."""
+    levels: int | None = None
+    threshold: float = DEFAULT_THRESHOLD
+    threshold_lr_scale: float = THRESHOLD_LR_SCALE
+    pretrained: object = None  # an ImportedModel (--from): its carried tensors go into the built model
+    teacher: object = None  # a TeacherSettings (--teacher): distillation on top of the labels' loss
 
-    def __init__(self, levels: int | None = None, threshold: float = DEFAULT_THRESHOLD,
-                 overrides: dict | None = None, _callbacks=None, threshold_lr_scale: float = THRESHOLD_LR_SCALE,
-                 pretrained=None, teacher=None):
-        self.levels, self.init_threshold = levels, threshold
-        self.teacher = teacher  # a TeacherSettings (--teacher): distillation on top of the labels' loss
-        self.threshold_lr_scale = threshold_lr_scale
+
+class QCFSTrainer(DetectionTrainer):
+    """DetectionTrainer whose model has one QCFS module per layer, as its class's ``qcfs`` settings say.
+
+    ``QCFSTrainer.configured(levels=4, ...)`` is a subclass carrying those settings. The class carries them, not
+    the instance, because ultralytics' multi-GPU training pickles the trainer's *class* (cloudpickle: a class made
+    at run time travels by value) and rebuilds it on every rank from ``cfg``, ``overrides`` and ``_callbacks``
+    alone: every rank then builds the same QCFS model, teacher and optimizer groups."""
+    qcfs = QCFSSettings()
+
+    def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks=None):
+        settings = self.qcfs
+        self.levels, self.init_threshold = settings.levels, settings.threshold
+        self.teacher, self.pretrained = settings.teacher, settings.pretrained
+        self.threshold_lr_scale = settings.threshold_lr_scale
         self.calibrate_lambda = False
-        self.pretrained = pretrained  # an ImportedModel (--from): its carried tensors go into the built model
-        super().__init__(overrides=overrides, _callbacks=_callbacks)
-        self.add_callback("on_pretrain_routine_end", calibrate_lambda_once)
-        self.add_callback("on_pretrain_routine_end", install_teacher)
+        super().__init__(cfg, overrides=overrides, _callbacks=_callbacks)
+        for callback in (calibrate_lambda_once, install_teacher):  # a rank's _callbacks already hold them
+            if callback not in self.callbacks["on_pretrain_routine_end"]:
+                self.add_callback("on_pretrain_routine_end", callback)
+
+    @classmethod
+    def configured(cls, **settings) -> type[QCFSTrainer]:
+        """A QCFSTrainer subclass whose instances (on every DDP rank too) use these QCFSSettings."""
+        return type(cls.__name__, (cls,), {"qcfs": QCFSSettings(**settings), "__module__": cls.__module__,
+                                           "__qualname__": f"{cls.__qualname__}.configured.<locals>.{cls.__name__}"})
 
     def save_model(self):
         """ultralytics' checkpoints, each signed (``signature``): only these can be resumed."""
@@ -111,6 +133,7 @@ def calibrate_lambda_once(trainer) -> None:
     trainer.calibrate_lambda = False
     batch = next(iter(trainer.train_loader))
     calibrate_thresholds(trainer.model, batch["img"].to(trainer.device).float() / 255)
+    share_from_first_rank([m.threshold.data for m in trainer.model.modules() if isinstance(m, QCFS)])
     trainer.model.train()
     if getattr(trainer, "ema", None) is not None:  # the EMA copy was made before: give it the same λ
         ema_lambdas = [m.threshold for m in trainer.ema.ema.modules() if isinstance(m, QCFS)]
@@ -146,6 +169,16 @@ class TeacherSettings:
 
     def describe(self) -> dict:
         return {"path": Path(self.path).name, "gain": self.gain, "feature_weight": self.feature_weight}
+
+
+def share_from_first_rank(tensors: list[torch.Tensor]) -> None:
+    """Under torch.distributed, every rank's ``tensors`` become rank 0's (in place); alone, nothing happens. λ is
+    calibrated on each rank's own first batch after DDP has synchronized the model once: without this the ranks
+    would train different thresholds (DDP averages gradients, it never re-synchronizes parameters)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    for tensor in tensors:
+        torch.distributed.broadcast(tensor, src=0)
 
 
 def install_teacher(trainer) -> None:
@@ -261,8 +294,8 @@ def train(data: str | Path, model: str | Path, levels: int | None = 4, epochs: i
     if resume:
         args.update(resume=str(resume))
     try:
-        trainer = QCFSTrainer(levels=levels, threshold=threshold, overrides=args, pretrained=pretrained,
-                              teacher=teacher)
+        trainer = QCFSTrainer.configured(levels=levels, threshold=threshold, pretrained=pretrained,
+                                         teacher=teacher)(overrides=args)
         trainer.train()
     except AssertionError as err:  # ultralytics: a resumed run that already reached its epochs
         if not resume:
