@@ -204,6 +204,10 @@ def add_tune(sub) -> None:
     add_output(p, "tune")
 
 def run_tune(args) -> None:
+    from contextlib import nullcontext
+
+    from spikeyolo.device import torch_device
+    from spikeyolo.tune.distributed import join, leave
     from spikeyolo.tune.run import TuneSettings, tune
 
     settings = TuneSettings(
@@ -213,10 +217,19 @@ def run_tune(args) -> None:
         feature_weight=args.feature_weight, thresholds=args.train_thresholds, seed=args.seed,
         readouts=tuple(args.readouts) if args.readouts else None, loss=args.loss,
         label_gain=args.label_gain, train_split=args.train_split)
-    with run_folder(args) as folder:
-        out = folder / f"{Path(args.weights).stem}-snn-tuned-T{args.timesteps}.safetensors"
-        print(f"tune: writing {out} (interrupted? the same command with --name {folder.name} --exist-ok continues)")
-        record, _ = tune(settings, out, args.device)
+    ranks, device = join(torch_device(args.device))  # under torchrun: one of several processes
+    try:
+        with run_folder(args) if ranks.first else nullcontext() as folder:  # rank 0 makes it, the others learn it
+            folder = Path(ranks.share(str(folder)))
+            out = folder / f"{Path(args.weights).stem}-snn-tuned-T{args.timesteps}.safetensors"
+            if ranks.first:
+                print(f"tune: writing {out} (interrupted? the same command with --name {folder.name} --exist-ok "
+                      f"continues){f'; {ranks.world} processes' if ranks.world > 1 else ''}")
+            record, _ = tune(settings, out, device, ranks)
+    finally:
+        leave()
+    if not ranks.first:
+        return
     losses = ", ".join(f"{loss:.4f}" for loss in record["losses"] or []) or "none"
     print(f"snn: {out}  (tuned for T = {args.timesteps}: {record['method']}; loss per epoch: {losses}; "
           f"{record['seconds'] / 60:.1f} min)")

@@ -25,6 +25,7 @@ from torch import nn
 
 from spikeyolo.engine.runner import SpikingDetector
 from spikeyolo.tune.calibrate import LayerOutputs, feeding_conv
+from spikeyolo.tune.distributed import Ranks, shard_targets
 from spikeyolo.ultra import LabelsLoss, box_bins, learnable_parameters, raw_head_outputs
 
 THRESHOLD_LR = 10.0
@@ -36,7 +37,7 @@ BOX_GAIN = 3.0  # box term : class term in the "objects" loss, ultralytics' dfl 
 
 
 def distillation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], bins: int,
-                      balance: str = "anchors") -> torch.Tensor:
+                      balance: str = "anchors", total: torch.Tensor | None = None, share: float = 1.0) -> torch.Tensor:
     """Class BCE against the teacher's probabilities + confidence-weighted KL of the box-side distributions.
 
     ``balance`` "anchors" (default): the class term is the mean over every anchor and class; most anchors are
@@ -44,17 +45,21 @@ def distillation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch
     term summed over anchors and classes, both terms divided by the teacher's total confidence (as ultralytics
     normalizes its detection loss by the target scores' sum), the box term × BOX_GAIN: confidences weigh as much as
     boxes. Measured on BCCD (docs/results.md), "objects" is no better (0.749 against 0.760 mAP50 at T = 4).
+
+    Part of a batch split between processes: ``total`` is the teacher's confidence over the whole batch and ``share``
+    this part's fraction of its images, so that the parts' losses add up to the whole batch's.
     """
     probs = teacher["scores"].sigmoid()
     weight = probs.amax(1)  # [B, A]: how much each anchor is an object to the teacher
-    total = weight.sum().clamp_min(1.0)  # as ultralytics clamps its target scores' sum: a blank batch stays finite
+    if total is None:
+        total = weight.sum().clamp_min(1.0)  # as ultralytics clamps its target scores' sum: a blank batch stays finite
     batch, _, anchors = student["boxes"].shape
     log_student = student["boxes"].view(batch, 4, bins, anchors).log_softmax(2)
     log_teacher = teacher["boxes"].view(batch, 4, bins, anchors).log_softmax(2)
     boxes = (log_teacher.exp() * (log_teacher - log_student)).sum(2).mean(1)  # [B, A]: KL per anchor
     boxes = (boxes * weight).sum() / total
     if balance == "anchors":
-        return F.binary_cross_entropy_with_logits(student["scores"], probs) + boxes
+        return F.binary_cross_entropy_with_logits(student["scores"], probs) * share + boxes
     if balance != "objects":
         raise ValueError(f"unknown distillation loss balance {balance!r}: one of {', '.join(LOSSES)}")
     return F.binary_cross_entropy_with_logits(student["scores"], probs, reduction="sum") / total + BOX_GAIN * boxes
@@ -99,8 +104,10 @@ class Distiller:
 
     def __init__(self, snn: SpikingDetector, ann: nn.Module, timesteps: int, lr: float, total_steps: int,
                  sharpness: float = 4.0, feature_weight: float = 0.0, thresholds: bool = False,
-                 readouts: tuple[int, ...] | None = None, balance: str = "anchors", label_gain: float = 0.0):
+                 readouts: tuple[int, ...] | None = None, balance: str = "anchors", label_gain: float = 0.0,
+                 ranks: Ranks = Ranks()):
         self.snn, self.ann, self.timesteps, self.balance = snn, ann.eval(), timesteps, balance
+        self.ranks = ranks  # several processes: each takes its part of every batch (spikeyolo.tune.distributed)
         self.label_gain = label_gain
         self.labels_loss = LabelsLoss(ann) if label_gain > 0 else None
         self.readouts = tuple(readouts or (timesteps,))
@@ -132,9 +139,9 @@ class Distiller:
             parameter.requires_grad_(on)
 
     def head_loss(self, head: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], targets: dict | None,
-                  imgsz: int) -> torch.Tensor:
+                  imgsz: int, total: torch.Tensor | None = None, share: float = 1.0) -> torch.Tensor:
         """The teacher's distillation loss of one readout of the SNN's head, + label_gain × the labels' loss."""
-        loss = distillation_loss(head, teacher, self.bins, self.balance)
+        loss = distillation_loss(head, teacher, self.bins, self.balance, total, share)
         if self.labels_loss is not None:
             if targets is None:
                 raise ValueError("a label gain needs the images' labels")
@@ -142,16 +149,16 @@ class Distiller:
         return loss
 
     def step(self, images: torch.Tensor, targets: dict[str, torch.Tensor] | None = None) -> float:
-        layers = self.layers if self.feature_weight > 0 else []
-        with torch.no_grad(), LayerOutputs(self.ann, layers) as ann_layers:
-            teacher = raw_head_outputs(self.ann(images))
-        with LayerOutputs(self.snn.net, layers, self.timesteps) as snn_layers:
-            heads = spiking_head(self.snn, images, self.timesteps, self.readouts)
-            loss = sum(self.head_loss(head, teacher, targets, images.shape[-1]) for head in heads) / len(heads)
-        if layers:
-            loss = loss + self.feature_weight * feature_loss(snn_layers.outputs, ann_layers.outputs)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        """One optimizer step on a batch (with several ranks: the global batch, of which this rank takes its part);
+        the batch's loss."""
+        if self.ranks.world > 1:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self._part_loss(images, targets)
+            self.ranks.sum_gradients(self.parameters + self.thresholds)
+        else:
+            loss = self._loss(images, targets)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         for group in self.optimizer.param_groups:  # cosine decay to 0 over the run (resumable: a step count)
             group["lr"] = 0.5 * group["base_lr"] * (1 + math.cos(math.pi * min(self.steps_done / self.total_steps, 1.0)))
         self.optimizer.step()
@@ -161,6 +168,34 @@ class Distiller:
         self.steps_done += 1
         self.snn.reset()  # no graph kept alive in the neurons' state
         return float(loss.detach())
+
+    def _loss(self, images: torch.Tensor, targets: dict | None, total: torch.Tensor | None = None,
+              share: float = 1.0) -> torch.Tensor:
+        layers = self.layers if self.feature_weight > 0 else []
+        with torch.no_grad(), LayerOutputs(self.ann, layers) as ann_layers:
+            teacher = raw_head_outputs(self.ann(images))
+        if total is not None:  # the whole batch's teacher confidence, over every rank
+            total = self.ranks.sum(teacher["scores"].sigmoid().amax(1).sum()).clamp_min(1.0)
+        with LayerOutputs(self.snn.net, layers, self.timesteps) as snn_layers:
+            heads = spiking_head(self.snn, images, self.timesteps, self.readouts)
+            loss = sum(self.head_loss(head, teacher, targets, images.shape[-1], total, share)
+                       for head in heads) / len(heads)
+        if layers:
+            loss = loss + self.feature_weight * feature_loss(snn_layers.outputs, ann_layers.outputs)
+        return loss
+
+    def _part_loss(self, images: torch.Tensor, targets: dict | None) -> torch.Tensor:
+        """This rank's part of the global batch's loss (backpropagated here); the whole batch's loss returned."""
+        part = self.ranks.part(images.shape[0])
+        share = (part.stop - part.start) / images.shape[0]
+        if part.stop > part.start:
+            loss = self._loss(images[part], shard_targets(targets, part), torch.zeros(()), share)
+            loss.backward()
+            loss = loss.detach()
+        else:  # fewer images than ranks: this one adds nothing but still joins every sum
+            self.ranks.sum(torch.zeros(()))
+            loss = torch.zeros(())
+        return self.ranks.sum(loss.clone())
 
     def state(self) -> dict[str, torch.Tensor]:
         """Optimizer moments and counters as named tensors (for a resume file)."""

@@ -25,6 +25,7 @@ from spikeyolo.data.images import flip_labels, image_batches, labelled_batches, 
 from spikeyolo.device import torch_device
 from spikeyolo.tune.calibrate import calibration_targets, correct_biases
 from spikeyolo.tune.distill import LOSSES, Distiller, per_channel_thresholds
+from spikeyolo.tune.distributed import Ranks
 
 RESUME_FORMAT = "spikeyolo-tune-resume/1"
 MAX_LAYERS_CALIBRATED = 10_000  # a resume file's calibrated layers (a detector has ~60)
@@ -160,12 +161,12 @@ def _epoch_batches(files: list[Path], imgsz: int, classes: int, settings: TuneSe
     return ((images, None) for images in image_batches(files, imgsz, settings.batch))
 
 
-def _finetune(snn, ann, settings, files, imgsz, progress, optim_state, save) -> None:
+def _finetune(snn, ann, settings, files, imgsz, progress, optim_state, save, ranks: Ranks = Ranks()) -> None:
     """Distillation epochs from where it stopped (a resumed run continues its optimizer and its image order)."""
     steps_per_epoch = -(-len(files) // settings.batch)
     distiller = Distiller(snn, ann, settings.timesteps, settings.lr, steps_per_epoch * settings.epochs,
                           settings.sharpness, settings.feature_weight, settings.thresholds, settings.readouts,
-                          settings.loss, settings.label_gain)
+                          settings.loss, settings.label_gain, ranks)
     if optim_state:
         try:
             distiller.load_state(optim_state)
@@ -178,7 +179,8 @@ def _finetune(snn, ann, settings, files, imgsz, progress, optim_state, save) -> 
         for epoch in range(progress.epochs_done, settings.epochs):
             order = torch.randperm(len(files), generator=torch.Generator().manual_seed(settings.seed + epoch))
             losses = []
-            with tqdm(total=steps_per_epoch, desc=f"tune: epoch {epoch + 1}/{settings.epochs}", unit="batch") as bar:
+            with tqdm(total=steps_per_epoch, desc=f"tune: epoch {epoch + 1}/{settings.epochs}", unit="batch",
+                      disable=not ranks.first) as bar:
                 for images, targets in _epoch_batches([files[i] for i in order], imgsz, classes, settings):
                     images = images.to(next(ann.parameters()).device)
                     coin = torch.Generator().manual_seed(settings.seed + distiller.steps_done)  # resumable
@@ -213,11 +215,17 @@ def _checked_weights(settings: TuneSettings):
     return weights
 
 
-def tune(settings: TuneSettings, out: str | Path, device: str | torch.device = "cpu"):
+def tune(settings: TuneSettings, out: str | Path, device: str | torch.device = "cpu", ranks: Ranks = Ranks()):
     """Tune ``settings.weights`` (a QCFS detector checkpoint) for its SNN at ``settings.timesteps``; write the SNN
-    artifact to ``out``. Returns (the tuning record stored in its metadata, the tuned SpikingDetector)."""
+    artifact to ``out``. Returns (the tuning record stored in its metadata, the tuned SpikingDetector).
+
+    ``ranks``: one of several processes (``spikeyolo.tune.distributed``): each global batch of ``settings.batch``
+    images is split between them; rank 0 calibrates, saves progress and writes the artifact."""
     out, device = Path(out), torch_device(device)
     weights = _checked_weights(settings)
+    if settings.batch < ranks.world:
+        raise ValueError(f"--batch {settings.batch} is the global batch, split between {ranks.world} processes: give "
+                         f"each at least one image (--batch ≥ {ranks.world})")
     torch.manual_seed(settings.seed)
     loaded = load_model(weights, device, mode="qcfs", burst=settings.burst,
                         snm=settings.snm, imgsz=settings.imgsz)
@@ -236,18 +244,23 @@ def tune(settings: TuneSettings, out: str | Path, device: str | torch.device = "
 
     def save(distiller):
         progress.seconds = time.time() - started
-        _save_progress(resume, snn, distiller, settings, progress)
+        if ranks.first:
+            _save_progress(resume, snn, distiller, settings, progress)
 
     if settings.calibrate and not progress.calibration_done:
-        _calibrate(snn, ann, settings, files, imgsz, progress, save)
+        if ranks.first:  # once, then every rank takes rank 0's network
+            _calibrate(snn, ann, settings, files, imgsz, progress, save)
+        ranks.broadcast(snn.net.state_dict().values())
+        progress.calibration_done = True
     if settings.epochs > progress.epochs_done:
-        _finetune(snn, ann, settings, files, imgsz, progress, optim_state, save)
+        _finetune(snn, ann, settings, files, imgsz, progress, optim_state, save, ranks)
     record = {**asdict(settings), "method": describe_method(settings), "train_images": len(files),
               "losses": progress.losses, "seconds": round(time.time() - started, 1)}
     snn.use_channels_last(True)
     source = {"weights": str(settings.weights), "imgsz": imgsz, "levels": weights.levels,
               "metrics": weights.meta.get("metrics"), **({"events": weights.meta["events"]} if
                                                           weights.meta.get("events") else {})}
-    save_snn(snn, out, source, tuning=record)
-    resume.unlink(missing_ok=True)
+    if ranks.first:
+        save_snn(snn, out, source, tuning={**record, "processes": ranks.world} if ranks.world > 1 else record)
+        resume.unlink(missing_ok=True)
     return record, snn
