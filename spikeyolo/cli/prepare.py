@@ -171,7 +171,9 @@ def add_tune(sub) -> None:
                        description="Convert a QCFS checkpoint and tune its SNN at --timesteps: bias correction layer "
                        "by layer, then hybrid fine-tuning distilled from the ANN on the train split's images, the "
                        "labels' detection loss beside it (--label-gain). An interrupted run continues from the "
-                       "resume file in its run folder: the same command with --name NAME --exist-ok.")
+                       "resume file in its run folder: the same command with --name NAME --exist-ok. Several "
+                       "processes: torchrun --nproc_per_node N -m spikeyolo.cli tune ... (each takes its part of "
+                       "every --batch; gloo on CPUs, NCCL on GPUs).")
     p.add_argument("weights", help="a QCFS detector checkpoint (.safetensors) written by 'spikeyolo train'")
     add_data_options(p)
     p.add_argument("--timesteps", type=int, default=4, help="the T to tune for (default 4)")
