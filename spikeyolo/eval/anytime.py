@@ -52,11 +52,13 @@ def _update(validator, out: torch.Tensor, batch: dict, evaluator, store: dict | 
 def evaluate_anytime(ann: nn.Module | None, snn: SpikingDetector | None, data, timesteps: list[int],
                      imgsz: int = 640, batch: int = 16, device: str = "cpu", split: str = "val",
                      on_batch=None, evaluator=None, chunk: int | None = None, max_images: int | None = None,
-                     **overrides) -> dict:
+                     class_rows: list[int] | None = None, **overrides) -> dict:
     """mAP of the ANN and of the SNN at each T in ``timesteps`` from one SNN run to max(T).
 
     ``on_batch(images, snn)`` is called after each SNN batch (the cost meters read neuron records there).
-    ``evaluator`` (VOC or COCO, see spikeyolo.eval.evaluators) adds the dataset's own metric.
+    ``evaluator`` (VOC or COCO, see spikeyolo.eval.evaluators) adds the dataset's own metric. ``class_rows``: the
+    model's class index of each dataset class, when the dataset's classes are some of the model's (its other rows
+    are left out before NMS, as `detect --classes` does).
     ``chunk`` runs the steps in slices of that many (state carried over) to bound memory. ``max_images``: the first
     this many images only, exactly (a quick look: the batch becomes the largest divisor of it up to ``batch``; the
     dataset metric then covers those images).
@@ -64,6 +66,9 @@ def evaluate_anytime(ann: nn.Module | None, snn: SpikingDetector | None, data, t
     "seconds": {"ann": s, "snn": s, "images": n}} (the networks' wall time, synchronized on CUDA).
     """
     names = (snn.names if snn is not None else ann.names)
+    if class_rows is not None:  # the dataset's classes are some of the model's: its rows, in the dataset's order
+        rows = torch.tensor([0, 1, 2, 3] + [4 + row for row in class_rows])
+        names = {i: names[row] for i, row in enumerate(class_rows)}
     keys = (["ann"] if ann is not None else []) + (sorted(set(timesteps)) if snn is not None else [])
     if max_images is not None:
         batch = max(size for size in range(1, min(batch, max_images) + 1) if max_images % size == 0)
@@ -85,10 +90,12 @@ def evaluate_anytime(ann: nn.Module | None, snn: SpikingDetector | None, data, t
             with timed(seconds, "ann", images.device):
                 out = ann(images)
             out = out[0] if isinstance(out, (tuple, list)) else out
+            out = out if class_rows is None else out.index_select(1, rows.to(out.device))
             _update(validators["ann"], out, batch_dict, evaluator, detections["ann"])
         if snn is not None:
             with timed(seconds, "snn", images.device):
                 per_step = snn(images, horizon, chunk=chunk)
+            per_step = per_step if class_rows is None else per_step.index_select(2, rows.to(per_step.device))
             for t in keys[1 if ann is not None else 0:]:
                 _update(validators[t], per_step[t - 1], batch_dict, evaluator, detections[t])
             if on_batch is not None:

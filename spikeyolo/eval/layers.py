@@ -153,7 +153,7 @@ def measure_layers(weights, data, timesteps=(1, 2, 4, 8), split: str = "val", im
     from spikeyolo.eval.val import checked_timesteps, load_for_split
 
     device, timesteps = torch_device(device), checked_timesteps(timesteps)
-    loaded, data_yaml, split = load_for_split(weights, data, split, imgsz, device, mode, percentile, calib_images,
+    loaded, data_yaml, split, _ = load_for_split(weights, data, split, imgsz, device, mode, percentile, calib_images,
                                               ann is None, burst, snm, train_split, val_split, command="layers")
     if ann and read_weights(ann).is_snn:
         raise ValueError(f"--ann {ann} is an SNN artifact: pass the detector checkpoint (the ANN) to compare with")

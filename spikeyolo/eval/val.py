@@ -24,18 +24,31 @@ from spikeyolo.defaults import VAL_TIMESTEPS as DEFAULT_TIMESTEPS
 LOGGER = logging.getLogger("spikeyolo.val")
 
 
-def check_classes(model_names: list[str], data_yaml: Path, data: str | Path, weights: str | Path) -> None:
-    """A DatasetError unless the model and the dataset have the same number of classes; a warning if the
-    names differ (the class indices would be compared as they are)."""
+def check_classes(model_names: list[str], data_yaml: Path, data: str | Path, weights: str | Path) -> list[int] | None:
+    """How the model's classes meet the dataset's: None when they are the same list (or as many, named otherwise:
+    matched by index, with a warning); the model's index of each dataset class when the dataset's classes are some
+    of the model's, matched by name (e.g. 5 of COCO's 80: the evaluation reads those rows of the head); a
+    DatasetError naming the classes the model lacks otherwise."""
     names = dataset_names(data_yaml)
     model = [str(name) for name in model_names]
+    if [n.lower() for n in names] == [n.lower() for n in model]:
+        return None
+    index = {name.lower(): i for i, name in enumerate(model)}
+    if len(names) < len(model) and all(name.lower() in index for name in names):
+        LOGGER.info(f"{data}'s {len(names)} classes matched by name among the {len(model)} of {weights}: "
+                    + ", ".join(f"{name} → {index[name.lower()]}" for name in names[:10])
+                    + (", …" if len(names) > 10 else ""))
+        return [index[name.lower()] for name in names]
     if len(names) != len(model):
+        lacking = [name for name in names if name.lower() not in index]
         shown = ", ".join(model[:5]) + (", …" if len(model) > 5 else "")
-        raise DatasetError(f"{weights} detects {len(model)} classes ({shown}) "
-                           f"but {data} has {len(names)}: evaluate on a dataset with the model's classes")
-    if [n.lower() for n in names] != [n.lower() for n in model]:
-        LOGGER.warning(f"class names differ between {weights} ({model}) and {data} ({names}): "
-                       f"classes are matched by index")
+        raise DatasetError(f"{weights} detects {len(model)} classes ({shown}) but {data} has {len(names)}"
+                           + (f", of which {', '.join(lacking[:5])}{' …' if len(lacking) > 5 else ''} are not "
+                              "among the model's" if lacking else "")
+                           + ": evaluate on a dataset whose classes the model has (matched by name)")
+    LOGGER.warning(f"class names differ between {weights} ({model}) and {data} ({names}): "
+                   f"classes are matched by index")
+    return None
 
 
 def _split_names(data_yaml: Path) -> dict[str, str]:
@@ -98,7 +111,7 @@ def load_for_split(weights: str | Path, data: str | Path, split: str, imgsz: int
     weights_file = read_weights(weights)  # a bad weights file fails before the dataset is prepared
     data_yaml = prepare_dataset(data, train_split=train_split, val_split=val_split)
     split = split_role(data_yaml, split, data)
-    check_classes(weights_file.names, data_yaml, data, weights)  # before any conversion
+    class_rows = check_classes(weights_file.names, data_yaml, data, weights)  # before any conversion
 
     def calibration(size: int) -> list:  # channel / layer modes: images of the train split
         return list(image_batches(split_images(data_yaml, "train")[:calib_images], size))
@@ -106,7 +119,7 @@ def load_for_split(weights: str | Path, data: str | Path, split: str, imgsz: int
     loaded = load_model(weights_file, device, ann=ann, mode=mode, burst=burst, snm=snm, calibration=calibration,
                         percentile=percentile, imgsz=imgsz, backend=default_backend(device),  # fused on CUDA
                         ann_weights=ann_weights)
-    return loaded, data_yaml, split
+    return loaded, data_yaml, split, class_rows
 
 
 def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS, split: str = "val",
@@ -125,7 +138,7 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
         raise ValueError("the cost meter watches every layer of the eager forward: compile with cost=False")
     device = torch_device(device)  # 'auto', '0', … as torch reads them
     timesteps = checked_timesteps(timesteps)
-    loaded, data_yaml, split = load_for_split(weights, data, split, imgsz, device, mode, percentile, calib_images, ann,
+    loaded, data_yaml, split, class_rows = load_for_split(weights, data, split, imgsz, device, mode, percentile, calib_images, ann,
                                        burst, snm, train_split, val_split, ann_weights=ann_weights)
     if ann and loaded.ann is None:
         LOGGER.warning(f"no ANN row: {weights} is an SNN artifact whose source checkpoint is not beside it; pass the "
@@ -142,7 +155,7 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
     try:
         accuracy = evaluate_anytime(ann_model if ann else None, snn, data_yaml, timesteps, meta["imgsz"], batch,
                                     device, split, on_batch=meter.after_batch if meter else None, evaluator=evaluator,
-                                    chunk=chunk, max_images=max_images, conf=conf, iou=iou)
+                                    chunk=chunk, max_images=max_images, class_rows=class_rows, conf=conf, iou=iou)
     finally:
         if meter:
             meter.close()
@@ -153,7 +166,9 @@ def validate(weights: str | Path, data: str | Path, timesteps=DEFAULT_TIMESTEPS,
     report = build_report(accuracy, report_cost, str(data), str(weights), {**meta, "split": split, "conf": conf,
                           "iou": iou, "images": accuracy["seconds"]["images"],
                           "latency": report_latency,
-                          "dataset_split": dataset_split_name(data_yaml, split)})
+                          "dataset_split": dataset_split_name(data_yaml, split),
+                          "classes_matched": None if class_rows is None else dict(zip(dataset_names(data_yaml),
+                                                                                     class_rows))})
     if isinstance(evaluator, COCOEvaluator):
         report["coco_results"] = {str(key): evaluator.results(found) for key, found in accuracy["detections"].items()}
     return report

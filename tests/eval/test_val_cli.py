@@ -212,3 +212,44 @@ def test_threshold_scales_are_bounded(weights, voc_dataset, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--threshold-scale: at most 16 values (each is a full evaluation), got 17" in err[0]
     assert not any(tmp_path.iterdir())
+
+
+def test_a_dataset_of_some_of_the_models_classes_is_matched_by_name(voc_dataset, tmp_path, capsys):
+    """A 3-class model on the 2-class dataset (bar, square), names matched whatever their case and order: the same
+    mAP as the 2-class model made of those two rows of its head; a class the model lacks is one line."""
+    from spikeyolo.eval.val import validate
+    from spikeyolo.quantize.swap import quantize_model
+    from spikeyolo.ultra import build_detection_model
+    from tests.conftest import ROOT
+    from tests.convert.test_convert import live_model
+
+    wide = live_model("yolov8n-relu", 4)
+    wide.names = {0: "Circle", 1: "SQUARE", 2: "bar"}
+    narrow = build_detection_model(ROOT / "configs/models/yolov8n-relu.yaml", nc=2, verbose=False)
+    quantize_model(narrow, 4)
+    rows = torch.tensor([2, 1])  # bar, square: the dataset's order
+    state = {k: (v.index_select(0, rows) if ".cv3." in k and k.split(".")[-2] == "2" else v)
+             for k, v in wide.state_dict().items()}
+    narrow.load_state_dict(state)
+    narrow.names = {0: "bar", 1: "square"}
+    report = validate(save_detector(wide, tmp_path / "wide.safetensors", imgsz=64), voc_dataset, (1,), imgsz=64,
+                      batch=4, device="cpu", cost=False)
+    assert report["classes_matched"] == {"bar": 2, "square": 1}
+    data = prepare_dataset(voc_dataset)
+    runs = [evaluate_anytime(model, convert(model, "qcfs"), data, [1, 2], 64, 4, "cpu",
+                             evaluator=dataset_evaluator(data, "val"), class_rows=class_rows)
+            for model, class_rows in ((wide, [2, 1]), (narrow.eval(), None))]
+    for key in ("ann", 1, 2):
+        found, expected = runs[0]["detections"][key], runs[1]["detections"][key]
+        assert found.keys() == expected.keys() and sum(len(d.scores) for d in found.values()) > 0
+        for image, detections in found.items():
+            assert np.array_equal(detections.classes, expected[image].classes), (key, image)
+            assert np.allclose(detections.scores, expected[image].scores, atol=1e-5)
+            assert np.allclose(detections.boxes, expected[image].boxes, atol=1e-3)
+    other = live_model("yolov8n-relu", 4)
+    other.names = {0: "Circle", 1: "SQUARE", 2: "star"}
+    lacking = save_detector(other, tmp_path / "lacking.safetensors", imgsz=64)
+    capsys.readouterr()
+    assert main(["val", "--weights", str(lacking), "--data", str(voc_dataset), "--project", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "of which bar are not among the model's" in err[0]
