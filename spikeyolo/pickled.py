@@ -108,10 +108,12 @@ def read_pickled_checkpoint(path: str | Path) -> PickledCheckpoint:
 
 
 def _check_archive(path: Path) -> None:
-    """Before anything is unpacked: torch.save writes uncompressed records, so a compressed one (which may inflate
-    a few megabytes into gigabytes) is refused, and so are records that add up to more than MAX_PT_BYTES."""
-    if not zipfile.is_zipfile(path):
-        return  # torch's legacy format: read by its weights-only loader as it is
+    """Before anything is unpacked: a zip archive (the legacy format is refused), whose records torch.save writes
+    uncompressed, so a compressed one (which may inflate a few megabytes into gigabytes) is refused, and so are
+    records that add up to more than MAX_PT_BYTES."""
+    if not zipfile.is_zipfile(path):  # torch < 1.6's format: its storages' sizes are read from the pickle itself
+        raise CheckpointError(f"{path} is not a zip archive, the format torch.save has written since torch 1.6 (2020): "
+                              "it was not loaded; load it with the torch that made it and torch.save it again")
     with zipfile.ZipFile(path) as archive:
         entries = archive.infolist()
     packed = [e.filename for e in entries if e.compress_type != zipfile.ZIP_STORED]

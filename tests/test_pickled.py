@@ -144,6 +144,10 @@ def test_a_compressed_or_oversized_archive_is_refused_before_unpacking(tmp_path,
     with pytest.raises(CheckpointError, match=r"record plain/data/0 is compressed, which torch.save never writes"):
         read_pickled_checkpoint(packed)
     assert read_pickled_checkpoint(plain).state  # the same, stored as torch stores it, reads
+    legacy = tmp_path / "legacy.pt"  # torch < 1.6's format: storage sizes come from the pickle, not a directory
+    torch.save({"model": torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3))}, legacy, _use_new_zipfile_serialization=False)
+    with pytest.raises(CheckpointError, match="is not a zip archive, the format torch.save has written since"):
+        read_pickled_checkpoint(legacy)
     monkeypatch.setattr(pickled, "MAX_PT_BYTES", 1000)
     with pytest.raises(CheckpointError, match=r"unpacks to 0.0 GB, more than the 0 GB"):
         read_pickled_checkpoint(plain)

@@ -4,14 +4,14 @@ Layouts (first match wins): a COCO instances .json; a spikeyolo dataset yaml (``
 ultralytics dataset yaml; a COCO root (``annotations/instances_<split>.json``); a Roboflow COCO export
 (``<split>/_annotations.coco.json``); a VOCdevkit (``VOC2007/``, ``VOC2012/``); a VOC folder with or without
 ``ImageSets/Main``; a labelImg folder (XML beside the images); VOC XMLs in a folder of their own beside an
-image folder (``annotations/`` + ``images/``); ``train/`` and ``val/`` or ``test/`` folders of either. Every layout has the roles ``train`` and ``val``
-(and ``test`` where the dataset has a third split); ``train_split`` / ``val_split`` choose others in the
-layout's own split names.
+image folder (``annotations/`` + ``images/``); ``train/`` and ``val/`` or ``test/`` folders of either. Every layout
+has the roles ``train`` and ``val`` (and ``test`` where the dataset has a third split); ``train_split`` /
+``val_split`` choose others in the layout's own split names.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
@@ -156,11 +156,7 @@ def _split_folders(root: Path, train: str | None, val: str | None) -> Layout | N
              "val": _chosen(val, default_val, list(have), f"{root} (split folders)")}
     if "test" in have and roles["val"] != "test":
         roles["test"] = "test"
-    splits = {}
-    for role, name in roles.items():
-        annotations, images = have[name]
-        splits[role] = [VOCPart(annotations, images, tuple(sorted(p.stem for p in annotations.glob("*.xml")
-                                                                  if p.is_file())), name)]
+    splits = {role: [replace(unsplit_part(*have[name], "all"), name=name)] for role, name in roles.items()}
     return Layout("voc", "split folders of VOC XML (train/, val/ or test/: XML beside the images or annotations/ + "
                   "images/)", root, splits)
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from spikeyolo.device import timed
+from spikeyolo.device import timed, torch_device
 
 from spikeyolo.engine.runner import SpikingDetector
 from spikeyolo.detections import Detections
@@ -67,7 +67,7 @@ def evaluate_anytime(ann: nn.Module | None, snn: SpikingDetector | None, data, t
     """
     names = (snn.names if snn is not None else ann.names)
     if class_rows is not None:  # the dataset's classes are some of the model's: its rows, in the dataset's order
-        rows = torch.tensor([0, 1, 2, 3] + [4 + row for row in class_rows])
+        rows = torch.tensor([0, 1, 2, 3] + [4 + row for row in class_rows], device=torch_device(device))
         names = {i: names[row] for i, row in enumerate(class_rows)}
     keys = (["ann"] if ann is not None else []) + (sorted(set(timesteps)) if snn is not None else [])
     if max_images is not None:
@@ -90,12 +90,12 @@ def evaluate_anytime(ann: nn.Module | None, snn: SpikingDetector | None, data, t
             with timed(seconds, "ann", images.device):
                 out = ann(images)
             out = out[0] if isinstance(out, (tuple, list)) else out
-            out = out if class_rows is None else out.index_select(1, rows.to(out.device))
+            out = out if class_rows is None else out.index_select(1, rows)
             _update(validators["ann"], out, batch_dict, evaluator, detections["ann"])
         if snn is not None:
             with timed(seconds, "snn", images.device):
                 per_step = snn(images, horizon, chunk=chunk)
-            per_step = per_step if class_rows is None else per_step.index_select(2, rows.to(per_step.device))
+            per_step = per_step if class_rows is None else per_step.index_select(2, rows)
             for t in keys[1 if ann is not None else 0:]:
                 _update(validators[t], per_step[t - 1], batch_dict, evaluator, detections[t])
             if on_batch is not None:

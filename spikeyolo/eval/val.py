@@ -27,14 +27,14 @@ LOGGER = logging.getLogger("spikeyolo.val")
 def check_classes(model_names: list[str], data_yaml: Path, data: str | Path, weights: str | Path) -> list[int] | None:
     """How the model's classes meet the dataset's: None when they are the same list (or as many, named otherwise:
     matched by index, with a warning); the model's index of each dataset class when the dataset's classes are some
-    of the model's, matched by name (e.g. 5 of COCO's 80: the evaluation reads those rows of the head); a
+    or all of the model's in another order, matched by name (e.g. 5 of COCO's 80: the evaluation reads those rows of the head); a
     DatasetError naming the classes the model lacks otherwise."""
     names = dataset_names(data_yaml)
     model = [str(name) for name in model_names]
     if [n.lower() for n in names] == [n.lower() for n in model]:
         return None
     index = {name.lower(): i for i, name in enumerate(model)}
-    if len(names) < len(model) and all(name.lower() in index for name in names):
+    if len(names) <= len(model) and all(name.lower() in index for name in names):  # some, or all in another order
         LOGGER.info(f"{data}'s {len(names)} classes matched by name among the {len(model)} of {weights}: "
                     + ", ".join(f"{name} → {index[name.lower()]}" for name in names[:10])
                     + (", …" if len(names) > 10 else ""))
@@ -111,6 +111,7 @@ def load_for_split(weights: str | Path, data: str | Path, split: str, imgsz: int
     weights_file = read_weights(weights)  # a bad weights file fails before the dataset is prepared
     data_yaml = prepare_dataset(data, train_split=train_split, val_split=val_split)
     split = split_role(data_yaml, split, data)
+    split_images(data_yaml, split)  # a role without images is one DatasetError too
     class_rows = check_classes(weights_file.names, data_yaml, data, weights)  # before any conversion
 
     def calibration(size: int) -> list:  # channel / layer modes: images of the train split

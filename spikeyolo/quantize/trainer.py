@@ -76,8 +76,7 @@ class QCFSTrainer(DetectionTrainer):
     @classmethod
     def configured(cls, **settings) -> type[QCFSTrainer]:
         """A QCFSTrainer subclass whose instances (on every DDP rank too) use these QCFSSettings."""
-        return type(cls.__name__, (cls,), {"qcfs": QCFSSettings(**settings), "__module__": cls.__module__,
-                                           "__qualname__": f"{cls.__qualname__}.configured.<locals>.{cls.__name__}"})
+        return type(cls.__name__, (cls,), {"qcfs": QCFSSettings(**settings)})
 
     def save_model(self):
         """ultralytics' checkpoints, each signed (``signature``): only these can be resumed."""

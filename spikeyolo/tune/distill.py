@@ -36,6 +36,11 @@ LOSSES = ("anchors", "objects")
 BOX_GAIN = 3.0  # box term : class term in the "objects" loss, ultralytics' dfl : cls gains (1.5 : 0.5)
 
 
+def teacher_confidence(teacher: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The teacher's summed confidence over a batch's anchors (its best class each): the loss's normalizer."""
+    return teacher["scores"].sigmoid().amax(1).sum()
+
+
 def distillation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], bins: int,
                       balance: str = "anchors", total: torch.Tensor | None = None, share: float = 1.0) -> torch.Tensor:
     """Class BCE against the teacher's probabilities + confidence-weighted KL of the box-side distributions.
@@ -52,7 +57,7 @@ def distillation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch
     probs = teacher["scores"].sigmoid()
     weight = probs.amax(1)  # [B, A]: how much each anchor is an object to the teacher
     if total is None:
-        total = weight.sum().clamp_min(1.0)  # as ultralytics clamps its target scores' sum: a blank batch stays finite
+        total = teacher_confidence(teacher).clamp_min(1.0)  # as ultralytics clamps its target scores' sum
     batch, _, anchors = student["boxes"].shape
     log_student = student["boxes"].view(batch, 4, bins, anchors).log_softmax(2)
     log_teacher = teacher["boxes"].view(batch, 4, bins, anchors).log_softmax(2)
@@ -169,13 +174,13 @@ class Distiller:
         self.snn.reset()  # no graph kept alive in the neurons' state
         return float(loss.detach())
 
-    def _loss(self, images: torch.Tensor, targets: dict | None, total: torch.Tensor | None = None,
-              share: float = 1.0) -> torch.Tensor:
+    def _loss(self, images: torch.Tensor, targets: dict | None, share: float = 1.0) -> torch.Tensor:
+        """The loss of these images; ``share`` < 1: they are that part of a batch split between ranks (the teacher's
+        confidence, the box term's normalizer, then summed over every rank)."""
         layers = self.layers if self.feature_weight > 0 else []
         with torch.no_grad(), LayerOutputs(self.ann, layers) as ann_layers:
             teacher = raw_head_outputs(self.ann(images))
-        if total is not None:  # the whole batch's teacher confidence, over every rank
-            total = self.ranks.sum(teacher["scores"].sigmoid().amax(1).sum()).clamp_min(1.0)
+        total = self.ranks.sum(teacher_confidence(teacher)).clamp_min(1.0) if self.ranks.world > 1 else None
         with LayerOutputs(self.snn.net, layers, self.timesteps) as snn_layers:
             heads = spiking_head(self.snn, images, self.timesteps, self.readouts)
             loss = sum(self.head_loss(head, teacher, targets, images.shape[-1], total, share)
@@ -187,14 +192,13 @@ class Distiller:
     def _part_loss(self, images: torch.Tensor, targets: dict | None) -> torch.Tensor:
         """This rank's part of the global batch's loss (backpropagated here); the whole batch's loss returned."""
         part = self.ranks.part(images.shape[0])
-        share = (part.stop - part.start) / images.shape[0]
         if part.stop > part.start:
-            loss = self._loss(images[part], shard_targets(targets, part), torch.zeros(()), share)
+            loss = self._loss(images[part], shard_targets(targets, part), (part.stop - part.start) / images.shape[0])
             loss.backward()
             loss = loss.detach()
-        else:  # fewer images than ranks: this one adds nothing but still joins every sum
-            self.ranks.sum(torch.zeros(()))
-            loss = torch.zeros(())
+        else:  # fewer images than ranks: this one adds nothing but still joins every sum (on the ranks' device)
+            loss = torch.zeros((), device=images.device)
+            self.ranks.sum(torch.zeros((), device=images.device))  # the teacher's confidence
         return self.ranks.sum(loss.clone())
 
     def state(self) -> dict[str, torch.Tensor]:
