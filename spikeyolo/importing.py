@@ -2,8 +2,10 @@
 
 Ultralytics checkpoints (YOLOv8, YOLO11, …) are rebuilt from their own model yaml, checked like any weights
 metadata (``spikeyolo.metadata``), and take every tensor. YOLOv5 v6.x checkpoints (``models.yolo.Model``, an
-anchor-based head) map onto ultralytics' anchor-free ``yolov5`` (v5u) architecture: layers 0–23 (backbone and neck)
-have the same names and shapes and are carried over; the Detect head is initialized anew.
+anchor-based head) map onto ultralytics' ``yolov5`` (v5u) architecture: layers 0–23 (backbone and neck) have the
+same names and shapes and are carried over; the Detect head is either initialized anew (ultralytics' anchor-free
+head, to train on labels) or, with ``anchor_head``, carried too as YOLOv5's own (``spikeyolo.anchor_head``: every
+class and all the head knows).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from torch import nn
 from spikeyolo.checkpoint import CheckpointError
 from spikeyolo.quantize.checkpoint import load_detector
 from spikeyolo.limits import LimitError
-from spikeyolo.metadata import check_model_yaml
+from spikeyolo.metadata import check_anchors, check_model_yaml
 from spikeyolo.pickled import PickledCheckpoint, read_pickled_checkpoint
 from spikeyolo.quantize import quantize_model
 from spikeyolo.resources import resource
@@ -51,6 +53,21 @@ def import_weights(path: str | Path) -> ImportedModel:
                          meta["quantization"].get("levels"), Path(path))
 
 
+YOLOV5_STRIDES = (8.0, 16.0, 32.0)
+
+
+def _yolov5_anchors(checkpoint: PickledCheckpoint) -> list[list[float]]:
+    """The checkpoint's anchors in pixels (it keeps them in stride units), checked as a model yaml's would be."""
+    anchors = checkpoint.state.get("model.24.anchors")
+    if anchors is None or tuple(anchors.shape) != (3, 3, 2):
+        raise CheckpointError(f"{checkpoint.path}: no YOLOv5 anchor head (model.24.anchors of shape 3×3×2) to carry")
+    pixels = (anchors.float() * torch.tensor(YOLOV5_STRIDES).view(3, 1, 1)).flatten(1).tolist()
+    try:
+        return check_anchors([[round(v, 4) for v in level] for level in pixels], str(checkpoint.path))
+    except ValueError as err:
+        raise CheckpointError(str(err)) from None
+
+
 def _yolov5_yaml(checkpoint: PickledCheckpoint, activation: str | None) -> dict:
     yaml = checkpoint.yaml or {}
     scale = YOLOV5_SCALES.get((round(float(yaml.get("depth_multiple", 0)), 2),
@@ -67,13 +84,20 @@ def _yolov5_yaml(checkpoint: PickledCheckpoint, activation: str | None) -> dict:
 
 
 def import_checkpoint(path: str | Path, activation: str | None = None, names: list[str] | None = None,
-                      checkpoint: PickledCheckpoint | None = None) -> ImportedModel:
+                      checkpoint: PickledCheckpoint | None = None, anchor_head: bool = False) -> ImportedModel:
     """The detector in ``path`` (a .pt), with ``activation`` (e.g. 'nn.ReLU()') in place of its own if given, and
     with ``names`` as its classes if given (to fine-tune on others: the class outputs are then initialized);
-    ``checkpoint``: the file as already read (``read_pickled_checkpoint``)."""
+    ``checkpoint``: the file as already read (``read_pickled_checkpoint``); ``anchor_head``: a YOLOv5 checkpoint's
+    head carried as it is (its own classes only)."""
     checkpoint = checkpoint or read_pickled_checkpoint(path)
-    if checkpoint.model_class == "models.yolo.Model":
+    yolov5 = checkpoint.model_class == "models.yolo.Model"
+    if anchor_head and (not yolov5 or (names and list(names) != list(checkpoint.names))):
+        raise CheckpointError(f"{path}: only a YOLOv5 v6.x checkpoint's anchor head can be carried, with its own "
+                              "classes")
+    if yolov5:
         config = _yolov5_yaml(checkpoint, activation)
+        if anchor_head:
+            config["anchors"] = _yolov5_anchors(checkpoint)
     elif checkpoint.model_class.startswith(("ultralytics.", "spikeyolo.")) and checkpoint.yaml:
         config = {k: v for k, v in checkpoint.yaml.items() if k != "yaml_file"}
         if activation:
@@ -91,7 +115,7 @@ def import_checkpoint(path: str | Path, activation: str | None = None, names: li
         quantize_model(model, checkpoint.qcfs_levels)
     target = model.state_dict()
     carried = [k for k, v in checkpoint.state.items() if k in target and target[k].shape == v.shape
-               and _carried_layer(k, checkpoint, len(model.model) - 1)]
+               and (anchor_head or _carried_layer(k, checkpoint, len(model.model) - 1))]
     if not carried:
         raise CheckpointError(f"{path}: none of its tensors fits the rebuilt model: not a detector spikeyolo reads")
     model.load_state_dict({k: checkpoint.state[k] for k in carried}, strict=False)

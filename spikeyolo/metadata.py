@@ -20,7 +20,7 @@ LAYERS = {"Conv", "C2f", "C3", "C3k2", "C2PSA", "SPPF", "SPP", "Concat", "Detect
           "nn.ZeroPad2d", "nn.Identity"}
 ACTIVATIONS = {"ReLU", "LeakyReLU", "SiLU", "Identity", "Hardswish", "ReLU6", "GELU", "Mish", "Sigmoid", "Tanh"}
 YAML_KEYS = {"nc", "activation", "scales", "scale", "backbone", "head", "depth_multiple", "width_multiple",
-             "yaml_file", "channels", "ch", "reg_max"}
+             "yaml_file", "channels", "ch", "reg_max", "anchors"}
 ARG_WORDS = {"nc", "nearest", "None", "bilinear"}
 NO_WEIGHTS = {"Concat", "Detect", "nn.Upsample", "nn.MaxPool2d", "nn.ZeroPad2d", "nn.Identity"}
 
@@ -108,6 +108,17 @@ def _layer(entry, index: int, where: str) -> tuple[list[int], int, str, list]:
     return sources, repeats, module, args
 
 
+def check_anchors(anchors, where: str) -> list[list[float]]:
+    """``anchors`` as a model yaml may give them: 3 levels of 3 (w, h) pairs in pixels, each in (0, 4096]."""
+    good = (isinstance(anchors, list) and len(anchors) == 3
+            and all(isinstance(level, list) and len(level) == 6 for level in anchors)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 4096
+                    for level in anchors for v in level))
+    if not good:
+        raise ValueError(f"{where}: model_yaml.anchors must be 3 lists of 3 (w, h) pixel pairs, each in (0, 4096]")
+    return [[float(v) for v in level] for level in anchors]
+
+
 def check_model_yaml(yaml, where: str, nc: int | None = None) -> None:
     """A model description safe to hand to ultralytics' builder, whose parameter count is bounded."""
     if not isinstance(yaml, dict):
@@ -122,6 +133,11 @@ def check_model_yaml(yaml, where: str, nc: int | None = None) -> None:
     if not isinstance(yaml.get("yaml_file", ""), str) or len(yaml.get("yaml_file", "")) > 1000:
         raise _fail(where, "model_yaml.yaml_file", "must be a short string")
     integer(yaml.get("reg_max", 16), where, "model_yaml.reg_max", 1, 64)
+    if "anchors" in yaml:
+        try:
+            check_anchors(yaml["anchors"], where)
+        except ValueError as err:
+            raise LimitError(str(err)) from None
     depth, width, max_channels = _scales(yaml, where)
     layers = [yaml.get("backbone"), yaml.get("head")]
     if not all(isinstance(part, list) for part in layers) or not 1 <= len(layers[0]) + len(layers[1]) <= MAX_LAYERS:

@@ -38,6 +38,7 @@ from ultralytics.utils import torch_utils as _torch_utils
 from ultralytics.utils.loss import v8DetectionLoss
 
 from spikeyolo.device import torch_device
+from spikeyolo.anchor_head import AnchorDetect, use_anchor_head
 
 SUPPORTED_SERIES = "8.4."
 if not ultralytics.__version__.startswith(SUPPORTED_SERIES):
@@ -111,7 +112,10 @@ def conv_blocks(model: nn.Module) -> list[tuple[str, Conv]]:
 
 def build_detection_model(cfg: str | Path | dict, nc: int | None = None, verbose: bool = False) -> DetectionModel:
     """Build a DetectionModel whose Conv blocks each own a distinct activation module."""
-    model = DetectionModel(yaml_model(cfg), nc=nc, verbose=verbose)
+    config = yaml_model(cfg)
+    model = DetectionModel(config, nc=nc, verbose=verbose)
+    if config.get("anchors"):  # YOLOv5's anchor-based head in place of the anchor-free one
+        use_anchor_head(model, config["anchors"])
     seen: set[int] = set()
     for _, block in conv_blocks(model):
         if id(block.act) in seen or block.act is Conv.default_act:
@@ -122,7 +126,7 @@ def build_detection_model(cfg: str | Path | dict, nc: int | None = None, verbose
 
 # Module types a detector may contain for spiking conversion (containers and the linear pieces).
 CONVERTIBLE = (DetectionModel, nn.Sequential, nn.ModuleList, Conv, nn.Conv2d, C2f, C3, Bottleneck, SPPF,
-               nn.MaxPool2d, nn.Upsample, Concat, Detect, DFL, nn.Identity, nn.BatchNorm2d)
+               nn.MaxPool2d, nn.Upsample, Concat, Detect, DFL, nn.Identity, nn.BatchNorm2d, AnchorDetect)
 
 
 def fold_batchnorm(model: DetectionModel) -> DetectionModel:
@@ -133,6 +137,8 @@ def fold_batchnorm(model: DetectionModel) -> DetectionModel:
 def head_output_convs(model: DetectionModel) -> list[tuple[nn.Sequential, int]]:
     """(branch, index) of the Detect head's last convolutions: they accumulate instead of spiking."""
     head = model.model[-1]
+    if type(head).__name__ == "AnchorDetect":  # YOLOv5's head: one 1×1 convolution per level
+        return [(head.m, level) for level in range(len(head.m))]
     if not isinstance(head, Detect) or getattr(head, "one2one_cv2", None) is not None:
         raise ValueError("spiking conversion supports the anchor-free ultralytics Detect head without one2one branches")
     return [(branch, len(branch) - 1) for branch in (*head.cv2, *head.cv3)]

@@ -13,6 +13,7 @@ from spikeyolo import __version__, limits
 from spikeyolo.cli.common import CONFIGS, HelpFormatter, UsageError, resolve_model
 from spikeyolo.cli.prepare import (add_data_command, run_data, add_train, run_train, add_import, run_import,
     add_convert, run_convert, add_tune, run_tune)
+from spikeyolo.cli.distill import add_distill, run_distill
 from spikeyolo.cli.evaluate import add_val, run_val, add_layers, run_layers, add_benchmark, run_benchmark
 from spikeyolo.cli.run import add_detect, run_detect, add_webcam, run_webcam
 
@@ -20,7 +21,8 @@ __all__ = ["CONFIGS", "UsageError", "build_parser", "main", "resolve_model"]
 
 
 COMMANDS = {"data": (add_data_command, run_data), "train": (add_train, run_train),
-            "convert": (add_convert, run_convert), "tune": (add_tune, run_tune), "val": (add_val, run_val),
+            "convert": (add_convert, run_convert), "tune": (add_tune, run_tune),
+            "distill": (add_distill, run_distill), "val": (add_val, run_val),
             "layers": (add_layers, run_layers),
             "detect": (add_detect, run_detect), "import": (add_import, run_import),
             "webcam": (add_webcam, run_webcam), "benchmark": (add_benchmark, run_benchmark)}

@@ -92,12 +92,15 @@ def add_import(sub) -> None:
                        description="Reads the .pt with torch's weights-only loader, every class it names replaced by "
                                    "an inert stand-in (nothing in the file runs), rebuilds the detector and writes "
                                    "spikeyolo's safetensors format. YOLOv5 v6.x maps onto ultralytics' v5u model: "
-                                   "backbone and neck carried, Detect head initialized.")
+                                   "backbone and neck carried, Detect head initialized "
+                                   "(or, with --anchor-head, carried as YOLOv5's own).")
     p.add_argument("pt", help="an ultralytics (YOLOv8, YOLO11, …) or YOLOv5 v6.x detection checkpoint (.pt)")
     p.add_argument("--imgsz", type=int, default=640, help="the image size recorded in the weights")
     p.add_argument("--activation", help="replace the model's activation, e.g. 'nn.ReLU()' (for QCFS fine-tuning)")
     p.add_argument("--names", help="comma-separated class names to fine-tune on instead of the checkpoint's (the "
                    "class outputs are initialized, everything else carried)")
+    p.add_argument("--anchor-head", action="store_true", help="YOLOv5 v6.x only: carry its anchor-based head too (all "
+                   "its classes and what it knows; to self-distil with 'spikeyolo distill' rather than train on labels)")
     add_output(p, "import")
 
 def run_import(args) -> None:
@@ -113,7 +116,7 @@ def run_import(args) -> None:
     names = [n.strip() for n in args.names.split(",")] if args.names else None
     if names is not None and (not all(names) or len(set(names)) != len(names)):
         raise UsageError(f"--names {args.names!r}: give distinct, non-empty class names separated by commas")
-    imported = import_checkpoint(pt, args.activation, names)
+    imported = import_checkpoint(pt, args.activation, names, anchor_head=args.anchor_head)
     with run_folder(args) as folder:
         out = save_detector(imported.model, folder / f"{pt.stem}.safetensors", imgsz=args.imgsz,
                             imported_from=str(pt), imported_class=imported.source,

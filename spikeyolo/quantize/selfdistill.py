@@ -1,0 +1,258 @@
+"""Self-distillation: a detector's QCFS (spiking-ready) twin taught by the detector itself on unlabelled photos.
+
+The student starts as the teacher with every activation swapped for QCFS (λ calibrated on photos); it learns to
+give the teacher's outputs on augmented photos (``spikeyolo.data.augment``), so every class the teacher knows is
+kept, with no labels and whatever classes the photos show. Loss per batch:
+  features  the outputs of the backbone's and neck's stages (``FEATURE_LAYERS``) against the teacher's, squared
+            error over the teacher's mean square, averaged over stages (× ``feature_weight``);
+  head      (YOLOv5's anchor head) objectness BCE against the teacher's probability at every anchor (levels
+            weighted 4 : 1 : 0.4 as YOLOv5 balances them), and, weighted by the teacher's objectness, class BCE
+            against its class probabilities and the squared error of the box's four sigmoid outputs (× BOX_GAIN).
+Adam with a cosine decay; resumable: ``run`` writes the student, the optimizer and the losses after every epoch
+(``progress.safetensors`` in the run's folder) and continues from there when called again with equal settings.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spikeyolo.checkpoint import read_metadata, read_tensors, write_safetensors
+from spikeyolo.data.augment import augmented_batch, photo_files, read_photos
+from spikeyolo.quantize.checkpoint import save_detector
+from spikeyolo.quantize.swap import calibrate_thresholds, quantize_model
+
+PROGRESS_FORMAT = "spikeyolo-selfdistill-progress/1"
+FEATURE_LAYERS = (2, 4, 6, 8, 9, 13, 17, 20, 23)  # YOLOv5's stages: C3 blocks, SPPF, the neck's outputs
+LEVEL_BALANCE = (4.0, 1.0, 0.4)  # objectness weight of strides 8, 16, 32 (YOLOv5's)
+BOX_GAIN = 5.0
+CALIBRATION_IMAGES = 32
+WARMUP_STEPS = 100  # the learning rate rises linearly over these (at most a twentieth of the run)
+
+
+@dataclass(frozen=True)
+class SelfDistillSettings:
+    """Everything that decides the result: a run continues only with equal settings."""
+    teacher: str
+    photos: tuple[str, ...]
+    levels: int = 8
+    epochs: int = 40
+    imgsz: int = 320
+    batch: int = 16
+    lr: float = 5e-4
+    feature_weight: float = 1.0
+    percentile: float = 99.0  # λ's start: this percentile of each layer's input on photos
+    seed: int = 0
+
+
+@dataclass
+class Progress:
+    epochs_done: int = 0
+    losses: list = field(default_factory=list)  # per epoch: {"loss", "features", "objectness", "classes", "boxes"}
+    seconds: float = 0.0
+
+
+class StageOutputs:
+    """Keeps the outputs of ``model.model[i]`` for i in ``layers`` while in a ``with`` block."""
+
+    def __init__(self, model: nn.Module, layers=FEATURE_LAYERS):
+        self.model, self.layers, self.outputs, self._hooks = model, layers, {}, []
+
+    def __enter__(self):
+        def keep(index):
+            def hook(_module, _inputs, output):
+                self.outputs[index] = output
+            return hook
+        self._hooks = [self.model.model[i].register_forward_hook(keep(i)) for i in self.layers]
+        return self
+
+    def __exit__(self, *exc):
+        for hook in self._hooks:
+            hook.remove()
+
+
+def head_loss(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Objectness, class and box terms of the anchor head's logits (per level [B, 3, H, W, 5 + nc])."""
+    objectness, weighted_classes, weighted_boxes, weight = 0.0, 0.0, 0.0, 0.0
+    for level, (s, t) in enumerate(zip(student, teacher)):
+        p = t.float().sigmoid()
+        s = s.float()
+        objectness = objectness + LEVEL_BALANCE[level] * F.binary_cross_entropy_with_logits(s[..., 4], p[..., 4])
+        w = p[..., 4]
+        classes = F.binary_cross_entropy_with_logits(s[..., 5:], p[..., 5:], reduction="none").mean(-1)
+        boxes = ((s[..., :4].sigmoid() - p[..., :4]) ** 2).sum(-1)
+        weighted_classes = weighted_classes + (w * classes).sum()
+        weighted_boxes = weighted_boxes + (w * boxes).sum()
+        weight = weight + w.sum()
+    weight = weight.clamp_min(1.0)
+    return {"objectness": objectness, "classes": weighted_classes / weight, "boxes": BOX_GAIN * weighted_boxes / weight}
+
+
+def feature_loss(student: dict, teacher: dict) -> torch.Tensor:
+    terms = [((student[i].float() - teacher[i].float()) ** 2).mean() / (teacher[i].float() ** 2).mean().clamp_min(1e-6)
+             for i in teacher]
+    return torch.stack(terms).mean()
+
+
+def load_teacher(path: str | Path) -> nn.Module:
+    """A YOLOv5 v6.x .pt (read without unpickling, its anchor head carried) or a spikeyolo ANN with an anchor head."""
+    from spikeyolo.importing import import_checkpoint, import_weights
+
+    model = import_checkpoint(path, anchor_head=True).model if Path(path).suffix != ".safetensors" \
+        else import_weights(path).model
+    if type(model.model[-1]).__name__ != "AnchorDetect":
+        raise ValueError(f"{path}: self-distillation teaches from a YOLOv5 anchor head; this model has none")
+    return model.float().eval()
+
+
+def make_student(teacher: nn.Module, levels: int, calibration: torch.Tensor, percentile: float) -> nn.Module:
+    student = copy.deepcopy(teacher)
+    quantize_model(student, levels)
+    calibrate_thresholds(student, calibration, percentile)
+    return student
+
+
+class SelfDistiller:
+    """The student, its optimizer and one step at a time."""
+
+    def __init__(self, teacher: nn.Module, student: nn.Module, settings: SelfDistillSettings, total_steps: int):
+        self.teacher, self.student, self.settings = teacher.eval(), student, settings
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.parameters = [p for p in student.parameters() if p.is_floating_point()]
+        self.optimizer = torch.optim.Adam(self.parameters, lr=settings.lr)
+        self.total_steps, self.steps_done = max(total_steps, 1), 0
+
+    def losses(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.no_grad(), StageOutputs(self.teacher) as taught:
+            _, teacher_raw = self.teacher(images)
+        with StageOutputs(self.student) as learnt:
+            student_raw = self.student.train()(images)
+        parts = head_loss(student_raw, teacher_raw)
+        parts["features"] = self.settings.feature_weight * feature_loss(learnt.outputs, taught.outputs)
+        parts["loss"] = sum(parts.values())
+        return parts
+
+    def step(self, images: torch.Tensor) -> dict[str, float]:
+        parts = self.losses(images)
+        self.optimizer.zero_grad(set_to_none=True)
+        parts["loss"].backward()
+        warmup = min(1.0, (self.steps_done + 1) / max(1, min(WARMUP_STEPS, self.total_steps // 20)))
+        cosine = 0.5 * (1 + math.cos(math.pi * min(self.steps_done / self.total_steps, 1.0)))
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.settings.lr * warmup * (0.02 + 0.98 * cosine)
+        self.optimizer.step()
+        self.steps_done += 1
+        return {k: float(v.detach()) for k, v in parts.items()}
+
+    def state(self) -> dict[str, torch.Tensor]:
+        out = {f"student.{k}": v for k, v in self.student.state_dict().items()}
+        out["steps_done"] = torch.tensor(self.steps_done)
+        for index, state in self.optimizer.state_dict()["state"].items():
+            out.update({f"adam.{index}.{key}": torch.as_tensor(value) for key, value in state.items()})
+        return out
+
+    def load_state(self, saved: dict[str, torch.Tensor], path: Path) -> None:
+        """Continue from ``state()``'s tensors, each checked against this run's first (one ValueError naming the file)."""
+        try:
+            self.student.load_state_dict({k[8:]: v for k, v in saved.items() if k.startswith("student.")})
+        except RuntimeError as err:
+            raise ValueError(f"{path} does not fit this student ({str(err)[:120]}): delete it to start over") from None
+        state = {}
+        for key, value in saved.items():
+            if key.startswith("adam."):
+                _, index, name = key.split(".", 2)
+                if not index.isdigit() or int(index) >= len(self.parameters) or name not in ("step", "exp_avg",
+                                                                                              "exp_avg_sq"):
+                    raise ValueError(f"{path}: unknown optimizer entry {key}: delete it to start over")
+                shape = () if name == "step" else self.parameters[int(index)].shape
+                if value.shape != shape or not torch.isfinite(value).all():
+                    raise ValueError(f"{path}: {key} does not fit this run: delete it to start over")
+                state.setdefault(int(index), {})[name] = value
+        steps = saved.get("steps_done")
+        if steps is None or steps.numel() != 1 or not 0 <= int(steps) <= self.total_steps:
+            raise ValueError(f"{path}: steps_done must be one count in [0, {self.total_steps}]: delete it to start over")
+        full = self.optimizer.state_dict()
+        full["state"] = state
+        self.optimizer.load_state_dict(full)
+        self.steps_done = int(steps)
+
+
+def _load_progress(path: Path, settings: SelfDistillSettings) -> tuple[Progress, dict] | None:
+    if not path.is_file():
+        return None
+    meta = read_metadata(path, PROGRESS_FORMAT)
+    if meta.get("settings") != json.loads(json.dumps(asdict(settings))):
+        raise ValueError(f"{path} is the progress of a run with other settings: run with the same settings to "
+                         "continue it, or choose another output folder")
+    record = meta.get("progress") or {}
+    try:
+        progress = Progress(**record)
+    except TypeError:
+        progress = None
+    number = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0)
+    if progress is None or not (isinstance(progress.epochs_done, int) and 0 <= progress.epochs_done <= settings.epochs
+                                and number(progress.seconds) and isinstance(progress.losses, list)
+                                and len(progress.losses) == progress.epochs_done):
+        raise ValueError(f"{path}: its progress record is damaged: delete it to start over")
+    return progress, read_tensors(path)
+
+
+def self_distill(settings: SelfDistillSettings, out: str | Path, device: str | torch.device = "cpu", log=print) -> Path:
+    """Run (or continue) the self-distillation into folder ``out`` on ``device``; returns the student's weights
+    (``out/weights/last.safetensors``, rewritten after every epoch)."""
+    device = torch.device(device)
+    out = Path(out)
+    files = photo_files(list(settings.photos))
+    photos = read_photos(files, settings.imgsz)
+    if len(photos) < settings.batch:
+        raise ValueError(f"{len(photos)} readable photos in {', '.join(settings.photos)}: need at least a batch "
+                         f"({settings.batch})")
+    if len(photos) < len(files):
+        log(f"{len(files) - len(photos)} of {len(files)} photos skipped: they do not decode fully")
+    torch.manual_seed(settings.seed)
+    teacher = load_teacher(settings.teacher).to(device)
+    calibration = augmented_batch(photos, settings.imgsz, CALIBRATION_IMAGES,
+                                  np.random.default_rng(settings.seed)).to(device)
+    student = make_student(teacher, settings.levels, calibration, settings.percentile)
+    steps = math.ceil(len(photos) / settings.batch)
+    distiller = SelfDistiller(teacher, student, settings, steps * settings.epochs)
+    progress_file, weights = out / "progress.safetensors", out / "weights" / "last.safetensors"
+    progress = Progress()
+    resumed = _load_progress(progress_file, settings)
+    if resumed:
+        progress, tensors = resumed
+        distiller.load_state({k: v.to(device) for k, v in tensors.items()}, progress_file)
+        log(f"continuing {progress_file}: {progress.epochs_done} of {settings.epochs} epochs done")
+    log(f"self-distillation: {len(photos)} photos, {steps} batches of {settings.batch} an epoch, "
+        f"QCFS L = {settings.levels}, teacher {settings.teacher}")
+    for epoch in range(progress.epochs_done, settings.epochs):
+        start, rng, sums = time.time(), np.random.default_rng([settings.seed, epoch]), {}
+        for _ in range(steps):
+            images = augmented_batch(photos, settings.imgsz, settings.batch, rng).to(device, non_blocking=True)
+            for key, value in distiller.step(images).items():
+                sums[key] = sums.get(key, 0.0) + value / steps
+        progress.epochs_done, progress.seconds = epoch + 1, progress.seconds + time.time() - start
+        progress.losses.append({k: round(v, 6) for k, v in sums.items()})
+        _save(distiller, settings, progress, progress_file, weights, len(photos))
+        log(f"epoch {epoch + 1}/{settings.epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in sums.items())
+            + f" ({time.time() - start:.0f} s)")
+    return weights
+
+
+def _save(distiller: SelfDistiller, settings, progress: Progress, progress_file: Path, weights: Path,
+          photos: int) -> None:
+    record = {"method": "self-distillation into QCFS (features + anchor head, no labels)",
+              "teacher": Path(settings.teacher).name, "photos": photos, "epochs": progress.epochs_done,
+              "of_epochs": settings.epochs, "seconds": round(progress.seconds, 1), "imgsz": settings.imgsz}
+    write_safetensors(distiller.state(), progress_file, {"format": PROGRESS_FORMAT, "settings": asdict(settings),
+                                                         "progress": asdict(progress)})
+    save_detector(distiller.student, weights, imgsz=settings.imgsz, distillation=record)

@@ -1,0 +1,118 @@
+"""Self-distillation of a YOLOv5 anchor-head detector into its QCFS twin (spikeyolo.quantize.selfdistill)."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from spikeyolo.checkpoint import read_metadata, read_tensors
+from spikeyolo.data.augment import augmented_batch, mosaic, placed
+from spikeyolo.quantize.selfdistill import SelfDistillSettings, feature_loss, head_loss, self_distill
+from tests.conftest import SHARED
+
+YOLOV5N = SHARED.parent / "weights" / "yolov5n-v6.1-coco.pt"
+needs_yolov5n = pytest.mark.skipif(not YOLOV5N.is_file(), reason="../shared/weights not present")
+
+
+def photos(folder, count=6, seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        size = (int(rng.integers(40, 120)), int(rng.integers(40, 120)), 3)
+        Image.fromarray(rng.integers(0, 255, size, dtype=np.uint8)).save(folder / f"p{i}.jpg")
+    return folder
+
+
+def test_a_student_that_gives_the_teachers_outputs_has_no_loss_but_the_entropy_floor():
+    torch.manual_seed(0)
+    teacher = [torch.randn(2, 3, 4, 4, 8), torch.randn(2, 3, 2, 2, 8)]
+    same = head_loss(teacher, teacher)
+    other = head_loss([t + 0.5 * torch.randn_like(t) for t in teacher], teacher)
+    assert float(same["boxes"]) < 1e-12  # σ of a slice and a slice of σ may differ in the last bit
+    assert all(float(other[k]) > float(same[k]) for k in ("objectness", "classes", "boxes"))
+    features = {2: torch.randn(2, 4, 8, 8)}
+    assert float(feature_loss(features, features)) == 0.0
+    assert float(feature_loss({2: torch.zeros(2, 4, 8, 8)}, features)) == pytest.approx(1.0)
+
+
+def test_augmented_photos_fill_the_canvas_and_repeat_with_the_seed():
+    rng = np.random.default_rng(0)
+    pictures = [np.full((50, 80, 3), v, np.uint8) for v in (10, 60, 200, 250)]
+    canvas = mosaic(pictures, 64, rng)
+    assert canvas.shape == (64, 64, 3) and set(np.unique(canvas)) <= {10, 60, 200, 250}  # four photos, no grey
+    assert placed(pictures[0], 64, np.random.default_rng(1)).shape == (64, 64, 3)
+    first = augmented_batch(pictures, 64, 3, np.random.default_rng(5))
+    assert torch.equal(first, augmented_batch(pictures, 64, 3, np.random.default_rng(5)))
+    assert first.shape == (3, 3, 64, 64) and 0 <= float(first.min()) and float(first.max()) <= 1
+
+
+@needs_yolov5n
+def test_an_interrupted_run_continues_to_the_same_student(tmp_path):
+    """Two epochs in one go, and the same run stopped after its first epoch and started again: the same weights,
+    bit for bit (the optimizer's moments, the step count and each epoch's augmentation are restored)."""
+    folder = photos(tmp_path / "photos")
+    settings = SelfDistillSettings(str(YOLOV5N), (str(folder),), levels=4, epochs=2, imgsz=64, batch=3)
+    whole = self_distill(settings, tmp_path / "whole", log=lambda line: None)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first_epoch(line):
+        if line.startswith("epoch 1/2"):
+            raise Stop
+
+    with pytest.raises(Stop):
+        self_distill(settings, tmp_path / "parts", log=stop_after_first_epoch)
+    assert read_metadata(tmp_path / "parts" / "weights" / "last.safetensors")["distillation"]["epochs"] == 1
+    lines = []
+    parts = self_distill(settings, tmp_path / "parts", log=lines.append)
+    assert any("1 of 2 epochs done" in line for line in lines)
+    a, b = read_tensors(whole), read_tensors(parts)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    meta = read_metadata(parts)
+    assert meta["quantization"]["levels"] == 4 and len(meta["names"]) == 80 and meta["model_yaml"]["anchors"]
+    assert meta["distillation"]["epochs"] == 2 and meta["distillation"]["photos"] == 6
+
+
+@needs_yolov5n
+def test_a_run_with_other_settings_does_not_continue_another(tmp_path):
+    folder = photos(tmp_path / "photos")
+    settings = SelfDistillSettings(str(YOLOV5N), (str(folder),), levels=4, epochs=1, imgsz=64, batch=3)
+    self_distill(settings, tmp_path / "run", log=lambda line: None)
+    other = SelfDistillSettings(str(YOLOV5N), (str(folder),), levels=8, epochs=1, imgsz=64, batch=3)
+    with pytest.raises(ValueError, match="other settings"):
+        self_distill(other, tmp_path / "run", log=lambda line: None)
+
+
+@needs_yolov5n
+def test_distilling_brings_the_student_closer_to_its_teacher(tmp_path):
+    from spikeyolo.data.augment import read_photos
+    from spikeyolo.quantize.selfdistill import SelfDistiller, load_teacher, make_student
+
+    folder = photos(tmp_path / "photos", count=4)
+    images = augmented_batch(read_photos(sorted(folder.iterdir()), 64), 64, 4, np.random.default_rng(0))
+    teacher = load_teacher(YOLOV5N)
+    student = make_student(teacher, 4, images, 99.0)
+    settings = SelfDistillSettings(str(YOLOV5N), (str(folder),), levels=4, imgsz=64, batch=4, lr=1e-3)
+    distiller = SelfDistiller(teacher, student, settings, total_steps=40)
+    with torch.no_grad():
+        before = float(distiller.losses(images)["loss"])
+    for _ in range(12):
+        distiller.step(images)
+    with torch.no_grad():
+        after = float(distiller.losses(images)["loss"])
+    assert after < 0.8 * before, (before, after)
+
+
+def test_distill_command_refuses_what_it_cannot_teach_from(tmp_path, capsys):
+    from spikeyolo.cli import main
+
+    folder = photos(tmp_path / "photos")
+    for argv, message in (([str(tmp_path / "none.pt"), "--photos", str(folder)], "pass a YOLOv5 v6.x .pt"),
+                          ([str(YOLOV5N), "--photos", str(tmp_path / "nowhere")], "--photos"),
+                          ([str(YOLOV5N), "--photos", str(folder), "--levels", "0"], "--levels")):
+        if not YOLOV5N.is_file() and "none.pt" not in argv[0]:
+            continue
+        assert main(["distill", *argv, "--project", str(tmp_path / "runs")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
