@@ -287,8 +287,12 @@ def draw_detections(frame, rows: torch.Tensor, names: dict, path: str = "") -> n
 
 def raw_head_outputs(output) -> dict[str, torch.Tensor]:
     """The Detect head's undecoded outputs from an eval-mode forward: {'boxes': [B, 4·reg_max, A] (box distribution
-    logits), 'scores': [B, nc, A] (class logits)}; ultralytics 8.4 returns them beside the decoded predictions."""
+    logits), 'scores': [B, nc, A] (class logits)}; ultralytics 8.4 returns them beside the decoded predictions.
+    YOLOv5's anchor head (``spikeyolo.anchor_head``): {'anchors': [B, A, 5 + nc]} (every anchor's logits, level by
+    level)."""
     raw = output[1] if isinstance(output, (tuple, list)) else None
+    if isinstance(raw, list) and all(isinstance(level, torch.Tensor) and level.dim() == 5 for level in raw):
+        return {"anchors": torch.cat([level.flatten(1, 3) for level in raw], 1)}
     if not isinstance(raw, dict) or "boxes" not in raw or "scores" not in raw:
         raise ValueError("the detector did not return the Detect head's raw outputs (ultralytics 8.4.x expected)")
     return {"boxes": raw["boxes"], "scores": raw["scores"]}
@@ -301,8 +305,9 @@ def decode_head_outputs(detect: nn.Module, raw: dict[str, torch.Tensor]) -> torc
 
 
 def box_bins(model: nn.Module) -> int:
-    """reg_max of the Detect head: bins of each box side's distribution."""
-    return int(model.model[-1].reg_max)
+    """reg_max of the Detect head: bins of each box side's distribution (None: YOLOv5's anchor head has none)."""
+    bins = getattr(model.model[-1], "reg_max", None)
+    return None if bins is None else int(bins)
 
 
 def learnable_parameters(model: nn.Module) -> list[nn.Parameter]:

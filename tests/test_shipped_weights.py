@@ -2,7 +2,7 @@
 import pytest
 
 from spikeyolo.checkpoint import read_metadata
-from spikeyolo.detect.predictor import DEFAULT_WEIGHTS
+from spikeyolo.detect.predictor import BCCD_WEIGHTS
 from tests.conftest import SHARED
 
 # Another CPU (AVX-512, AVX2, SSE4.1) or another thread count sums the convolutions in another order: scores near a
@@ -11,11 +11,11 @@ from tests.conftest import SHARED
 # at T = 1 at 0.8021 against the recorded 0.8142 (72 images: a few detections). The bound: 0.02 mAP50.
 MAP_TOLERANCE = 0.02
 
-pytestmark = pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped weights not present")
+pytestmark = pytest.mark.skipif(not BCCD_WEIGHTS.is_file(), reason="shipped weights not present")
 
 
 def test_metadata_says_what_the_weights_are():
-    meta = read_metadata(DEFAULT_WEIGHTS)
+    meta = read_metadata(BCCD_WEIGHTS)
     assert meta["names"] == ["Platelets", "RBC", "WBC"] and meta["imgsz"] == 320
     assert meta["quantization"]["levels"] == 4 and len(meta["quantization"]["layers"]) == 57
     measured = meta["measured"]
@@ -28,9 +28,9 @@ def test_recorded_map_is_reproduced():
 
     """Same settings as benchmarks/convert_bccd.sh (the simulated horizon sets the conv batch shape, and a
     last-bit difference there can flip a spike, so the check uses the recorded timesteps)."""
-    measured = read_metadata(DEFAULT_WEIGHTS)["measured"]
+    measured = read_metadata(BCCD_WEIGHTS)["measured"]
     recorded = measured["snn"]["burst4"]
-    report = validate(DEFAULT_WEIGHTS, SHARED / "bccd", [int(t) for t in recorded], imgsz=320, burst=4, cost=False,
+    report = validate(BCCD_WEIGHTS, SHARED / "bccd", [int(t) for t in recorded], imgsz=320, burst=4, cost=False,
                       chunk=16)
     assert report["ann"]["map50"] == pytest.approx(measured["ann"]["map50"], abs=MAP_TOLERANCE)
     for t, expected in recorded.items():
@@ -71,7 +71,7 @@ def test_event_model_recorded_map_is_reproduced(tmp_path):
         assert report["snn"][t]["map50"] == pytest.approx(expected["map50"], abs=MAP_TOLERANCE)
 
 
-TUNED = DEFAULT_WEIGHTS.with_name("bccd-yolov8n-snn-binary-T4.safetensors")
+TUNED = BCCD_WEIGHTS.with_name("bccd-yolov8n-snn-binary-T4.safetensors")
 
 
 @pytest.mark.skipif(not TUNED.is_file(), reason="shipped tuned SNN not present")

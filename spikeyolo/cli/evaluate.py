@@ -130,9 +130,9 @@ def add_benchmark(sub) -> None:
 
 def run_benchmark(args) -> None:
     from spikeyolo.bench.speed import run_benchmark, summary
-    from spikeyolo.detect.predictor import DEFAULT_WEIGHTS, _check_weights
+    from spikeyolo.detect.predictor import BCCD_WEIGHTS, _check_weights
 
-    weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
+    weights = Path(args.weights) if args.weights else BCCD_WEIGHTS
     _check_weights(weights)
     engines = tuple(args.engines.split(",")) if args.engines else None
     from spikeyolo.bench.speed import ENGINES

@@ -198,15 +198,24 @@ def add_tune(sub) -> None:
     p.add_argument("--loss", choices=("anchors", "objects"), default="anchors", help="distillation loss balance: "
                    "anchors (default: the class term averaged over all anchors) or objects (per unit of the ANN's "
                    "total confidence, box term x3; no better on BCCD, see docs/results.md)")
-    p.add_argument("--label-gain", type=float, default=0.1, help="weight of the labels' detection loss "
+    p.add_argument("--label-gain", type=float, help="weight of the labels' detection loss "
                    "(ultralytics': box, class, DFL) beside the ANN's teaching (default 0.1; 0: the ANN alone, no "
-                   "labels used; docs/results.md: on BCCD 0.760 -> 0.790 mAP50 at T = 4)")
+                   "labels used; docs/results.md: on BCCD 0.760 -> 0.790 mAP50 at T = 4); a model with YOLOv5's "
+                   "anchor head learns from its ANN alone (default 0)")
     p.add_argument("--readouts", type=int_list, help="steps after which the head is distilled, e.g. 2,4: one network "
                    "for several T (default: --timesteps only)")
     p.add_argument("--imgsz", type=int, help="image size (default: the checkpoint's)")
     p.add_argument("--seed", type=int, default=0, help="random seed (image order, flips)")
     add_device(p)
     add_output(p, "tune")
+
+def _label_gain(args) -> float:
+    """--label-gain, or its default: 0.1, and 0 for a model with YOLOv5's anchor head (no labels' loss for it)."""
+    if args.label_gain is not None:
+        return args.label_gain
+    from spikeyolo.convert.load import read_weights
+
+    return 0.0 if read_weights(args.weights).meta.get("model_yaml", {}).get("anchors") else 0.1
 
 def run_tune(args) -> None:
     from contextlib import nullcontext
@@ -221,7 +230,7 @@ def run_tune(args) -> None:
         batch=args.batch, images=args.images, imgsz=args.imgsz, sharpness=args.sharpness,
         feature_weight=args.feature_weight, thresholds=args.train_thresholds, seed=args.seed,
         readouts=tuple(args.readouts) if args.readouts else None, loss=args.loss,
-        label_gain=args.label_gain, train_split=args.train_split)
+        label_gain=_label_gain(args), train_split=args.train_split)
     ranks, device = join(torch_device(args.device))  # under torchrun: one of several processes
     try:
         with run_folder(args) if ranks.first else nullcontext() as folder:  # rank 0 makes it, the others learn it

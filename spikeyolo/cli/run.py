@@ -13,8 +13,9 @@ def add_detect(sub) -> None:
                                    "lines.")
     p.add_argument("source", help="image, folder, glob, video file, camera index (0), stream URL, or an event "
                    "recording (.aedat4, .h5, .npz)")
-    p.add_argument("--weights", help="spikeyolo .safetensors (default: the shipped BCCD QCFS model; for event "
-                   "recordings the shipped event model)")
+    p.add_argument("--weights", help="spikeyolo .safetensors (default: the shipped COCO model, 80 everyday "
+                   "classes, for images, videos, cameras and streams; the shipped event model for event recordings; "
+                   "blood cells: weights/bccd-yolov8n-qcfs.safetensors)")
     p.add_argument("--timesteps", type=int, default=4, help="SNN timesteps T (default 4)")
     p.add_argument("--ann", action="store_true", help="run the quantized ANN instead of the SNN")
     p.add_argument("--burst", type=int, help="spikes a neuron may emit per step: 1 is the binary IF neuron; "
@@ -78,8 +79,8 @@ def add_webcam(sub) -> None:
                        description="Live window with the SNN's detections and firing rate per layer. Keys: +/- "
                                    "double/halve T, a toggles the ANN side by side, q quits.")
     p.add_argument("--source", default="0", help="camera index, video file or stream URL (default 0)")
-    p.add_argument("--weights", help="spikeyolo .safetensors (default: the shipped model; with --events the "
-                   "shipped event model)")
+    p.add_argument("--weights", help="spikeyolo .safetensors (default: the shipped COCO model, 80 everyday "
+                   "classes; with --events the shipped event model)")
     p.add_argument("--timesteps", type=int, default=4, help="SNN timesteps T at the start (keys +/- change it)")
     p.add_argument("--events", action="store_true", help="simulate a DVS from the frames and run the event model")
     p.add_argument("--side-by-side", action="store_true", help="start with the ANN beside the SNN")

@@ -18,8 +18,10 @@ from spikeyolo.limits import image_size
 from spikeyolo.resources import resource
 from spikeyolo.ultra import letterbox_batch, non_max_suppression, scale_to_frame
 
-DEFAULT_WEIGHTS = resource("weights/bccd-yolov8n-qcfs.safetensors")
-DEFAULT_EVENT_WEIGHTS = resource("weights/bccd-events-yolov8n-qcfs.safetensors")
+COCO_WEIGHTS = resource("weights/coco80-yolov5n-qcfs.safetensors")  # COCO's 80 everyday classes
+BCCD_WEIGHTS = resource("weights/bccd-yolov8n-qcfs.safetensors")  # blood cells (the benchmarks' model)
+DEFAULT_WEIGHTS = COCO_WEIGHTS  # frames of every kind: photos, videos, cameras, streams
+DEFAULT_EVENT_WEIGHTS = resource("weights/bccd-events-yolov8n-qcfs.safetensors")  # event recordings, --events
 
 
 def _check_weights(path: Path) -> None:

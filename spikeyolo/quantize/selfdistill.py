@@ -79,20 +79,23 @@ class StageOutputs:
             hook.remove()
 
 
-def head_loss(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Objectness, class and box terms of the anchor head's logits (per level [B, 3, H, W, 5 + nc])."""
+def head_loss(student: list[torch.Tensor], teacher: list[torch.Tensor], balance=LEVEL_BALANCE,
+              total: torch.Tensor | None = None, share: float = 1.0) -> dict[str, torch.Tensor]:
+    """Objectness, class and box terms of the anchor head's logits (per level [B, 3, H, W, 5 + nc], or any
+    [..., 5 + nc]); ``balance``: each level's objectness weight. Part of a batch split between processes: ``total``
+    is the teacher's objectness summed over the whole batch, ``share`` this part's fraction of its images."""
     objectness, weighted_classes, weighted_boxes, weight = 0.0, 0.0, 0.0, 0.0
     for level, (s, t) in enumerate(zip(student, teacher)):
         p = t.float().sigmoid()
         s = s.float()
-        objectness = objectness + LEVEL_BALANCE[level] * F.binary_cross_entropy_with_logits(s[..., 4], p[..., 4])
+        objectness = objectness + balance[level] * share * F.binary_cross_entropy_with_logits(s[..., 4], p[..., 4])
         w = p[..., 4]
         classes = F.binary_cross_entropy_with_logits(s[..., 5:], p[..., 5:], reduction="none").mean(-1)
         boxes = ((s[..., :4].sigmoid() - p[..., :4]) ** 2).sum(-1)
         weighted_classes = weighted_classes + (w * classes).sum()
         weighted_boxes = weighted_boxes + (w * boxes).sum()
         weight = weight + w.sum()
-    weight = weight.clamp_min(1.0)
+    weight = weight.clamp_min(1.0) if total is None else total
     return {"objectness": objectness, "classes": weighted_classes / weight, "boxes": BOX_GAIN * weighted_boxes / weight}
 
 

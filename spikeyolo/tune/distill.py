@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikeyolo.engine.runner import SpikingDetector
+from spikeyolo.quantize.selfdistill import head_loss
 from spikeyolo.tune.calibrate import LayerOutputs, feeding_conv
 from spikeyolo.tune.distributed import Ranks, shard_targets
 from spikeyolo.ultra import LabelsLoss, box_bins, learnable_parameters, raw_head_outputs
@@ -37,7 +38,10 @@ BOX_GAIN = 3.0  # box term : class term in the "objects" loss, ultralytics' dfl 
 
 
 def teacher_confidence(teacher: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The teacher's summed confidence over a batch's anchors (its best class each): the loss's normalizer."""
+    """The teacher's summed confidence over a batch's anchors (its best class each; YOLOv5's anchor head: its
+    objectness): the loss's normalizer."""
+    if "anchors" in teacher:
+        return teacher["anchors"][..., 4].float().sigmoid().sum()
     return teacher["scores"].sigmoid().amax(1).sum()
 
 
@@ -53,7 +57,16 @@ def distillation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch
 
     Part of a batch split between processes: ``total`` is the teacher's confidence over the whole batch and ``share``
     this part's fraction of its images, so that the parts' losses add up to the whole batch's.
+
+    YOLOv5's anchor head ({'anchors': logits}; ``bins`` None): self-distillation's head loss
+    (``spikeyolo.quantize.selfdistill.head_loss``: objectness everywhere, classes and boxes where the teacher sees an
+    object), every level weighted alike.
     """
+    if "anchors" in teacher:
+        if total is None:
+            total = teacher_confidence(teacher).clamp_min(1.0)
+        parts = head_loss([student["anchors"]], [teacher["anchors"]], (1.0,), total, share)
+        return parts["objectness"] + parts["classes"] + parts["boxes"]
     probs = teacher["scores"].sigmoid()
     weight = probs.amax(1)  # [B, A]: how much each anchor is an object to the teacher
     if total is None:
@@ -114,6 +127,9 @@ class Distiller:
         self.snn, self.ann, self.timesteps, self.balance = snn, ann.eval(), timesteps, balance
         self.ranks = ranks  # several processes: each takes its part of every batch (spikeyolo.tune.distributed)
         self.label_gain = label_gain
+        if label_gain > 0 and box_bins(ann) is None:
+            raise ValueError("the labels' detection loss is ultralytics' (anchor-free head): tune a model with "
+                             "YOLOv5's anchor head with --label-gain 0 (its teacher alone)")
         self.labels_loss = LabelsLoss(ann) if label_gain > 0 else None
         self.readouts = tuple(readouts or (timesteps,))
         if not all(1 <= step <= timesteps for step in self.readouts):

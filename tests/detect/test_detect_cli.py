@@ -9,7 +9,7 @@ import torch
 
 from spikeyolo.quantize.checkpoint import save_detector
 from spikeyolo.cli import main
-from spikeyolo.detect.predictor import DEFAULT_WEIGHTS
+from spikeyolo.detect.predictor import BCCD_WEIGHTS
 from tests.eval.test_val_cli import live_model_two_classes
 
 
@@ -143,7 +143,7 @@ def test_a_pipe_inside_a_folder_is_left_out_with_a_warning(weights, tmp_path, ca
     assert len((next((tmp_path / "out").iterdir()) / "predictions.jsonl").read_text().splitlines()) == 1
 
 
-@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped weights not present")
+@pytest.mark.skipif(not BCCD_WEIGHTS.is_file(), reason="shipped weights not present")
 def test_detections_at_every_step_equal_separate_runs(tmp_path):
     """--every-step: one run to T gives, at each t, exactly what a separate run to t detects."""
     from tests.conftest import ROOT
@@ -151,7 +151,8 @@ def test_detections_at_every_step_equal_separate_runs(tmp_path):
     capture = cv2.VideoCapture(str(ROOT / "demo/bccd_pan.mp4"))
     frame = capture.read()[1]
     cv2.imwrite(str(tmp_path / "cells.png"), frame)
-    args = ["detect", str(tmp_path / "cells.png"), "--burst", "1", "--timesteps", "4", "--every-step"]
+    args = ["detect", str(tmp_path / "cells.png"), "--weights", str(BCCD_WEIGHTS), "--burst", "1", "--timesteps", "4",
+            "--every-step"]
     assert main([*args, "--project", str(tmp_path / "out")]) == 0
     line = json.loads((tmp_path / "out/exp/predictions.jsonl").read_text())
     assert [step["t"] for step in line["steps"]] == [1, 2, 3, 4]
@@ -159,17 +160,19 @@ def test_detections_at_every_step_equal_separate_runs(tmp_path):
     counts = [len(step["detections"]) for step in line["steps"]]
     assert len(set(counts)) > 1, counts  # binary neurons at few steps: the detections change with t
     for step in line["steps"]:
-        alone = ["detect", str(tmp_path / "cells.png"), "--burst", "1", "--timesteps", str(step["t"])]
+        alone = ["detect", str(tmp_path / "cells.png"), "--weights", str(BCCD_WEIGHTS), "--burst", "1", "--timesteps",
+                 str(step["t"])]
         assert main([*alone, "--project", str(tmp_path / f"t{step['t']}")]) == 0
         separate = json.loads((tmp_path / f"t{step['t']}/exp/predictions.jsonl").read_text())
         assert separate["detections"] == step["detections"], step["t"]
 
 
-@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped weights not present")
+@pytest.mark.skipif(not BCCD_WEIGHTS.is_file(), reason="shipped weights not present")
 def test_readme_demo_command_with_shipped_weights(tmp_path):
     from tests.conftest import ROOT
 
-    assert main(["detect", str(ROOT / "demo/bccd_pan.mp4"), "--project", str(tmp_path)]) == 0
+    assert main(["detect", str(ROOT / "demo/bccd_pan.mp4"), "--weights", str(BCCD_WEIGHTS), "--project",
+                 str(tmp_path)]) == 0
     lines = (tmp_path / "exp/predictions.jsonl").read_text().splitlines()
     assert len(lines) == 48 and sum(len(json.loads(line)["detections"]) for line in lines) > 48
     assert cv2.VideoCapture(str(tmp_path / "exp/bccd_pan.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 48

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The everyday-object model, docs/results.md "COCO's 80 classes": the official COCO YOLOv5n (../shared/weights, read
+# without unpickling) with its own anchor head, self-distilled into QCFS on oi5's 600 train photos (no labels).
+#   import   the checkpoint as spikeyolo weights, anchor head carried (the teacher's rows)   → runs/coco80/teacher
+#   teacher  the teacher as an ANN on oi5 val and coco-tiny (benchmarks/ann_val.py)          → runs/coco80/val/teacher-*.json
+#   distill  QCFS L = 8 taught by the teacher, 60 epochs (resumable: run the stage again)     → runs/coco80/distill-L8
+#   val      its ANN and SNN (bursts of up to 8) at T = 1, 2, 4 on oi5 val and coco-tiny       → runs/coco80/val/*
+#   ship     weights/coco80-yolov5n-qcfs.safetensors with what val measured (GPL-3.0, the teacher's license)
+#   tune     ±1 spikes (binary IF) tuned for T = 4 on the train photos, then val at T = 1, 2, 4 (env EPOCHS: 3)
+#   webcam   `webcam --headless` frames per second on demo/bccd_pan.mp4: the new default beside the BCCD model
+# Usage: bash benchmarks/coco80_model.sh                 (import teacher distill val ship)
+#        STAGES="tune webcam" bash benchmarks/coco80_model.sh
+set -euo pipefail
+OI5=${OI5:-../shared/datasets/oi5}; TINY=${TINY:-../shared/datasets/coco-tiny}
+STAGES=${STAGES:-"import teacher distill val ship"}
+PT=../shared/weights/yolov5n-v6.1-coco.pt
+TEACHER=runs/coco80/teacher/yolov5n-v6.1-coco.safetensors
+STUDENT=runs/coco80/distill-L8/weights/last.safetensors
+SHIPPED=weights/coco80-yolov5n-qcfs.safetensors
+mkdir -p runs/coco80/val
+for stage in $STAGES; do
+  case $stage in
+    import) spikeyolo import $PT --anchor-head --imgsz 320 --project runs/coco80 --name teacher --exist-ok ;;
+    teacher) for data in "$OI5" "$TINY"; do
+               python benchmarks/ann_val.py $TEACHER "$data" --out "runs/coco80/val/teacher-$(basename "$data").json"
+             done ;;
+    distill) spikeyolo distill $PT --photos "$OI5/train2017" --levels 8 --epochs 60 --imgsz 320 \
+               --project runs/coco80 --name distill-L8 --exist-ok ;;
+    val) for data in "$OI5" "$TINY"; do
+           spikeyolo val --weights $STUDENT --data "$data" --imgsz 320 --timesteps 1,2,4 --project runs/coco80/val \
+             --name "bursts-$(basename "$data")" --exist-ok
+         done ;;
+    ship) python benchmarks/ship_weights.py $STUDENT $SHIPPED runs/coco80/val/bursts-oi5/report.json \
+            runs/coco80/val/bursts-coco-tiny/report.json --license GPL-3.0 \
+            --source "yolov5n-v6.1-coco.pt: the official ultralytics/yolov5 v6.1 release (COCO, 80 classes), sha256 4f180cf23ba0717ada0badd6c685026d73d48f184d00fc159c2641284b2ac0a3" \
+            --note "self-distilled into QCFS L = 8 on oi5's 600 train photos (no labels): bash benchmarks/coco80_model.sh" ;;
+    tune) epochs=${EPOCHS:-3}
+          spikeyolo tune $SHIPPED --data "$OI5" --imgsz 320 --timesteps 4 --burst 1 --epochs "$epochs" \
+            --project runs/coco80/tune --name "binary-T4-e$epochs" --exist-ok
+          tuned=runs/coco80/tune/binary-T4-e$epochs/coco80-yolov5n-qcfs-snn-tuned-T4.safetensors
+          for data in "$OI5" "$TINY"; do
+            spikeyolo val --weights "$tuned" --ann $SHIPPED --data "$data" --imgsz 320 --timesteps 1,2,4 --no-ann \
+              --project runs/coco80/val --name "binary-T4-e$epochs-$(basename "$data")" --exist-ok
+          done ;;
+    webcam) for weights in $SHIPPED weights/bccd-yolov8n-qcfs.safetensors; do
+              spikeyolo webcam --source demo/bccd_pan.mp4 --headless --weights $weights --project runs/coco80/webcam \
+                --name "$(basename $weights .safetensors)" --exist-ok
+            done ;;
+    *) echo "unknown stage $stage (import teacher distill val ship tune webcam)" >&2; exit 2 ;;
+  esac
+done
