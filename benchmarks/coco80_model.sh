@@ -3,7 +3,7 @@
 # without unpickling) with its own anchor head, self-distilled into QCFS on oi5's 600 train photos (no labels).
 #   import   the checkpoint as spikeyolo weights, anchor head carried (the teacher's rows)   → runs/coco80/teacher
 #   teacher  the teacher as an ANN on oi5 val and coco-tiny (benchmarks/ann_val.py)          → runs/coco80/val/teacher-*.json
-#   distill  QCFS L = 8 taught by the teacher, 60 epochs (resumable: run the stage again)     → runs/coco80/distill-L8
+#   distill  QCFS L = 8 taught by the teacher, 90 epochs (resumable: run the stage again)     → runs/coco80/distill-L8
 #   val      its ANN and SNN (bursts of up to 8) at T = 1, 2, 4 on oi5 val and coco-tiny       → runs/coco80/val/*
 #   ship     weights/coco80-yolov5n-qcfs.safetensors with what val measured (GPL-3.0, the teacher's license)
 #   tune     ±1 spikes (binary IF) tuned for T = 4 on the train photos, then val at T = 1, 2, 4 (env EPOCHS: 3)
@@ -24,7 +24,7 @@ for stage in $STAGES; do
     teacher) for data in "$OI5" "$TINY"; do
                python benchmarks/ann_val.py $TEACHER "$data" --out "runs/coco80/val/teacher-$(basename "$data").json"
              done ;;
-    distill) spikeyolo distill $PT --photos "$OI5/train2017" --levels 8 --epochs 60 --imgsz 320 \
+    distill) spikeyolo distill $PT --photos "$OI5/train2017" --levels 8 --epochs 90 --imgsz 320 \
                --project runs/coco80 --name distill-L8 --exist-ok ;;
     val) for data in "$OI5" "$TINY"; do
            spikeyolo val --weights $STUDENT --data "$data" --imgsz 320 --timesteps 1,2,4 --project runs/coco80/val \

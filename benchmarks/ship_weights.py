@@ -18,6 +18,15 @@ def _neurons(report: dict) -> str:
     return f"burst{report.get('burst', 1)}" + ("-snm" if report.get("snm") else "")
 
 
+def _measured(reports: list[dict]) -> dict:
+    """What val measured on one dataset: the ANN, and the SNN of each report's neurons at each T."""
+    first = reports[0]
+    return {"dataset": first["dataset"], "split": first["split"], "imgsz": first["imgsz"],
+            "conversion": first["mode"], "ann": {k: first["ann"][k] for k in ("map50", "map50_95")},
+            "snn": {_neurons(r): {t: {k: e[k] for k in ("map50", "map50_95")} for t, e in r["snn"].items()}
+                    for r in reports}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
@@ -30,14 +39,14 @@ def main() -> None:
     args = parser.parse_args()
     model, meta = load_detector(args.checkpoint)
     reports = [json.loads(Path(p).read_text()) for p in args.reports]
-    first = reports[0]
-    measured = {"dataset": first["dataset"], "split": first["split"], "imgsz": first["imgsz"],
-                "conversion": first["mode"], "ann": {k: first["ann"][k] for k in ("map50", "map50_95")},
-                "snn": {_neurons(r): {t: {k: e[k] for k in ("map50", "map50_95")} for t, e in r["snn"].items()}
-                        for r in reports}}
-    keep = {k: meta[k] for k in ("imgsz", "data", "epochs", "events", "teacher", "fine_tuned_from") if k in meta}
+    datasets = list(dict.fromkeys(r["dataset"] for r in reports))  # in the order given
+    parts = [_measured([r for r in reports if r["dataset"] == dataset]) for dataset in datasets]
+    keep = {k: meta[k] for k in ("imgsz", "data", "epochs", "events", "teacher", "fine_tuned_from", "distillation")
+            if k in meta}
     keep.update({k: v for k, v in (("license", args.license), ("source", args.source)) if v})
-    out = save_detector(model, args.out, **keep, training_metrics=meta.get("metrics"), measured=measured,
+    if len(parts) > 1:  # several datasets: each with its name (the first stays "measured", as one-dataset files have it)
+        keep["measured_on"] = [{**part, "dataset": Path(part["dataset"]).name} for part in parts]
+    out = save_detector(model, args.out, **keep, training_metrics=meta.get("metrics"), measured=parts[0],
                         note=args.note)
     print(out)
 

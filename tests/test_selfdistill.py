@@ -74,13 +74,20 @@ def test_an_interrupted_run_continues_to_the_same_student(tmp_path):
 
 
 @needs_yolov5n
-def test_a_run_with_other_settings_does_not_continue_another(tmp_path):
+def test_a_run_continues_only_with_its_own_settings_and_may_be_extended(tmp_path):
+    from dataclasses import replace
+
     folder = photos(tmp_path / "photos")
     settings = SelfDistillSettings(str(YOLOV5N), (str(folder),), levels=4, epochs=1, imgsz=64, batch=3)
     self_distill(settings, tmp_path / "run", log=lambda line: None)
-    other = SelfDistillSettings(str(YOLOV5N), (str(folder),), levels=8, epochs=1, imgsz=64, batch=3)
     with pytest.raises(ValueError, match="other settings"):
-        self_distill(other, tmp_path / "run", log=lambda line: None)
+        self_distill(replace(settings, levels=8), tmp_path / "run", log=lambda line: None)
+    lines = []
+    longer = self_distill(replace(settings, epochs=2), tmp_path / "run", log=lines.append)
+    assert any("1 of 2 epochs done" in line for line in lines) and sum(line.startswith("epoch") for line in lines) == 1
+    assert read_metadata(longer)["distillation"]["epochs"] == 2
+    with pytest.raises(ValueError, match="2 epochs already done, more than --epochs 1"):
+        self_distill(settings, tmp_path / "run", log=lambda line: None)
 
 
 @needs_yolov5n

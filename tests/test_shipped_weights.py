@@ -2,7 +2,7 @@
 import pytest
 
 from spikeyolo.checkpoint import read_metadata
-from spikeyolo.detect.predictor import BCCD_WEIGHTS
+from spikeyolo.detect.predictor import BCCD_WEIGHTS, COCO_WEIGHTS
 from tests.conftest import SHARED
 
 # Another CPU (AVX-512, AVX2, SSE4.1) or another thread count sums the convolutions in another order: scores near a
@@ -11,9 +11,10 @@ from tests.conftest import SHARED
 # at T = 1 at 0.8021 against the recorded 0.8142 (72 images: a few detections). The bound: 0.02 mAP50.
 MAP_TOLERANCE = 0.02
 
-pytestmark = pytest.mark.skipif(not BCCD_WEIGHTS.is_file(), reason="shipped weights not present")
+BCCD = pytest.mark.skipif(not BCCD_WEIGHTS.is_file(), reason="shipped weights not present")
 
 
+@BCCD
 def test_metadata_says_what_the_weights_are():
     meta = read_metadata(BCCD_WEIGHTS)
     assert meta["names"] == ["Platelets", "RBC", "WBC"] and meta["imgsz"] == 320
@@ -23,6 +24,7 @@ def test_metadata_says_what_the_weights_are():
 
 
 @pytest.mark.slow
+@BCCD
 def test_recorded_map_is_reproduced():
     from spikeyolo.eval.val import validate
 
@@ -94,3 +96,46 @@ def test_tuned_snn_reproduces_its_readme_figures():
     report = validate(TUNED, SHARED / "bccd", [2, 4], imgsz=320, ann=False, cost=False, device="cpu")
     assert report["snn"]["2"]["map50"] == pytest.approx(0.759, abs=MAP_TOLERANCE)
     assert report["snn"]["4"]["map50"] == pytest.approx(0.808, abs=MAP_TOLERANCE)
+
+
+COCO = pytest.mark.skipif(not COCO_WEIGHTS.is_file(), reason="shipped COCO weights not present")
+
+
+@COCO
+def test_the_everyday_model_says_what_it_is_and_where_it_comes_from():
+    meta = read_metadata(COCO_WEIGHTS)
+    assert len(meta["names"]) == 80 and meta["names"][:3] == ["person", "bicycle", "car"]
+    assert meta["names"][-1] == "toothbrush" and meta["imgsz"] == 320
+    assert meta["model_yaml"]["anchors"][0] == [10.0, 13.0, 16.0, 30.0, 33.0, 23.0]  # YOLOv5's head, carried
+    assert meta["quantization"]["levels"] == 8 and len(meta["quantization"]["layers"]) == 57
+    assert meta["license"] == "GPL-3.0" and "4f180cf23ba0717ada0badd6c685026d73d48f184d00fc159c2641284b2ac0a3" \
+        in meta["source"]
+    assert meta["distillation"]["photos"] == 600 and meta["distillation"]["epochs"] == 90
+    assert {part["dataset"] for part in meta["measured_on"]} == {"oi5", "coco-tiny"}
+
+
+@COCO
+def test_the_everyday_model_is_the_default_for_frames_and_finds_a_bird():
+    """oi5 val a57053e685cd731b.jpg (not a training photo): one labelled bird, which the default model finds."""
+    from spikeyolo import SpikingYOLO
+
+    photo = SHARED / "oi5" / "val2017" / "a57053e685cd731b.jpg"
+    if not photo.is_file():
+        pytest.skip("oi5 not present")
+    model = SpikingYOLO()
+    assert model.weights == COCO_WEIGHTS and len(model.names) == 80
+    assert "bird" in model(photo)[0].labels
+
+
+@pytest.mark.slow
+@COCO
+@pytest.mark.parametrize("dataset", ["oi5", "coco-tiny"])
+def test_the_everyday_models_recorded_map_is_reproduced(dataset):
+    """README's table: the ANN and the bursts at T = 1, 2, 4 on oi5 val and coco-tiny (matched by name among the 80)."""
+    from spikeyolo.eval.val import validate
+
+    recorded = next(part for part in read_metadata(COCO_WEIGHTS)["measured_on"] if part["dataset"] == dataset)
+    report = validate(COCO_WEIGHTS, SHARED / dataset, [1, 2, 4], imgsz=320, cost=False, device="cpu")
+    assert report["ann"]["map50"] == pytest.approx(recorded["ann"]["map50"], abs=MAP_TOLERANCE)
+    for t, expected in recorded["snn"]["burst8"].items():
+        assert report["snn"][t]["map50"] == pytest.approx(expected["map50"], abs=MAP_TOLERANCE)

@@ -40,7 +40,8 @@ WARMUP_STEPS = 100  # the learning rate rises linearly over these (at most a twe
 
 @dataclass(frozen=True)
 class SelfDistillSettings:
-    """Everything that decides the result: a run continues only with equal settings."""
+    """Everything that decides the result: a run continues only with equal settings (``epochs`` may grow: the
+    cosine decay then stretches over the longer run from where it is)."""
     teacher: str
     photos: tuple[str, ...]
     levels: int = 8
@@ -56,6 +57,7 @@ class SelfDistillSettings:
 @dataclass
 class Progress:
     epochs_done: int = 0
+    of_epochs: int | None = None  # the run's length when the file was written (more --epochs extend a run)
     losses: list = field(default_factory=list)  # per epoch: {"loss", "features", "objectness", "classes", "boxes"}
     seconds: float = 0.0
 
@@ -193,16 +195,20 @@ def _load_progress(path: Path, settings: SelfDistillSettings) -> tuple[Progress,
     if not path.is_file():
         return None
     meta = read_metadata(path, PROGRESS_FORMAT)
-    if meta.get("settings") != json.loads(json.dumps(asdict(settings))):
-        raise ValueError(f"{path} is the progress of a run with other settings: run with the same settings to "
-                         "continue it, or choose another output folder")
+    saved, asked = dict(meta.get("settings") or {}), json.loads(json.dumps(asdict(settings)))
+    if {**saved, "epochs": None} != {**asked, "epochs": None}:
+        raise ValueError(f"{path} is the progress of a run with other settings: run with the same settings (more "
+                         "--epochs may extend it) to continue it, or choose another output folder")
     record = meta.get("progress") or {}
     try:
         progress = Progress(**record)
     except TypeError:
         progress = None
     number = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0)
-    if progress is None or not (isinstance(progress.epochs_done, int) and 0 <= progress.epochs_done <= settings.epochs
+    if progress is not None and isinstance(progress.epochs_done, int) and progress.epochs_done > settings.epochs:
+        raise ValueError(f"{path}: {progress.epochs_done} epochs already done, more than --epochs {settings.epochs}: "
+                         "give at least as many to continue it")
+    if progress is None or not (isinstance(progress.epochs_done, int) and 0 <= progress.epochs_done
                                 and number(progress.seconds) and isinstance(progress.losses, list)
                                 and len(progress.losses) == progress.epochs_done):
         raise ValueError(f"{path}: its progress record is damaged: delete it to start over")
@@ -229,12 +235,14 @@ def self_distill(settings: SelfDistillSettings, out: str | Path, device: str | t
     steps = math.ceil(len(photos) / settings.batch)
     distiller = SelfDistiller(teacher, student, settings, steps * settings.epochs)
     progress_file, weights = out / "progress.safetensors", out / "weights" / "last.safetensors"
-    progress = Progress()
+    progress = Progress(of_epochs=settings.epochs)
     resumed = _load_progress(progress_file, settings)
     if resumed:
         progress, tensors = resumed
         distiller.load_state({k: v.to(device) for k, v in tensors.items()}, progress_file)
-        log(f"continuing {progress_file}: {progress.epochs_done} of {settings.epochs} epochs done")
+        log(f"continuing {progress_file}: {progress.epochs_done} of {settings.epochs} epochs done"
+            + (f" (extended from {progress.of_epochs})" if progress.of_epochs not in (None, settings.epochs) else ""))
+        progress.of_epochs = settings.epochs
     log(f"self-distillation: {len(photos)} photos, {steps} batches of {settings.batch} an epoch, "
         f"QCFS L = {settings.levels}, teacher {settings.teacher}")
     for epoch in range(progress.epochs_done, settings.epochs):

@@ -1,0 +1,71 @@
+"""Print the COCO model's table (README, docs/results.md "COCO's 80 classes") from the files its stages wrote
+(`bash benchmarks/coco80_model.sh`): no figure typed by hand.
+
+Usage: python benchmarks/coco80_table.py [--runs runs/coco80/val] [--tuned binary-T4-e3]
+One row per network and T, one column group per dataset (oi5 val: 72 photos, 5 of the 80 classes matched by name;
+coco-tiny: 80 COCO val2017 photos, all 80 classes): mAP50 (ultralytics' metric, and in brackets the share of the
+teacher's), mAP50-95, and for the SNN the firing rate, synaptic operations and compute energy per image.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+DATASETS = ("oi5", "coco-tiny")
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _cell(entry: dict | None, teacher: float | None) -> str:
+    if entry is None:
+        return "– | –"
+    share = f" ({100 * entry['map50'] / teacher:.0f} %)" if teacher else ""
+    return f"{entry['map50']:.3f}{share} | {entry['map50_95']:.3f}"
+
+
+def _cost(entry: dict | None) -> str:
+    if entry is None or "sops" not in entry:
+        return "– | – | –"
+    return f"{entry['firing_rate']:.2f} | {entry['sops'] / 1e9:.2f} G + {entry['other_ops'] / 1e6:.0f} M | " \
+           f"{entry['energy_mj']:.2f}"
+
+
+def table(runs: Path, tuned: str) -> list[str]:
+    teacher = {d: _read(runs / f"teacher-{d}.json") for d in DATASETS}
+    bursts = {d: _read(runs / f"bursts-{d}" / "report.json") for d in DATASETS}
+    binary = {d: _read(runs / f"{tuned}-{d}" / "report.json") for d in DATASETS}
+    reference = {d: teacher[d]["map50"] if teacher[d] else None for d in DATASETS}
+    head = "| network | T | " + " | ".join(f"{d} mAP50 (% of teacher) | {d} mAP50-95" for d in DATASETS) + \
+        " | rate (oi5) | operations per image (oi5) | compute mJ (oi5) |"
+    lines = [head, "|" + " --- |" * (head.count("|") - 1)]
+
+    def row(label: str, t: str, entries: dict, cost: dict | None) -> None:
+        cells = " | ".join(_cell(entries[d], reference[d]) for d in DATASETS)
+        lines.append(f"| {label} | {t} | {cells} | {_cost(cost)} |")
+
+    row("teacher: COCO YOLOv5n, SiLU, its own head", "–", teacher, None)
+    row("QCFS ANN (L = 8), self-distilled", "–", {d: (bursts[d] or {}).get("ann") for d in DATASETS}, None)
+    for t in ("1", "2", "4"):
+        row("SNN, bursts of up to 8 spikes", t, {d: (bursts[d] or {}).get("snn", {}).get(t) for d in DATASETS},
+            (bursts["oi5"] or {}).get("snn", {}).get(t))
+    if any(binary.values()):
+        for t in ("1", "2", "4"):
+            row("SNN, binary IF (±1), tuned for T = 4", t,
+                {d: (binary[d] or {}).get("snn", {}).get(t) for d in DATASETS},
+                (binary["oi5"] or {}).get("snn", {}).get(t))
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default="runs/coco80/val")
+    parser.add_argument("--tuned", default="binary-T4-e3", help="the tune stage's run name (binary-T4-e<EPOCHS>)")
+    args = parser.parse_args()
+    print("\n".join(table(Path(args.runs), args.tuned)))
+
+
+if __name__ == "__main__":
+    main()
