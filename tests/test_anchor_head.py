@@ -47,6 +47,7 @@ def reference_decode(head: AnchorDetect, raw: list[torch.Tensor]) -> torch.Tenso
     return torch.stack(rows, 2)
 
 
+@pytest.mark.numerics
 def test_the_head_decodes_as_yolov5_does():
     model = anchor_model()
     head = model.model[-1]
@@ -81,6 +82,7 @@ def test_a_model_description_with_bad_anchors_is_one_line(anchors):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.numerics
 def test_the_spiking_network_with_bursts_of_L_is_the_qcfs_network_at_the_first_step():
     """The head's three output convolutions accumulate (the anchor-free head's rule): at T = 1 with bursts of up to
     L spikes the SNN is the QCFS network with batch-norm folded, whose levels both compute alike."""
