@@ -6,7 +6,8 @@
 #   distill  QCFS L = 8 taught by the teacher, 90 epochs (resumable: run the stage again)     → runs/coco80/distill-L8
 #   val      its ANN and SNN (bursts of up to 8) at T = 1, 2, 4 on oi5 val and coco-tiny       → runs/coco80/val/*
 #   ship     weights/coco80-yolov5n-qcfs.safetensors with what val measured (GPL-3.0, the teacher's license)
-#   tune     ±1 spikes (binary IF) tuned for T = 4 on the train photos, then val at T = 1, 2, 4 (env EPOCHS: 3)
+#   tune     ±1 spikes (binary IF) tuned for T = 4 on oi5's train photos, then val at T = 1, 2, 4 (env EPOCHS: 3,
+#            IMAGES: 296 of the 600 photos)
 #   webcam   `webcam --headless` frames per second on demo/bccd_pan.mp4: the new default beside the BCCD model
 # Usage: bash benchmarks/coco80_model.sh                 (import teacher distill val ship)
 #        STAGES="tune webcam" bash benchmarks/coco80_model.sh
@@ -34,12 +35,12 @@ for stage in $STAGES; do
             runs/coco80/val/bursts-coco-tiny/report.json --license GPL-3.0 \
             --source "yolov5n-v6.1-coco.pt: the official ultralytics/yolov5 v6.1 release (COCO, 80 classes), sha256 4f180cf23ba0717ada0badd6c685026d73d48f184d00fc159c2641284b2ac0a3" \
             --note "self-distilled into QCFS L = 8 on oi5's 600 train photos (no labels): bash benchmarks/coco80_model.sh" ;;
-    tune) epochs=${EPOCHS:-3}
-          spikeyolo tune $SHIPPED --data "$OI5" --imgsz 320 --timesteps 4 --burst 1 --epochs "$epochs" \
+    tune) epochs=${EPOCHS:-3}; images=${IMAGES:-296}
+          spikeyolo tune $SHIPPED --data "$OI5" --imgsz 320 --timesteps 4 --burst 1 --epochs "$epochs" --images "$images" \
             --project runs/coco80/tune --name "binary-T4-e$epochs" --exist-ok
           tuned=runs/coco80/tune/binary-T4-e$epochs/coco80-yolov5n-qcfs-snn-tuned-T4.safetensors
           for data in "$OI5" "$TINY"; do
-            spikeyolo val --weights "$tuned" --ann $SHIPPED --data "$data" --imgsz 320 --timesteps 1,2,4 --no-ann \
+            spikeyolo val --weights "$tuned" --data "$data" --imgsz 320 --timesteps 1,2,4 --no-ann \
               --project runs/coco80/val --name "binary-T4-e$epochs-$(basename "$data")" --exist-ok
           done ;;
     webcam) for weights in $SHIPPED weights/bccd-yolov8n-qcfs.safetensors; do

@@ -19,10 +19,25 @@ from spikeyolo.eval.anytime import evaluate_anytime
 from spikeyolo.eval.val import check_classes
 from spikeyolo.quantize.checkpoint import load_detector
 from spikeyolo.quantize.qcfs import QCFS
-from spikeyolo.quantize.selfdistill import StageOutputs, load_teacher, recalibrate_batchnorm
+from spikeyolo.quantize.selfdistill import StageOutputs, load_teacher
+from spikeyolo.ultra import letterbox_batch
 
 TEACHER = "../shared/weights/yolov5n-v6.1-coco.pt"
 OI5 = "../shared/datasets/oi5"
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model, photos: list, imgsz: int, batch: int):
+    """Every BatchNorm's running statistics re-estimated (a plain average over batches) on ``photos`` letterboxed as
+    detect and val feed them, not augmented as in training."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    model.train()
+    for first in range(0, len(photos), batch):
+        model(letterbox_batch(photos[first:first + batch], imgsz))
+    return model.eval()
 
 
 def oi5_map50(model, split: str = "val", images: int | None = None) -> float:
@@ -59,7 +74,7 @@ def batchnorm(student: str) -> None:
     model, _ = load_detector(student)
     print(f"as trained: oi5 val mAP50 {oi5_map50(model)}")
     photos = read_photos(photo_files([f"{OI5}/train2017"]), 320)
-    print(f"BN re-estimated on {len(photos)} letterboxed photos: {oi5_map50(recalibrate_batchnorm(model, photos, 320, 16, 'cpu'))}")
+    print(f"BN re-estimated on {len(photos)} letterboxed photos: {oi5_map50(recalibrate_batchnorm(model, photos, 320, 16))}")
 
 
 def splits(images: int) -> None:

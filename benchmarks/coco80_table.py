@@ -53,7 +53,7 @@ def table(runs: Path, tuned: str) -> list[str]:
             (bursts["oi5"] or {}).get("snn", {}).get(t))
     if any(binary.values()):
         for t in ("1", "2", "4"):
-            row("SNN, binary IF (±1), tuned for T = 4", t,
+            row("SNN, binary IF, tuned for T = 4 (3 epochs)", t,
                 {d: (binary[d] or {}).get("snn", {}).get(t) for d in DATASETS},
                 (binary["oi5"] or {}).get("snn", {}).get(t))
     return lines

@@ -34,10 +34,6 @@ class AnchorDetect(nn.Module):
         self.register_buffer("anchors", pixels / stride.view(-1, 1, 1))  # YOLOv5 keeps them in stride units
         self.m = nn.ModuleList(nn.Conv2d(c, ANCHORS_PER_CELL * self.no, 1) for c in channels)
 
-    @property
-    def end2end(self) -> bool:  # read by ultralytics' DetectionModel
-        return False
-
     def anchors_in_pixels(self) -> list[list[float]]:
         return (self.anchors * self.stride.view(-1, 1, 1)).flatten(1).tolist()
 
@@ -70,12 +66,8 @@ def use_anchor_head(model: nn.Module, anchors: list[list[float]]) -> nn.Module:
     old = model.model[-1]
     channels = [branch[0].conv.in_channels for branch in old.cv2]
     head = AnchorDetect(old.nc, anchors, channels, [float(s) for s in old.stride])
-    head.i, head.f, head.type, head.np = old.i, old.f, "spikeyolo.anchor_head.AnchorDetect", 0
+    head.i, head.f, head.type = old.i, old.f, "spikeyolo.anchor_head.AnchorDetect"  # read by ultralytics' forward
     head.np = sum(p.numel() for p in head.parameters())
     model.model[-1] = head
     model.stride = head.stride.clone()
     return model
-
-
-def is_anchor_head(module: nn.Module) -> bool:
-    return isinstance(module, AnchorDetect)

@@ -137,7 +137,7 @@ def fold_batchnorm(model: DetectionModel) -> DetectionModel:
 def head_output_convs(model: DetectionModel) -> list[tuple[nn.Sequential, int]]:
     """(branch, index) of the Detect head's last convolutions: they accumulate instead of spiking."""
     head = model.model[-1]
-    if type(head).__name__ == "AnchorDetect":  # YOLOv5's head: one 1×1 convolution per level
+    if isinstance(head, AnchorDetect):  # YOLOv5's head: one 1×1 convolution per level
         return [(head.m, level) for level in range(len(head.m))]
     if not isinstance(head, Detect) or getattr(head, "one2one_cv2", None) is not None:
         raise ValueError("spiking conversion supports the anchor-free ultralytics Detect head without one2one branches")

@@ -124,26 +124,3 @@ def test_distill_command_refuses_what_it_cannot_teach_from(tmp_path, capsys):
         assert message in err and err.count("\n") == 1
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
-
-def test_batchnorm_statistics_are_re_estimated_on_letterboxed_photos():
-    """After recalibration the first BatchNorm holds the mean and variance of its input over the photos as detect
-    feeds them (letterboxed), averaged over batches, whatever it held before."""
-    from spikeyolo.quantize.selfdistill import recalibrate_batchnorm
-    from spikeyolo.ultra import letterbox_batch
-    from tests.test_anchor_head import anchor_model
-
-    rng = np.random.default_rng(3)
-    pictures = [rng.integers(0, 255, (48, 80, 3), dtype=np.uint8) for _ in range(4)]
-    model = anchor_model()
-    norm = model.model[0].bn
-    norm.running_mean.fill_(7.0)
-    seen = []
-    hook = model.model[0].conv.register_forward_hook(lambda m, i, out: seen.append(out.detach()))
-    recalibrate_batchnorm(model, pictures, 64, 2, "cpu")
-    hook.remove()
-    assert not model.training and len(seen) == 2
-    expected = torch.stack([x.mean((0, 2, 3)) for x in seen]).mean(0)
-    assert torch.allclose(norm.running_mean, expected, atol=1e-5)
-    with torch.no_grad():
-        again = model.model[0].conv(letterbox_batch(pictures[:2], 64))
-    assert torch.allclose(again, seen[0], atol=1e-6)  # the photos letterboxed as detect does

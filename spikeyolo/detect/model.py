@@ -3,7 +3,7 @@ videos and cameras through it; ``Result`` objects out (names, boxes, scores, per
 
     from spikeyolo import SpikingYOLO
 
-    model = SpikingYOLO()                    # the shipped spiking blood-cell detector, T = 4
+    model = SpikingYOLO()                    # the shipped everyday detector (COCO's 80 classes), T = 4
     results = model("image.jpg")             # one Result per image (a folder, a glob, a list, an array, a video)
     results[0].labels, results[0].boxes      # class names and xyxy boxes in image pixels
     results[0].save("out.jpg")
@@ -24,7 +24,8 @@ from spikeyolo.detect.sources import Frame, open_source
 class SpikingYOLO:
     """A spiking detector loaded from spikeyolo weights: a QCFS checkpoint (converted on load, bursts of up to L
     spikes, equal to the QCFS network from T = 1), an SNN artifact (``convert``/``tune`` output, kept as
-    converted), or the shipped model (``weights=None``; with ``events=True`` the shipped event-camera model).
+    converted), or the shipped model (``weights=None``: the everyday COCO-80 detector; with ``events=True`` the
+    shipped event-camera model).
 
     ``timesteps`` is T; ``burst=1`` asks for binary spikes; ``ann=True`` runs the quantized ANN instead;
     ``stream=StreamPolicy(...)`` (or True) carries the membranes from frame to frame (``docs/engine.md``)."""

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spikeyolo.anchor_head import AnchorDetect
 from spikeyolo.checkpoint import read_metadata, read_tensors, write_safetensors
 from spikeyolo.data.augment import augmented_batch, photo_files, read_photos
 from spikeyolo.quantize.checkpoint import save_detector
@@ -113,7 +114,7 @@ def load_teacher(path: str | Path) -> nn.Module:
 
     model = import_checkpoint(path, anchor_head=True).model if Path(path).suffix != ".safetensors" \
         else import_weights(path).model
-    if type(model.model[-1]).__name__ != "AnchorDetect":
+    if not isinstance(model.model[-1], AnchorDetect):
         raise ValueError(f"{path}: self-distillation teaches from a YOLOv5 anchor head; this model has none")
     return model.float().eval()
 
@@ -256,36 +257,9 @@ def self_distill(settings: SelfDistillSettings, out: str | Path, device: str | t
         _save(distiller, settings, progress, progress_file, weights, len(photos))
         log(f"epoch {epoch + 1}/{settings.epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in sums.items())
             + f" ({time.time() - start:.0f} s)")
-    _finish(distiller, settings, progress, weights, photos, device)
-    log(f"batch-norm statistics re-estimated on the {len(photos)} photos as they are seen at run time (letterboxed)")
+    save_detector(distiller.student, weights, imgsz=settings.imgsz, distillation=_record(settings, progress,
+                                                                                        len(photos)))
     return weights
-
-
-@torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, photos: list[np.ndarray], imgsz: int, batch: int, device) -> nn.Module:
-    """Every BatchNorm's running statistics re-estimated (a plain average over batches) on ``photos`` letterboxed as
-    detect and val feed them, not augmented: training saw mosaics and jitter, whose statistics differ."""
-    from spikeyolo.ultra import letterbox_batch
-
-    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    saved = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average
-    model.train()
-    for first in range(0, len(photos), batch):
-        model(letterbox_batch(photos[first:first + batch], imgsz).to(device))
-    for m, momentum in zip(norms, saved):
-        m.momentum = momentum
-    return model.eval()
-
-
-def _finish(distiller: SelfDistiller, settings, progress: Progress, weights: Path, photos: list, device) -> None:
-    """The finished run's weights: the student with its batch-norm statistics re-estimated (the progress file keeps
-    the student as trained, so that a longer run continues from it)."""
-    student = recalibrate_batchnorm(copy.deepcopy(distiller.student), photos, settings.imgsz, settings.batch, device)
-    record = {**_record(settings, progress, len(photos)), "batchnorm_recalibrated_on_photos": len(photos)}
-    save_detector(student, weights, imgsz=settings.imgsz, distillation=record)
 
 
 def _record(settings, progress: Progress, photos: int) -> dict:
