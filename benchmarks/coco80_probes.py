@@ -19,7 +19,8 @@ from spikeyolo.eval.anytime import evaluate_anytime
 from spikeyolo.eval.val import check_classes
 from spikeyolo.quantize.checkpoint import load_detector
 from spikeyolo.quantize.qcfs import QCFS
-from spikeyolo.quantize.selfdistill import StageOutputs, load_teacher
+from spikeyolo.quantize.selfdistill import load_teacher
+from spikeyolo.tune.calibrate import LayerOutputs
 from spikeyolo.ultra import letterbox_batch
 
 TEACHER = "../shared/weights/yolov5n-v6.1-coco.pt"
@@ -60,13 +61,13 @@ def levels(student: str, counts: list[int]) -> None:
 def stages(student: str) -> None:
     teacher, (model, _) = load_teacher(TEACHER), load_detector(student)
     images = next(iter(image_batches(split_images(prepare_dataset(OI5), "val")[:32], 320, 32)))
-    layers = list(range(len(teacher.model) - 1))
-    with StageOutputs(teacher, layers) as taught, StageOutputs(model, layers) as learnt:
+    layers = [f"model.{i}" for i in range(len(teacher.model) - 1)]
+    with LayerOutputs(teacher, layers) as taught, LayerOutputs(model, layers) as learnt:
         teacher(images)
         model(images)
-    for i in layers:
-        error = ((learnt.outputs[i] - taught.outputs[i]) ** 2).mean() / (taught.outputs[i] ** 2).mean()
-        print(f"model.{i} ({type(teacher.model[i]).__name__}): {float(error):.3f}")
+    for name in layers:
+        error = ((learnt.outputs[name] - taught.outputs[name]) ** 2).mean() / (taught.outputs[name] ** 2).mean()
+        print(f"{name} ({type(teacher.get_submodule(name)).__name__}): {float(error):.3f}")
 
 
 @torch.no_grad()

@@ -15,9 +15,12 @@ spiking network they accumulate (their running mean is decoded at every step), a
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ANCHORS_PER_CELL = 3
+LEVEL_BALANCE = (4.0, 1.0, 0.4)  # objectness weight of strides 8, 16, 32 (YOLOv5's)
+BOX_GAIN = 5.0  # the box term against the class term of ``head_loss``
 
 
 class AnchorDetect(nn.Module):
@@ -62,8 +65,13 @@ class AnchorDetect(nn.Module):
 
 
 def use_anchor_head(model: nn.Module, anchors: list[list[float]]) -> nn.Module:
-    """Replace the built model's (anchor-free) Detect head by an AnchorDetect reading the same layers, in place."""
+    """Replace the built model's (anchor-free) Detect head by an AnchorDetect reading the same layers, in place; a
+    ValueError unless the model ends in a Detect head over as many levels as ``anchors`` has."""
     old = model.model[-1]
+    levels = len(getattr(old, "cv2", None) or [])
+    if not hasattr(old, "reg_max") or levels != len(anchors):
+        raise ValueError(f"model_yaml.anchors gives {len(anchors)} levels of anchors, but the model's last layer is "
+                         f"{type(old).__name__} over {levels} levels: anchors need a Detect head over as many")
     channels = [branch[0].conv.in_channels for branch in old.cv2]
     head = AnchorDetect(old.nc, anchors, channels, [float(s) for s in old.stride])
     head.i, head.f, head.type = old.i, old.f, "spikeyolo.anchor_head.AnchorDetect"  # read by ultralytics' forward
@@ -71,3 +79,23 @@ def use_anchor_head(model: nn.Module, anchors: list[list[float]]) -> nn.Module:
     model.model[-1] = head
     model.stride = head.stride.clone()
     return model
+
+
+def head_loss(student: list[torch.Tensor], teacher: list[torch.Tensor], balance=LEVEL_BALANCE,
+              total: torch.Tensor | None = None, share: float = 1.0) -> dict[str, torch.Tensor]:
+    """Objectness, class and box terms of the anchor head's logits (per level [B, 3, H, W, 5 + nc], or any
+    [..., 5 + nc]); ``balance``: each level's objectness weight. Part of a batch split between processes: ``total``
+    is the teacher's objectness summed over the whole batch, ``share`` this part's fraction of its images."""
+    objectness, weighted_classes, weighted_boxes, weight = 0.0, 0.0, 0.0, 0.0
+    for level, (s, t) in enumerate(zip(student, teacher)):
+        p = t.float().sigmoid()
+        s = s.float()
+        objectness = objectness + balance[level] * share * F.binary_cross_entropy_with_logits(s[..., 4], p[..., 4])
+        w = p[..., 4]
+        classes = F.binary_cross_entropy_with_logits(s[..., 5:], p[..., 5:], reduction="none").mean(-1)
+        boxes = ((s[..., :4].sigmoid() - p[..., :4]) ** 2).sum(-1)
+        weighted_classes = weighted_classes + (w * classes).sum()
+        weighted_boxes = weighted_boxes + (w * boxes).sum()
+        weight = weight + w.sum()
+    weight = weight.clamp_min(1.0) if total is None else total
+    return {"objectness": objectness, "classes": weighted_classes / weight, "boxes": BOX_GAIN * weighted_boxes / weight}

@@ -137,3 +137,26 @@ def test_import_anchor_head_command_writes_the_whole_detector(tmp_path, capsys):
     meta = read_metadata(tmp_path / "exp" / "yolov5n-v6.1-coco.safetensors")
     assert meta["names"][:9] == COCO_FIRST and len(meta["names"]) == 80
     assert math.isclose(meta["model_yaml"]["anchors"][2][4], 373.0)
+
+
+def test_anchors_without_a_detect_head_over_as_many_levels_are_one_line(tmp_path, capsys):
+    """A stranger's model description naming anchors for a head over two levels: one clear line, no traceback."""
+    from spikeyolo.checkpoint import write_safetensors
+    from spikeyolo.cli import main
+
+    config = yaml_model(resource("configs/models/yolov5n.yaml"))
+    config["anchors"] = ANCHORS
+    config["head"][-1] = [[17, 20], 1, "Detect", ["nc"]]
+    with pytest.raises(ValueError, match="anchors need a Detect head over as many"):
+        build_detection_model(config, nc=3)
+    model = anchor_model()
+    path = save_detector(model, tmp_path / "good.safetensors", imgsz=64)
+    from spikeyolo.checkpoint import read_metadata, read_tensors
+
+    meta = read_metadata(path)
+    meta["model_yaml"] = config
+    write_safetensors(read_tensors(path), tmp_path / "bad.safetensors", meta)
+    assert main(["detect", str(tmp_path / "missing.jpg"), "--weights", str(tmp_path / "bad.safetensors"),
+                 "--project", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "anchors" in err

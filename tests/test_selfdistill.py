@@ -6,7 +6,8 @@ from PIL import Image
 
 from spikeyolo.checkpoint import read_metadata, read_tensors
 from spikeyolo.data.augment import augmented_batch, mosaic, placed
-from spikeyolo.quantize.selfdistill import SelfDistillSettings, feature_loss, head_loss, self_distill
+from spikeyolo.anchor_head import head_loss
+from spikeyolo.quantize.selfdistill import SelfDistillSettings, feature_loss, self_distill
 from tests.conftest import SHARED
 
 YOLOV5N = SHARED.parent / "weights" / "yolov5n-v6.1-coco.pt"
@@ -29,9 +30,9 @@ def test_a_student_that_gives_the_teachers_outputs_has_no_loss_but_the_entropy_f
     other = head_loss([t + 0.5 * torch.randn_like(t) for t in teacher], teacher)
     assert float(same["boxes"]) < 1e-12  # σ of a slice and a slice of σ may differ in the last bit
     assert all(float(other[k]) > float(same[k]) for k in ("objectness", "classes", "boxes"))
-    features = {2: torch.randn(2, 4, 8, 8)}
+    features = {"model.2": torch.randn(2, 4, 8, 8)}
     assert float(feature_loss(features, features)) == 0.0
-    assert float(feature_loss({2: torch.zeros(2, 4, 8, 8)}, features)) == pytest.approx(1.0)
+    assert float(feature_loss({"model.2": torch.zeros(2, 4, 8, 8)}, features)) == pytest.approx(1.0)
 
 
 def test_augmented_photos_fill_the_canvas_and_repeat_with_the_seed():

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from spikeyolo.data.images import IMAGE_SUFFIXES, decodes_fully, to_bgr8
+from spikeyolo.data.images import IMAGE_SUFFIXES, load_image
 
 GREY = 114
 
@@ -37,10 +37,9 @@ def read_photos(files: list[Path], imgsz: int) -> list[np.ndarray]:
     """BGR uint8 photos, long side ≤ 2·imgsz; files that do not decode fully are skipped (and counted by the caller)."""
     photos = []
     for path in files:
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if decodes_fully(path) else None
-        if image is None or image.size == 0:
+        image = load_image(path)
+        if image is None:
             continue
-        image = to_bgr8(image)
         scale = 2 * imgsz / max(image.shape[:2])
         if scale < 1:
             image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)

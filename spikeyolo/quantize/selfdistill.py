@@ -22,19 +22,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from spikeyolo.anchor_head import AnchorDetect
+from spikeyolo.anchor_head import AnchorDetect, head_loss
 from spikeyolo.checkpoint import read_metadata, read_tensors, write_safetensors
+from spikeyolo.optimizer_state import adam_tensors, checked_steps, restore_adam
 from spikeyolo.data.augment import augmented_batch, photo_files, read_photos
 from spikeyolo.quantize.checkpoint import save_detector
 from spikeyolo.quantize.swap import calibrate_thresholds, quantize_model
+from spikeyolo.tune.calibrate import LayerOutputs
 
 PROGRESS_FORMAT = "spikeyolo-selfdistill-progress/1"
-FEATURE_LAYERS = (2, 4, 6, 8, 9, 13, 17, 20, 23)  # YOLOv5's stages: C3 blocks, SPPF, the neck's outputs
-LEVEL_BALANCE = (4.0, 1.0, 0.4)  # objectness weight of strides 8, 16, 32 (YOLOv5's)
-BOX_GAIN = 5.0
+FEATURE_LAYERS = tuple(f"model.{i}" for i in (2, 4, 6, 8, 9, 13, 17, 20, 23))  # C3 blocks, SPPF, the neck's outputs
 CALIBRATION_IMAGES = 32
 WARMUP_STEPS = 100  # the learning rate rises linearly over these (at most a twentieth of the run)
 
@@ -61,45 +60,6 @@ class Progress:
     of_epochs: int | None = None  # the run's length when the file was written (more --epochs extend a run)
     losses: list = field(default_factory=list)  # per epoch: {"loss", "features", "objectness", "classes", "boxes"}
     seconds: float = 0.0
-
-
-class StageOutputs:
-    """Keeps the outputs of ``model.model[i]`` for i in ``layers`` while in a ``with`` block."""
-
-    def __init__(self, model: nn.Module, layers=FEATURE_LAYERS):
-        self.model, self.layers, self.outputs, self._hooks = model, layers, {}, []
-
-    def __enter__(self):
-        def keep(index):
-            def hook(_module, _inputs, output):
-                self.outputs[index] = output
-            return hook
-        self._hooks = [self.model.model[i].register_forward_hook(keep(i)) for i in self.layers]
-        return self
-
-    def __exit__(self, *exc):
-        for hook in self._hooks:
-            hook.remove()
-
-
-def head_loss(student: list[torch.Tensor], teacher: list[torch.Tensor], balance=LEVEL_BALANCE,
-              total: torch.Tensor | None = None, share: float = 1.0) -> dict[str, torch.Tensor]:
-    """Objectness, class and box terms of the anchor head's logits (per level [B, 3, H, W, 5 + nc], or any
-    [..., 5 + nc]); ``balance``: each level's objectness weight. Part of a batch split between processes: ``total``
-    is the teacher's objectness summed over the whole batch, ``share`` this part's fraction of its images."""
-    objectness, weighted_classes, weighted_boxes, weight = 0.0, 0.0, 0.0, 0.0
-    for level, (s, t) in enumerate(zip(student, teacher)):
-        p = t.float().sigmoid()
-        s = s.float()
-        objectness = objectness + balance[level] * share * F.binary_cross_entropy_with_logits(s[..., 4], p[..., 4])
-        w = p[..., 4]
-        classes = F.binary_cross_entropy_with_logits(s[..., 5:], p[..., 5:], reduction="none").mean(-1)
-        boxes = ((s[..., :4].sigmoid() - p[..., :4]) ** 2).sum(-1)
-        weighted_classes = weighted_classes + (w * classes).sum()
-        weighted_boxes = weighted_boxes + (w * boxes).sum()
-        weight = weight + w.sum()
-    weight = weight.clamp_min(1.0) if total is None else total
-    return {"objectness": objectness, "classes": weighted_classes / weight, "boxes": BOX_GAIN * weighted_boxes / weight}
 
 
 def feature_loss(student: dict, teacher: dict) -> torch.Tensor:
@@ -138,9 +98,9 @@ class SelfDistiller:
         self.total_steps, self.steps_done = max(total_steps, 1), 0
 
     def losses(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        with torch.no_grad(), StageOutputs(self.teacher) as taught:
+        with torch.no_grad(), LayerOutputs(self.teacher, FEATURE_LAYERS) as taught:
             _, teacher_raw = self.teacher(images)
-        with StageOutputs(self.student) as learnt:
+        with LayerOutputs(self.student, FEATURE_LAYERS) as learnt:
             student_raw = self.student.train()(images)
         parts = head_loss(student_raw, teacher_raw)
         parts["features"] = self.settings.feature_weight * feature_loss(learnt.outputs, taught.outputs)
@@ -162,34 +122,17 @@ class SelfDistiller:
     def state(self) -> dict[str, torch.Tensor]:
         out = {f"student.{k}": v for k, v in self.student.state_dict().items()}
         out["steps_done"] = torch.tensor(self.steps_done)
-        for index, state in self.optimizer.state_dict()["state"].items():
-            out.update({f"adam.{index}.{key}": torch.as_tensor(value) for key, value in state.items()})
+        out.update(adam_tensors(self.optimizer))
         return out
 
     def load_state(self, saved: dict[str, torch.Tensor], path: Path) -> None:
         """Continue from ``state()``'s tensors, each checked against this run's first (one ValueError naming the file)."""
         try:
             self.student.load_state_dict({k[8:]: v for k, v in saved.items() if k.startswith("student.")})
-        except RuntimeError as err:
-            raise ValueError(f"{path} does not fit this student ({str(err)[:120]}): delete it to start over") from None
-        state = {}
-        for key, value in saved.items():
-            if key.startswith("adam."):
-                _, index, name = key.split(".", 2)
-                if not index.isdigit() or int(index) >= len(self.parameters) or name not in ("step", "exp_avg",
-                                                                                              "exp_avg_sq"):
-                    raise ValueError(f"{path}: unknown optimizer entry {key}: delete it to start over")
-                shape = () if name == "step" else self.parameters[int(index)].shape
-                if value.shape != shape or not torch.isfinite(value).all():
-                    raise ValueError(f"{path}: {key} does not fit this run: delete it to start over")
-                state.setdefault(int(index), {})[name] = value
-        steps = saved.get("steps_done")
-        if steps is None or steps.numel() != 1 or not 0 <= int(steps) <= self.total_steps:
-            raise ValueError(f"{path}: steps_done must be one count in [0, {self.total_steps}]: delete it to start over")
-        full = self.optimizer.state_dict()
-        full["state"] = state
-        self.optimizer.load_state_dict(full)
-        self.steps_done = int(steps)
+            restore_adam(self.optimizer, saved)
+            self.steps_done = checked_steps(saved, self.total_steps)
+        except (RuntimeError, ValueError) as err:
+            raise ValueError(f"{path} does not fit this run ({str(err)[:120]}): delete it to start over") from None
 
 
 def _load_progress(path: Path, settings: SelfDistillSettings) -> tuple[Progress, dict] | None:
@@ -246,6 +189,7 @@ def self_distill(settings: SelfDistillSettings, out: str | Path, device: str | t
         progress.of_epochs = settings.epochs
     log(f"self-distillation: {len(photos)} photos, {steps} batches of {settings.batch} an epoch, "
         f"QCFS L = {settings.levels}, teacher {settings.teacher}")
+    ran = progress.epochs_done < settings.epochs
     for epoch in range(progress.epochs_done, settings.epochs):
         start, rng, sums = time.time(), np.random.default_rng([settings.seed, epoch]), {}
         for _ in range(steps):
@@ -257,8 +201,9 @@ def self_distill(settings: SelfDistillSettings, out: str | Path, device: str | t
         _save(distiller, settings, progress, progress_file, weights, len(photos))
         log(f"epoch {epoch + 1}/{settings.epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in sums.items())
             + f" ({time.time() - start:.0f} s)")
-    save_detector(distiller.student, weights, imgsz=settings.imgsz, distillation=_record(settings, progress,
-                                                                                        len(photos)))
+    if not ran:  # a finished run called again: its weights written from its progress file
+        save_detector(distiller.student, weights, imgsz=settings.imgsz,
+                      distillation=_record(settings, progress, len(photos)))
     return weights
 
 

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikeyolo.engine.runner import SpikingDetector
-from spikeyolo.quantize.selfdistill import head_loss
+from spikeyolo.optimizer_state import adam_tensors, checked_steps, restore_adam
+from spikeyolo.anchor_head import head_loss as anchor_head_loss
 from spikeyolo.tune.calibrate import LayerOutputs, feeding_conv
 from spikeyolo.tune.distributed import Ranks, shard_targets
 from spikeyolo.ultra import LabelsLoss, box_bins, learnable_parameters, raw_head_outputs
@@ -59,13 +60,13 @@ def distillation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch
     this part's fraction of its images, so that the parts' losses add up to the whole batch's.
 
     YOLOv5's anchor head ({'anchors': logits}; ``bins`` None): self-distillation's head loss
-    (``spikeyolo.quantize.selfdistill.head_loss``: objectness everywhere, classes and boxes where the teacher sees an
+    (``spikeyolo.anchor_head.head_loss``: objectness everywhere, classes and boxes where the teacher sees an
     object), every level weighted alike.
     """
     if "anchors" in teacher:
         if total is None:
             total = teacher_confidence(teacher).clamp_min(1.0)
-        parts = head_loss([student["anchors"]], [teacher["anchors"]], (1.0,), total, share)
+        parts = anchor_head_loss([student["anchors"]], [teacher["anchors"]], (1.0,), total, share)
         return parts["objectness"] + parts["classes"] + parts["boxes"]
     probs = teacher["scores"].sigmoid()
     weight = probs.amax(1)  # [B, A]: how much each anchor is an object to the teacher
@@ -221,31 +222,15 @@ class Distiller:
         """Optimizer moments and counters as named tensors (for a resume file)."""
         out = {"steps_done": torch.tensor(self.steps_done)}
         out.update({f"theta0.{index}": theta0 for index, theta0 in enumerate(self.initial_thresholds)})
-        for index, state in self.optimizer.state_dict()["state"].items():
-            out.update({f"adam.{index}.{key}": torch.as_tensor(value) for key, value in state.items()})
+        out.update(adam_tensors(self.optimizer))
         return out
 
     def load_state(self, saved: dict[str, torch.Tensor]) -> None:
         """Continue from ``state()``'s tensors, each checked against this run's parameters first (a ValueError
         naming the first that does not fit: the optimizer would otherwise fail mid-epoch, or run on garbage)."""
-        params = [p for group in self.optimizer.param_groups for p in group["params"]]
-        state = {}
-        for key, value in saved.items():
-            if key.startswith("adam."):
-                _, index, name = key.split(".", 2)
-                if not index.isdigit() or int(index) >= len(params) or name not in ("step", "exp_avg", "exp_avg_sq"):
-                    raise ValueError(f"unknown optimizer entry {key}")
-                shape = () if name == "step" else params[int(index)].shape
-                if value.shape != shape or not torch.isfinite(value).all():
-                    raise ValueError(f"{key} has shape {tuple(value.shape)}, not {tuple(shape)}, or non-finite values")
-                state.setdefault(int(index), {})[name] = value
-        steps = saved.get("steps_done")
-        if steps is None or steps.numel() != 1 or not 0 <= int(steps) <= self.total_steps:
-            raise ValueError(f"steps_done must be one count in [0, {self.total_steps}]")
-        full = self.optimizer.state_dict()
-        full["state"] = state
-        self.optimizer.load_state_dict(full)
-        self.steps_done = int(saved["steps_done"])
+        steps = checked_steps(saved, self.total_steps)
+        restore_adam(self.optimizer, saved)
+        self.steps_done = steps
         if self.thresholds:
             initial = [saved[f"theta0.{index}"] for index in range(len(self.thresholds))]
             if any(a.shape != b.shape or not torch.isfinite(a).all() for a, b in zip(initial, self.thresholds)):
