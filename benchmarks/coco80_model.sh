@@ -4,19 +4,22 @@
 #   import   the checkpoint as spikeyolo weights, anchor head carried (the teacher's rows)   → runs/coco80/teacher
 #   teacher  the teacher as an ANN on oi5 val and coco-tiny (benchmarks/ann_val.py)          → runs/coco80/val/teacher-*.json
 #   distill  QCFS L = 8 taught by the teacher, 90 epochs (resumable: run the stage again)     → runs/coco80/distill-L8
+#   more     70 more epochs started from that student (--init, lr 2e-4: a warm restart of the cosine)
+#                                                                                         → runs/coco80/distill-L8-more
 #   val      its ANN and SNN (bursts of up to 8) at T = 1, 2, 4 on oi5 val and coco-tiny       → runs/coco80/val/*
 #   ship     weights/coco80-yolov5n-qcfs.safetensors with what val measured (GPL-3.0, the teacher's license)
 #   tune     ±1 spikes (binary IF) tuned for T = 4 on oi5's train photos, then val at T = 1, 2, 4 (env EPOCHS: 3,
 #            IMAGES: 296 of the 600 photos)
 #   webcam   `webcam --headless` frames per second on demo/bccd_pan.mp4: the new default beside the BCCD model
-# Usage: bash benchmarks/coco80_model.sh                 (import teacher distill val ship)
+# Usage: bash benchmarks/coco80_model.sh                 (import teacher distill more val ship)
 #        STAGES="tune webcam" bash benchmarks/coco80_model.sh
 set -euo pipefail
 OI5=${OI5:-../shared/datasets/oi5}; TINY=${TINY:-../shared/datasets/coco-tiny}
-STAGES=${STAGES:-"import teacher distill val ship"}
+STAGES=${STAGES:-"import teacher distill more val ship"}
 PT=../shared/weights/yolov5n-v6.1-coco.pt
 TEACHER=runs/coco80/teacher/yolov5n-v6.1-coco.safetensors
-STUDENT=runs/coco80/distill-L8/weights/last.safetensors
+FIRST=runs/coco80/distill-L8/weights/last.safetensors
+STUDENT=runs/coco80/distill-L8-more/weights/last.safetensors
 SHIPPED=weights/coco80-yolov5n-qcfs.safetensors
 mkdir -p runs/coco80/val
 for stage in $STAGES; do
@@ -27,6 +30,8 @@ for stage in $STAGES; do
              done ;;
     distill) spikeyolo distill $PT --photos "$OI5/train2017" --levels 8 --epochs 90 --imgsz 320 \
                --project runs/coco80 --name distill-L8 --exist-ok ;;
+    more) spikeyolo distill $PT --photos "$OI5/train2017" --levels 8 --epochs 70 --lr 2e-4 --imgsz 320 --init $FIRST \
+            --project runs/coco80 --name distill-L8-more --exist-ok ;;
     val) for data in "$OI5" "$TINY"; do
            spikeyolo val --weights $STUDENT --data "$data" --imgsz 320 --timesteps 1,2,4 --project runs/coco80/val \
              --name "bursts-$(basename "$data")" --exist-ok
@@ -47,6 +52,6 @@ for stage in $STAGES; do
               spikeyolo webcam --source demo/bccd_pan.mp4 --headless --weights $weights --project runs/coco80/webcam \
                 --name "$(basename $weights .safetensors)" --exist-ok
             done ;;
-    *) echo "unknown stage $stage (import teacher distill val ship tune webcam)" >&2; exit 2 ;;
+    *) echo "unknown stage $stage (import teacher distill more val ship tune webcam)" >&2; exit 2 ;;
   esac
 done

@@ -92,6 +92,29 @@ def test_a_run_continues_only_with_its_own_settings_and_may_be_extended(tmp_path
 
 
 @needs_yolov5n
+def test_a_run_may_start_from_an_earlier_student_and_keeps_its_record(tmp_path):
+    """--init: the new run's student starts as the earlier one (its first step taken from those weights, not from
+    the teacher), its metadata carries the earlier record; other levels or another model are one ValueError."""
+    from dataclasses import replace
+
+    folder = photos(tmp_path / "photos")
+    settings = SelfDistillSettings(str(YOLOV5N), (str(folder),), levels=4, epochs=1, imgsz=64, batch=3)
+    first = self_distill(settings, tmp_path / "first", log=lambda line: None)
+    zero_lr = replace(settings, init=str(first), lr=0.0)  # no step moves it: the student is the earlier one
+    same = self_distill(zero_lr, tmp_path / "again", log=lambda line: None)
+    a, b = read_tensors(first), read_tensors(same)
+    assert all(torch.equal(a[k], b[k]) for k in a if not k.endswith(("running_mean", "running_var",
+                                                                      "num_batches_tracked")))
+    fresh = read_tensors(self_distill(replace(settings, lr=0.0), tmp_path / "fresh", log=lambda line: None))
+    assert not all(torch.equal(a[k], fresh[k]) for k in a if k.endswith("threshold"))
+    record = read_metadata(same)["distillation"]
+    assert record["started_from"]["weights"] == "last.safetensors"
+    assert record["started_from"]["distillation"]["epochs"] == 1 and record["lr"] == 0.0
+    with pytest.raises(ValueError, match="L = 4, this run's student has L = 8"):
+        self_distill(replace(settings, levels=8, init=str(first)), tmp_path / "other", log=lambda line: None)
+
+
+@needs_yolov5n
 def test_distilling_brings_the_student_closer_to_its_teacher(tmp_path):
     from spikeyolo.data.augment import read_photos
     from spikeyolo.quantize.selfdistill import SelfDistiller, load_teacher, make_student
@@ -117,7 +140,9 @@ def test_distill_command_refuses_what_it_cannot_teach_from(tmp_path, capsys):
     folder = photos(tmp_path / "photos")
     for argv, message in (([str(tmp_path / "none.pt"), "--photos", str(folder)], "pass a YOLOv5 v6.x .pt"),
                           ([str(YOLOV5N), "--photos", str(tmp_path / "nowhere")], "--photos"),
-                          ([str(YOLOV5N), "--photos", str(folder), "--levels", "0"], "--levels")):
+                          ([str(YOLOV5N), "--photos", str(folder), "--levels", "0"], "--levels"),
+                          ([str(YOLOV5N), "--photos", str(folder), "--init", str(tmp_path / "no.safetensors")],
+                           "--init")):
         if not YOLOV5N.is_file() and "none.pt" not in argv[0]:
             continue
         assert main(["distill", *argv, "--project", str(tmp_path / "runs")]) == 2

@@ -24,6 +24,9 @@ def add_distill(sub) -> None:
     p.add_argument("--lr", type=float, default=5e-4, help="Adam's learning rate, cosine-decayed (default 5e-4)")
     p.add_argument("--feature-weight", type=float, default=1.0, help="weight of the stages' feature term (default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (augmentation, calibration)")
+    p.add_argument("--init", metavar="WEIGHTS", help="start the student from earlier QCFS weights of this teacher and "
+                   "--levels (e.g. a shipped or finished run's), not from the teacher: a new run with its own "
+                   "learning-rate schedule; their record is kept in the new weights' metadata")
     add_device(p)
     add_output(p, "distill")
 
@@ -40,9 +43,12 @@ def run_distill(args) -> None:
     missing = [photos for photos in args.photos if not Path(photos).exists()]
     if missing:
         raise UsageError(f"--photos {missing[0]} not found: pass folders or files of photos")
+    if args.init and (not Path(args.init).is_file() or Path(args.init).suffix != ".safetensors"):
+        raise UsageError(f"--init {args.init}: pass spikeyolo .safetensors weights of a student of this teacher")
     image_size(args.imgsz, "distill")
     settings = SelfDistillSettings(str(args.teacher), tuple(str(p) for p in args.photos), args.levels, args.epochs,
-                                   args.imgsz, args.batch, args.lr, args.feature_weight, seed=args.seed)
+                                   args.imgsz, args.batch, args.lr, args.feature_weight, seed=args.seed,
+                                   init=str(args.init) if args.init else None)
     with run_folder(args) as folder:
         weights = self_distill(settings, folder, device=torch_device(args.device))
     print(f"saved {weights}")

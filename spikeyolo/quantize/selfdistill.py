@@ -29,7 +29,7 @@ from spikeyolo.checkpoint import read_metadata, read_tensors, write_safetensors
 from spikeyolo.optimizer_state import adam_tensors, checked_steps, restore_adam
 from spikeyolo.data.augment import augmented_batch, photo_files, read_photos
 from spikeyolo.quantize.checkpoint import save_detector
-from spikeyolo.quantize.swap import calibrate_thresholds, quantize_model
+from spikeyolo.quantize.swap import calibrate_thresholds, quantization_spec, quantize_model
 from spikeyolo.tune.calibrate import LayerOutputs
 
 PROGRESS_FORMAT = "spikeyolo-selfdistill-progress/1"
@@ -52,6 +52,7 @@ class SelfDistillSettings:
     feature_weight: float = 1.0
     percentile: float = 99.0  # λ's start: this percentile of each layer's input on photos
     seed: int = 0
+    init: str | None = None  # a student of this teacher to start from (spikeyolo QCFS weights) instead of the teacher
 
 
 @dataclass
@@ -84,6 +85,22 @@ def make_student(teacher: nn.Module, levels: int, calibration: torch.Tensor, per
     quantize_model(student, levels)
     calibrate_thresholds(student, calibration, percentile)
     return student
+
+
+def start_from(student: nn.Module, path: str | Path) -> dict:
+    """Load an earlier student of the same teacher and levels (QCFS weights, e.g. a shipped one) into ``student``;
+    returns its distillation record. One ValueError naming the file when it is not such a student."""
+    meta = read_metadata(path)
+    levels = (meta.get("quantization") or {}).get("levels")
+    if levels != quantization_spec(student).get("levels"):
+        raise ValueError(f"{path}: QCFS L = {levels}, this run's student has L = "
+                         f"{quantization_spec(student).get('levels')}: start from a student of the same levels")
+    try:
+        student.load_state_dict(read_tensors(path), strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"{path} is not a student of this teacher ({str(err)[:120]}): pass weights that "
+                         "`spikeyolo distill` made from it") from None
+    return {"weights": Path(path).name, "distillation": meta.get("distillation")}
 
 
 class SelfDistiller:
@@ -176,6 +193,7 @@ def self_distill(settings: SelfDistillSettings, out: str | Path, device: str | t
     calibration = augmented_batch(photos, settings.imgsz, CALIBRATION_IMAGES,
                                   np.random.default_rng(settings.seed)).to(device)
     student = make_student(teacher, settings.levels, calibration, settings.percentile)
+    started_from = start_from(student, settings.init) if settings.init else None
     steps = math.ceil(len(photos) / settings.batch)
     distiller = SelfDistiller(teacher, student, settings, steps * settings.epochs)
     progress_file, weights = out / "progress.safetensors", out / "weights" / "last.safetensors"
@@ -198,24 +216,29 @@ def self_distill(settings: SelfDistillSettings, out: str | Path, device: str | t
                 sums[key] = sums.get(key, 0.0) + value / steps
         progress.epochs_done, progress.seconds = epoch + 1, progress.seconds + time.time() - start
         progress.losses.append({k: round(v, 6) for k, v in sums.items()})
-        _save(distiller, settings, progress, progress_file, weights, len(photos))
+        record = _record(settings, progress, len(photos), started_from)
+        _save(distiller, settings, progress, progress_file, weights, record)
         log(f"epoch {epoch + 1}/{settings.epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in sums.items())
             + f" ({time.time() - start:.0f} s)")
     if not ran:  # a finished run called again: its weights written from its progress file
         save_detector(distiller.student, weights, imgsz=settings.imgsz,
-                      distillation=_record(settings, progress, len(photos)))
+                      distillation=_record(settings, progress, len(photos), started_from))
     return weights
 
 
-def _record(settings, progress: Progress, photos: int) -> dict:
-    return {"method": "self-distillation into QCFS (features + anchor head, no labels)",
-            "teacher": Path(settings.teacher).name, "photos": photos, "epochs": progress.epochs_done,
-            "of_epochs": settings.epochs, "seconds": round(progress.seconds, 1), "imgsz": settings.imgsz}
+def _record(settings, progress: Progress, photos: int, started_from: dict | None) -> dict:
+    """What the weights' metadata says of their making; a run started from earlier weights carries their record."""
+    record = {"method": "self-distillation into QCFS (features + anchor head, no labels)",
+              "teacher": Path(settings.teacher).name, "photos": photos, "epochs": progress.epochs_done,
+              "of_epochs": settings.epochs, "seconds": round(progress.seconds, 1), "imgsz": settings.imgsz,
+              "lr": settings.lr}
+    if started_from:
+        record["started_from"] = started_from
+    return record
 
 
 def _save(distiller: SelfDistiller, settings, progress: Progress, progress_file: Path, weights: Path,
-          photos: int) -> None:
-    record = _record(settings, progress, photos)
+          record: dict) -> None:
     write_safetensors(distiller.state(), progress_file, {"format": PROGRESS_FORMAT, "settings": asdict(settings),
                                                          "progress": asdict(progress)})
     save_detector(distiller.student, weights, imgsz=settings.imgsz, distillation=record)
