@@ -8,8 +8,8 @@
 #                                                                                         → runs/coco80/distill-L8-more
 #   val      its ANN and SNN (bursts of up to 8) at T = 1, 2, 4 on oi5 val and coco-tiny       → runs/coco80/val/*
 #   ship     weights/coco80-yolov5n-qcfs.safetensors with what val measured (GPL-3.0, the teacher's license)
-#   tune     ±1 spikes (binary IF) tuned for T = 4 on oi5's train photos, then val at T = 1, 2, 4 (env EPOCHS: 3,
-#            IMAGES: 296 of the 600 photos)
+#   tune     ±1 spikes tuned for T = 4 on oi5's train photos, then val at T = 1, 2, 4 (env EPOCHS: 3, IMAGES: 296 of
+#            the 600 photos, NEURONS: binary (IF, 0/1 spikes) or snm (signed neurons, ±1 spikes))
 #   webcam   `webcam --headless` frames per second on demo/bccd_pan.mp4: the new default beside the BCCD model
 # Usage: bash benchmarks/coco80_model.sh                 (import teacher distill more val ship)
 #        STAGES="tune webcam" bash benchmarks/coco80_model.sh
@@ -39,14 +39,15 @@ for stage in $STAGES; do
     ship) python benchmarks/ship_weights.py $STUDENT $SHIPPED runs/coco80/val/bursts-oi5/report.json \
             runs/coco80/val/bursts-coco-tiny/report.json --license GPL-3.0 \
             --source "yolov5n-v6.1-coco.pt: the official ultralytics/yolov5 v6.1 release (COCO, 80 classes), sha256 4f180cf23ba0717ada0badd6c685026d73d48f184d00fc159c2641284b2ac0a3" \
-            --note "self-distilled into QCFS L = 8 on oi5's 600 train photos (no labels): bash benchmarks/coco80_model.sh" ;;
-    tune) epochs=${EPOCHS:-3}; images=${IMAGES:-296}
-          spikeyolo tune $SHIPPED --data "$OI5" --imgsz 320 --timesteps 4 --burst 1 --epochs "$epochs" --images "$images" \
-            --project runs/coco80/tune --name "binary-T4-e$epochs" --exist-ok
-          tuned=runs/coco80/tune/binary-T4-e$epochs/coco80-yolov5n-qcfs-snn-tuned-T4.safetensors
+            --note "self-distilled into QCFS L = 8 on oi5's 600 train photos (no labels), 90 + 70 epochs: bash benchmarks/coco80_model.sh" ;;
+    tune) epochs=${EPOCHS:-3}; images=${IMAGES:-296}; neurons=${NEURONS:-binary}
+          flags=(--burst 1); [ "$neurons" = snm ] && flags+=(--snm)
+          spikeyolo tune $SHIPPED --data "$OI5" --imgsz 320 --timesteps 4 "${flags[@]}" --epochs "$epochs" \
+            --images "$images" --project runs/coco80/tune --name "$neurons-T4-e$epochs" --exist-ok
+          tuned=runs/coco80/tune/$neurons-T4-e$epochs/coco80-yolov5n-qcfs-snn-tuned-T4.safetensors
           for data in "$OI5" "$TINY"; do
             spikeyolo val --weights "$tuned" --data "$data" --imgsz 320 --timesteps 1,2,4 --no-ann \
-              --project runs/coco80/val --name "binary-T4-e$epochs-$(basename "$data")" --exist-ok
+              --project runs/coco80/val --name "$neurons-T4-e$epochs-$(basename "$data")" --exist-ok
           done ;;
     webcam) for weights in $SHIPPED weights/bccd-yolov8n-qcfs.safetensors; do
               spikeyolo webcam --source demo/bccd_pan.mp4 --headless --weights $weights --project runs/coco80/webcam \

@@ -1,7 +1,7 @@
 """Print the COCO model's table (README, docs/results.md "COCO's 80 classes") from the files its stages wrote
 (`bash benchmarks/coco80_model.sh`): no figure typed by hand.
 
-Usage: python benchmarks/coco80_table.py [--runs runs/coco80/val] [--tuned binary-T4-e3]
+Usage: python benchmarks/coco80_table.py [--runs runs/coco80/val] [--tuned binary-T4-e3 snm-T4-e3]
 One row per network and T, one column group per dataset (oi5 val: 72 photos, 5 of the 80 classes matched by name;
 coco-tiny: 80 COCO val2017 photos, all 80 classes): mAP50 (ultralytics' metric, and in brackets the share of the
 teacher's), mAP50-95, and for the SNN the firing rate, synaptic operations and compute energy per image.
@@ -33,10 +33,12 @@ def _cost(entry: dict | None) -> str:
            f"{entry['energy_mj']:.2f}"
 
 
-def table(runs: Path, tuned: str) -> list[str]:
+NEURONS = {"binary": "binary IF (0/1 spikes)", "snm": "signed neurons (±1 spikes)"}
+
+
+def table(runs: Path, tuned: list[str]) -> list[str]:
     teacher = {d: _read(runs / f"teacher-{d}.json") for d in DATASETS}
     bursts = {d: _read(runs / f"bursts-{d}" / "report.json") for d in DATASETS}
-    binary = {d: _read(runs / f"{tuned}-{d}" / "report.json") for d in DATASETS}
     reference = {d: teacher[d]["map50"] if teacher[d] else None for d in DATASETS}
     head = "| network | T | " + " | ".join(f"{d} mAP50 (% of teacher) | {d} mAP50-95" for d in DATASETS) + \
         " | rate (oi5) | operations per image (oi5) | compute mJ (oi5) |"
@@ -51,18 +53,21 @@ def table(runs: Path, tuned: str) -> list[str]:
     for t in ("1", "2", "4"):
         row("SNN, bursts of up to 8 spikes", t, {d: (bursts[d] or {}).get("snn", {}).get(t) for d in DATASETS},
             (bursts["oi5"] or {}).get("snn", {}).get(t))
-    if any(binary.values()):
-        for t in ("1", "2", "4"):
-            row("SNN, binary IF, tuned for T = 4 (3 epochs)", t,
-                {d: (binary[d] or {}).get("snn", {}).get(t) for d in DATASETS},
-                (binary["oi5"] or {}).get("snn", {}).get(t))
+    for name in tuned:  # <neurons>-T4-e<epochs>, the tune stage's run names
+        reports = {d: _read(runs / f"{name}-{d}" / "report.json") for d in DATASETS}
+        neurons, _, epochs = name.split("-")
+        for t in ("1", "2", "4") if any(reports.values()) else ():
+            row(f"SNN, {NEURONS.get(neurons, neurons)}, tuned for T = 4 ({epochs[1:]} epochs)", t,
+                {d: (reports[d] or {}).get("snn", {}).get(t) for d in DATASETS},
+                (reports["oi5"] or {}).get("snn", {}).get(t))
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs/coco80/val")
-    parser.add_argument("--tuned", default="binary-T4-e3", help="the tune stage's run name (binary-T4-e<EPOCHS>)")
+    parser.add_argument("--tuned", nargs="*", default=["binary-T4-e3", "snm-T4-e3"],
+                        help="the tune stage's run names (<NEURONS>-T4-e<EPOCHS>)")
     args = parser.parse_args()
     print("\n".join(table(Path(args.runs), args.tuned)))
 
