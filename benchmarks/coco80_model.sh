@@ -10,7 +10,9 @@
 #   val      its ANN and SNN (bursts of up to 8) at T = 1, 2, 4 on oi5 val and coco-tiny       → runs/coco80/val/*
 #   ship     weights/coco80-yolov5n-qcfs.safetensors with what val measured (GPL-3.0, the teacher's license)
 #   tune     ±1 spikes tuned for T = 4 on oi5's train photos, then val at T = 1, 2, 4 (env EPOCHS: 3, IMAGES: 296 of
-#            the 600 photos, NEURONS: binary (IF, 0/1 spikes) or snm (signed neurons, ±1 spikes))
+#            the 600 photos, NEURONS: binary (IF, 0/1 spikes) or snm (signed neurons, ±1 spikes), TUNE_FROM: the
+#            weights to tune, default the shipped ones; the table's rows: TUNE_FROM=$SECOND, the student before its
+#            last 25 epochs)
 #   webcam   `webcam --headless` frames per second on demo/bccd_pan.mp4: the new default beside the BCCD model
 # Usage: bash benchmarks/coco80_model.sh                 (import teacher distill more last val ship)
 #        STAGES="tune webcam" bash benchmarks/coco80_model.sh
@@ -46,9 +48,10 @@ for stage in $STAGES; do
             --note "self-distilled into QCFS L = 8 on oi5's 600 train photos (no labels), 90 + 70 + 25 epochs: bash benchmarks/coco80_model.sh" ;;
     tune) epochs=${EPOCHS:-3}; images=${IMAGES:-296}; neurons=${NEURONS:-binary}
           flags=(--burst 1); [ "$neurons" = snm ] && flags+=(--snm)
-          spikeyolo tune $SHIPPED --data "$OI5" --imgsz 320 --timesteps 4 "${flags[@]}" --epochs "$epochs" \
+          from=${TUNE_FROM:-$SHIPPED}
+          spikeyolo tune "$from" --data "$OI5" --imgsz 320 --timesteps 4 "${flags[@]}" --epochs "$epochs" \
             --images "$images" --project runs/coco80/tune --name "$neurons-T4-e$epochs" --exist-ok
-          tuned=runs/coco80/tune/$neurons-T4-e$epochs/coco80-yolov5n-qcfs-snn-tuned-T4.safetensors
+          tuned=runs/coco80/tune/$neurons-T4-e$epochs/$(basename "$from" .safetensors)-snn-tuned-T4.safetensors
           for data in "$OI5" "$TINY"; do
             spikeyolo val --weights "$tuned" --data "$data" --imgsz 320 --timesteps 1,2,4 --no-ann \
               --project runs/coco80/val --name "$neurons-T4-e$epochs-$(basename "$data")" --exist-ok

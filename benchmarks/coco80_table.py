@@ -55,9 +55,9 @@ def table(runs: Path, tuned: list[str]) -> list[str]:
             (bursts["oi5"] or {}).get("snn", {}).get(t))
     for name in tuned:  # <neurons>-T4-e<epochs>, the tune stage's run names
         reports = {d: _read(runs / f"{name}-{d}" / "report.json") for d in DATASETS}
-        neurons, _, epochs = name.split("-")
+        neurons, epochs = name.split("-")[0], name.rpartition("-e")[2]
         for t in ("1", "2", "4") if any(reports.values()) else ():
-            row(f"SNN, {NEURONS.get(neurons, neurons)}, tuned for T = 4 ({epochs[1:]} epochs)", t,
+            row(f"SNN, {NEURONS.get(neurons, neurons)}, tuned for T = 4 ({epochs} epochs)", t,
                 {d: (reports[d] or {}).get("snn", {}).get(t) for d in DATASETS},
                 (reports["oi5"] or {}).get("snn", {}).get(t))
     return lines

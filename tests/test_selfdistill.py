@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from spikeyolo.checkpoint import read_metadata, read_tensors
+from spikeyolo.checkpoint import read_metadata, read_tensors, write_safetensors
 from spikeyolo.data.augment import augmented_batch, mosaic, placed
 from spikeyolo.anchor_head import head_loss
 from spikeyolo.quantize.selfdistill import SelfDistillSettings, feature_loss, self_distill
@@ -112,6 +112,15 @@ def test_a_run_may_start_from_an_earlier_student_and_keeps_its_record(tmp_path):
     assert record["started_from"]["distillation"]["epochs"] == 1 and record["lr"] == 0.0
     with pytest.raises(ValueError, match="L = 4, this run's student has L = 8"):
         self_distill(replace(settings, levels=8, init=str(first)), tmp_path / "other", log=lambda line: None)
+    tensors, meta = read_tensors(first), read_metadata(first)
+    tensors[next(k for k in tensors if k.endswith("threshold"))].zero_()
+    write_safetensors(tensors, tmp_path / "zero.safetensors", meta)
+    with pytest.raises(ValueError, match="is 0"):  # read by the checkpoint loader, with its checks
+        self_distill(replace(settings, init=str(tmp_path / "zero.safetensors")), tmp_path / "z", log=lambda line: None)
+    # extended later, the run keeps where it started from its progress file: the earlier weights are not read again
+    (tmp_path / "first" / "weights" / "last.safetensors").rename(tmp_path / "moved.safetensors")
+    longer = self_distill(replace(zero_lr, epochs=2), tmp_path / "again", log=lambda line: None)
+    assert read_metadata(longer)["distillation"]["started_from"]["distillation"]["epochs"] == 1
 
 
 @needs_yolov5n

@@ -28,7 +28,7 @@ from spikeyolo.anchor_head import AnchorDetect, head_loss
 from spikeyolo.checkpoint import read_metadata, read_tensors, write_safetensors
 from spikeyolo.optimizer_state import adam_tensors, checked_steps, restore_adam
 from spikeyolo.data.augment import augmented_batch, photo_files, read_photos
-from spikeyolo.quantize.checkpoint import save_detector
+from spikeyolo.quantize.checkpoint import load_detector, save_detector
 from spikeyolo.quantize.swap import calibrate_thresholds, quantization_spec, quantize_model
 from spikeyolo.tune.calibrate import LayerOutputs
 
@@ -61,6 +61,7 @@ class Progress:
     of_epochs: int | None = None  # the run's length when the file was written (more --epochs extend a run)
     losses: list = field(default_factory=list)  # per epoch: {"loss", "features", "objectness", "classes", "boxes"}
     seconds: float = 0.0
+    started_from: dict | None = None  # the earlier student's record (--init), kept for the resumed run's weights
 
 
 def feature_loss(student: dict, teacher: dict) -> torch.Tensor:
@@ -80,23 +81,27 @@ def load_teacher(path: str | Path) -> nn.Module:
     return model.float().eval()
 
 
-def make_student(teacher: nn.Module, levels: int, calibration: torch.Tensor, percentile: float) -> nn.Module:
+def make_student(teacher: nn.Module, levels: int, calibration: torch.Tensor | None = None,
+                 percentile: float = 99.0) -> nn.Module:
+    """The teacher with every activation swapped for QCFS; λ calibrated on ``calibration`` when given."""
     student = copy.deepcopy(teacher)
     quantize_model(student, levels)
-    calibrate_thresholds(student, calibration, percentile)
+    if calibration is not None:
+        calibrate_thresholds(student, calibration, percentile)
     return student
 
 
 def start_from(student: nn.Module, path: str | Path) -> dict:
-    """Load an earlier student of the same teacher and levels (QCFS weights, e.g. a shipped one) into ``student``;
-    returns its distillation record. One ValueError naming the file when it is not such a student."""
-    meta = read_metadata(path)
-    levels = (meta.get("quantization") or {}).get("levels")
-    if levels != quantization_spec(student).get("levels"):
-        raise ValueError(f"{path}: QCFS L = {levels}, this run's student has L = "
-                         f"{quantization_spec(student).get('levels')}: start from a student of the same levels")
+    """Load an earlier student of the same teacher and levels (QCFS weights, e.g. a shipped one; read by the one
+    checkpoint loader) into ``student``; returns its distillation record. One ValueError naming the file when it
+    is not such a student."""
+    earlier, meta = load_detector(path)
+    levels, own = meta["quantization"].get("levels"), quantization_spec(student).get("levels")
+    if levels != own:
+        raise ValueError(f"{path}: QCFS L = {levels}, this run's student has L = {own}: start from a student of the "
+                         "same levels")
     try:
-        student.load_state_dict(read_tensors(path), strict=True)
+        student.load_state_dict(earlier.state_dict(), strict=True)
     except RuntimeError as err:
         raise ValueError(f"{path} is not a student of this teacher ({str(err)[:120]}): pass weights that "
                          "`spikeyolo distill` made from it") from None
@@ -124,7 +129,9 @@ class SelfDistiller:
         parts["loss"] = sum(parts.values())
         return parts
 
-    def step(self, images: torch.Tensor) -> dict[str, float]:
+    def step(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One optimizer step; the loss terms come back as detached tensors (read them once an epoch: no host sync
+        per step)."""
         parts = self.losses(images)
         self.optimizer.zero_grad(set_to_none=True)
         parts["loss"].backward()
@@ -134,7 +141,7 @@ class SelfDistiller:
             group["lr"] = self.settings.lr * warmup * (0.02 + 0.98 * cosine)
         self.optimizer.step()
         self.steps_done += 1
-        return {k: float(v.detach()) for k, v in parts.items()}
+        return {k: v.detach() for k, v in parts.items()}
 
     def state(self) -> dict[str, torch.Tensor]:
         out = {f"student.{k}": v for k, v in self.student.state_dict().items()}
@@ -171,7 +178,8 @@ def _load_progress(path: Path, settings: SelfDistillSettings) -> tuple[Progress,
                          "give at least as many to continue it")
     if progress is None or not (isinstance(progress.epochs_done, int) and 0 <= progress.epochs_done
                                 and number(progress.seconds) and isinstance(progress.losses, list)
-                                and len(progress.losses) == progress.epochs_done):
+                                and len(progress.losses) == progress.epochs_done
+                                and isinstance(progress.started_from, (dict, type(None)))):
         raise ValueError(f"{path}: its progress record is damaged: delete it to start over")
     return progress, read_tensors(path)
 
@@ -190,21 +198,24 @@ def self_distill(settings: SelfDistillSettings, out: str | Path, device: str | t
         log(f"{len(files) - len(photos)} of {len(files)} photos skipped: they do not decode fully")
     torch.manual_seed(settings.seed)
     teacher = load_teacher(settings.teacher).to(device)
-    calibration = augmented_batch(photos, settings.imgsz, CALIBRATION_IMAGES,
-                                  np.random.default_rng(settings.seed)).to(device)
-    student = make_student(teacher, settings.levels, calibration, settings.percentile)
-    started_from = start_from(student, settings.init) if settings.init else None
+    student = make_student(teacher, settings.levels)
     steps = math.ceil(len(photos) / settings.batch)
     distiller = SelfDistiller(teacher, student, settings, steps * settings.epochs)
     progress_file, weights = out / "progress.safetensors", out / "weights" / "last.safetensors"
     progress = Progress(of_epochs=settings.epochs)
     resumed = _load_progress(progress_file, settings)
-    if resumed:
+    if resumed:  # the student, its optimizer and the record of where it started come from the progress file
         progress, tensors = resumed
         distiller.load_state({k: v.to(device) for k, v in tensors.items()}, progress_file)
         log(f"continuing {progress_file}: {progress.epochs_done} of {settings.epochs} epochs done"
             + (f" (extended from {progress.of_epochs})" if progress.of_epochs not in (None, settings.epochs) else ""))
         progress.of_epochs = settings.epochs
+    elif settings.init:
+        progress.started_from = start_from(student, settings.init)
+    else:
+        calibrate_thresholds(student, augmented_batch(photos, settings.imgsz, CALIBRATION_IMAGES,
+                                                      np.random.default_rng(settings.seed)).to(device),
+                             settings.percentile)
     log(f"self-distillation: {len(photos)} photos, {steps} batches of {settings.batch} an epoch, "
         f"QCFS L = {settings.levels}, teacher {settings.teacher}")
     ran = progress.epochs_done < settings.epochs
@@ -213,27 +224,28 @@ def self_distill(settings: SelfDistillSettings, out: str | Path, device: str | t
         for _ in range(steps):
             images = augmented_batch(photos, settings.imgsz, settings.batch, rng).to(device, non_blocking=True)
             for key, value in distiller.step(images).items():
-                sums[key] = sums.get(key, 0.0) + value / steps
+                sums[key] = sums.get(key, 0.0) + value.double() / steps
+        sums = {key: float(value) for key, value in sums.items()}
         progress.epochs_done, progress.seconds = epoch + 1, progress.seconds + time.time() - start
         progress.losses.append({k: round(v, 6) for k, v in sums.items()})
-        record = _record(settings, progress, len(photos), started_from)
+        record = _record(settings, progress, len(photos))
         _save(distiller, settings, progress, progress_file, weights, record)
         log(f"epoch {epoch + 1}/{settings.epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in sums.items())
             + f" ({time.time() - start:.0f} s)")
     if not ran:  # a finished run called again: its weights written from its progress file
         save_detector(distiller.student, weights, imgsz=settings.imgsz,
-                      distillation=_record(settings, progress, len(photos), started_from))
+                      distillation=_record(settings, progress, len(photos)))
     return weights
 
 
-def _record(settings, progress: Progress, photos: int, started_from: dict | None) -> dict:
+def _record(settings, progress: Progress, photos: int) -> dict:
     """What the weights' metadata says of their making; a run started from earlier weights carries their record."""
     record = {"method": "self-distillation into QCFS (features + anchor head, no labels)",
               "teacher": Path(settings.teacher).name, "photos": photos, "epochs": progress.epochs_done,
               "of_epochs": settings.epochs, "seconds": round(progress.seconds, 1), "imgsz": settings.imgsz,
               "lr": settings.lr}
-    if started_from:
-        record["started_from"] = started_from
+    if progress.started_from:
+        record["started_from"] = progress.started_from
     return record
 
 
