@@ -5,9 +5,9 @@ import torch
 from PIL import Image
 
 from spikeyolo.checkpoint import read_metadata, read_tensors, write_safetensors
-from spikeyolo.data.augment import augmented_batch, mosaic, placed
+from spikeyolo.data.augment import MIXUP_BETA, augmented, augmented_batch, mixed, mosaic, placed
 from spikeyolo.anchor_head import head_loss
-from spikeyolo.quantize.selfdistill import SelfDistillSettings, feature_loss, self_distill
+from spikeyolo.quantize.selfdistill import PROGRESS_FORMAT, SelfDistillSettings, feature_loss, self_distill
 from tests.conftest import SHARED
 
 YOLOV5N = SHARED.parent / "weights" / "yolov5n-v6.1-coco.pt"
@@ -44,6 +44,22 @@ def test_augmented_photos_fill_the_canvas_and_repeat_with_the_seed():
     first = augmented_batch(pictures, 64, 3, np.random.default_rng(5))
     assert torch.equal(first, augmented_batch(pictures, 64, 3, np.random.default_rng(5)))
     assert first.shape == (3, 3, 64, 64) and 0 <= float(first.min()) and float(first.max()) <= 1
+
+
+def test_mixup_blends_two_augmented_samples_and_leaves_the_rest_as_they_were():
+    pictures = [np.random.default_rng(i).integers(0, 255, (50, 80, 3), dtype=np.uint8) for i in range(4)]
+    rng = np.random.default_rng(3)  # what mixed() must draw, in its order
+    first, _, weight = augmented(pictures, 64, rng).astype(np.float32), rng.random(), rng.beta(MIXUP_BETA, MIXUP_BETA)
+    expected = weight * first + (1 - weight) * augmented(pictures, 64, rng).astype(np.float32)
+    assert np.array_equal(mixed(pictures, 64, np.random.default_rng(3), mixup=1.0), expected)
+    assert 0.3 < weight < 0.7 and not np.array_equal(expected, first)
+    # without mixup the batch is what it was: the same draws, one augmented sample each
+    rng = np.random.default_rng(5)
+    plain = np.stack([augmented(pictures, 64, rng)[..., ::-1].transpose(2, 0, 1) for _ in range(3)])
+    assert torch.equal(augmented_batch(pictures, 64, 3, np.random.default_rng(5)),
+                       torch.from_numpy(np.ascontiguousarray(plain)).float() / 255.0)
+    blended = augmented_batch(pictures, 64, 3, np.random.default_rng(5), mixup=1.0)
+    assert blended.dtype == torch.float32 and 0 <= float(blended.min()) and float(blended.max()) <= 1
 
 
 @needs_yolov5n
@@ -89,6 +105,17 @@ def test_a_run_continues_only_with_its_own_settings_and_may_be_extended(tmp_path
     assert read_metadata(longer)["distillation"]["epochs"] == 2
     with pytest.raises(ValueError, match="2 epochs already done, more than --epochs 1"):
         self_distill(settings, tmp_path / "run", log=lambda line: None)
+    with pytest.raises(ValueError, match="other settings"):
+        self_distill(replace(settings, epochs=2, mixup=0.5), tmp_path / "run", log=lambda line: None)
+    # a progress file written before a setting existed continues with that setting at its default
+    progress = tmp_path / "run" / "progress.safetensors"
+    meta = read_metadata(progress, PROGRESS_FORMAT)
+    del meta["settings"]["mixup"]
+    write_safetensors(read_tensors(progress), progress, meta)
+    lines = []
+    self_distill(replace(settings, epochs=3), tmp_path / "run", log=lines.append)
+    assert any("2 of 3 epochs done" in line for line in lines)
+    assert read_metadata(progress, PROGRESS_FORMAT)["settings"]["mixup"] == 0.0
 
 
 @needs_yolov5n
@@ -150,6 +177,7 @@ def test_distill_command_refuses_what_it_cannot_teach_from(tmp_path, capsys):
     for argv, message in (([str(tmp_path / "none.pt"), "--photos", str(folder)], "pass a YOLOv5 v6.x .pt"),
                           ([str(YOLOV5N), "--photos", str(tmp_path / "nowhere")], "--photos"),
                           ([str(YOLOV5N), "--photos", str(folder), "--levels", "0"], "--levels"),
+                          ([str(YOLOV5N), "--photos", str(folder), "--mixup", "1.5"], "--mixup"),
                           ([str(YOLOV5N), "--photos", str(folder), "--init", str(tmp_path / "no.safetensors")],
                            "--init")):
         if not YOLOV5N.is_file() and "none.pt" not in argv[0]:

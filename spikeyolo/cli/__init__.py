@@ -38,7 +38,8 @@ REAL_OPTIONS = (("conf", 0.0, 1.0, False), ("iou", 0.0, 1.0, False), ("percentil
                 ("initial_membrane", -4.0, 4.0, False), ("threshold", 0.0, 1e6, True),
                 ("threshold_scale", 0.0, 100.0, True), ("lr", 0.0, 1.0, True), ("sharpness", 0.0, 100.0, True),
                 ("feature_weight", 0.0, 1000.0, False), ("teacher_gain", 0.0, 1000.0, True),
-                ("teacher_features", 0.0, 1000.0, False), ("label_gain", 0.0, 1000.0, False))
+                ("teacher_features", 0.0, 1000.0, False), ("label_gain", 0.0, 1000.0, False),
+                ("mixup", 0.0, 1.0, False))
 
 OUTPUT_DIRS = ("project",)
 LONG_RUN = 256  # T from which the spiking forward shows a bar over its steps (T = 4096 on one image: minutes)

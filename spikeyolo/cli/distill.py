@@ -23,6 +23,8 @@ def add_distill(sub) -> None:
     p.add_argument("--batch", type=int, default=16, help="photos per batch (default 16)")
     p.add_argument("--lr", type=float, default=5e-4, help="Adam's learning rate, cosine-decayed (default 5e-4)")
     p.add_argument("--feature-weight", type=float, default=1.0, help="weight of the stages' feature term (default 1)")
+    p.add_argument("--mixup", type=float, default=0.0, help="share of the training samples blended with a second "
+                   "augmented sample (0 to 1; default 0): more distinct inputs from few photos")
     p.add_argument("--seed", type=int, default=0, help="random seed (augmentation, calibration)")
     p.add_argument("--init", metavar="WEIGHTS", help="start the student from earlier QCFS weights of this teacher and "
                    "--levels (e.g. a shipped or finished run's), not from the teacher: a new run with its own "
@@ -48,7 +50,7 @@ def run_distill(args) -> None:
     image_size(args.imgsz, "distill")
     settings = SelfDistillSettings(str(args.teacher), tuple(str(p) for p in args.photos), args.levels, args.epochs,
                                    args.imgsz, args.batch, args.lr, args.feature_weight, seed=args.seed,
-                                   init=str(args.init) if args.init else None)
+                                   init=str(args.init) if args.init else None, mixup=args.mixup)
     with run_folder(args) as folder:
         weights = self_distill(settings, folder, device=torch_device(args.device))
     print(f"saved {weights}")

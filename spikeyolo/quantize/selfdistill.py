@@ -53,6 +53,7 @@ class SelfDistillSettings:
     percentile: float = 99.0  # λ's start: this percentile of each layer's input on photos
     seed: int = 0
     init: str | None = None  # a student of this teacher to start from (spikeyolo QCFS weights) instead of the teacher
+    mixup: float = 0.0  # the share of training samples blended with a second (spikeyolo.data.augment.mixed)
 
 
 @dataclass
@@ -163,7 +164,10 @@ def _load_progress(path: Path, settings: SelfDistillSettings) -> tuple[Progress,
     if not path.is_file():
         return None
     meta = read_metadata(path, PROGRESS_FORMAT)
-    saved, asked = dict(meta.get("settings") or {}), json.loads(json.dumps(asdict(settings)))
+    defaults = json.loads(json.dumps(asdict(SelfDistillSettings(settings.teacher, settings.photos))))
+    saved = {key: value for key, value in (meta.get("settings") or {}).items()}
+    saved = {**{key: defaults[key] for key in defaults.keys() - saved.keys()}, **saved}  # a later setting: its default
+    asked = json.loads(json.dumps(asdict(settings)))
     if {**saved, "epochs": None} != {**asked, "epochs": None}:
         raise ValueError(f"{path} is the progress of a run with other settings: run with the same settings (more "
                          "--epochs may extend it) to continue it, or choose another output folder")
@@ -222,7 +226,8 @@ def self_distill(settings: SelfDistillSettings, out: str | Path, device: str | t
     for epoch in range(progress.epochs_done, settings.epochs):
         start, rng, sums = time.time(), np.random.default_rng([settings.seed, epoch]), {}
         for _ in range(steps):
-            images = augmented_batch(photos, settings.imgsz, settings.batch, rng).to(device, non_blocking=True)
+            images = augmented_batch(photos, settings.imgsz, settings.batch, rng, settings.mixup)
+            images = images.to(device, non_blocking=True)
             for key, value in distiller.step(images).items():
                 sums[key] = sums.get(key, 0.0) + value.double() / steps
         sums = {key: float(value) for key, value in sums.items()}
@@ -243,7 +248,7 @@ def _record(settings, progress: Progress, photos: int) -> dict:
     record = {"method": "self-distillation into QCFS (features + anchor head, no labels)",
               "teacher": Path(settings.teacher).name, "photos": photos, "epochs": progress.epochs_done,
               "of_epochs": settings.epochs, "seconds": round(progress.seconds, 1), "imgsz": settings.imgsz,
-              "lr": settings.lr}
+              "lr": settings.lr, "mixup": settings.mixup}
     if progress.started_from:
         record["started_from"] = progress.started_from
     return record
