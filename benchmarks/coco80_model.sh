@@ -7,6 +7,8 @@
 #   more     70 more epochs started from that student (--init, lr 2e-4: a warm restart of the cosine)
 #                                                                                         → runs/coco80/distill-L8-more
 #   last     25 more epochs started from that (--init, lr 1e-4)                        → runs/coco80/distill-L8-third
+#   mixup    90 more epochs started from that (--init, lr 2e-4), half the samples blended with a second (--mixup 0.5)
+#                                                                                         → runs/coco80/distill-L8-mixup
 #   val      its ANN and SNN (bursts of up to 8) at T = 1, 2, 4 on oi5 val and coco-tiny       → runs/coco80/val/*
 #   ship     weights/coco80-yolov5n-qcfs.safetensors with what val measured (GPL-3.0, the teacher's license)
 #   tune     ±1 spikes tuned for T = 4 on oi5's train photos, then val at T = 1, 2, 4 (env EPOCHS: 3, IMAGES: 296 of
@@ -14,16 +16,17 @@
 #            weights to tune, default the shipped ones; the table's rows: TUNE_FROM=$SECOND, the student before its
 #            last 25 epochs)
 #   webcam   `webcam --headless` frames per second on demo/bccd_pan.mp4: the new default beside the BCCD model
-# Usage: bash benchmarks/coco80_model.sh                 (import teacher distill more last val ship)
+# Usage: bash benchmarks/coco80_model.sh                 (import teacher distill more last mixup val ship)
 #        STAGES="tune webcam" bash benchmarks/coco80_model.sh
 set -euo pipefail
 OI5=${OI5:-../shared/datasets/oi5}; TINY=${TINY:-../shared/datasets/coco-tiny}
-STAGES=${STAGES:-"import teacher distill more last val ship"}
+STAGES=${STAGES:-"import teacher distill more last mixup val ship"}
 PT=../shared/weights/yolov5n-v6.1-coco.pt
 TEACHER=runs/coco80/teacher/yolov5n-v6.1-coco.safetensors
 FIRST=runs/coco80/distill-L8/weights/last.safetensors
 SECOND=runs/coco80/distill-L8-more/weights/last.safetensors
-STUDENT=runs/coco80/distill-L8-third/weights/last.safetensors
+THIRD=runs/coco80/distill-L8-third/weights/last.safetensors
+STUDENT=runs/coco80/distill-L8-mixup/weights/last.safetensors
 SHIPPED=weights/coco80-yolov5n-qcfs.safetensors
 mkdir -p runs/coco80/val
 for stage in $STAGES; do
@@ -38,6 +41,8 @@ for stage in $STAGES; do
             --project runs/coco80 --name distill-L8-more --exist-ok ;;
     last) spikeyolo distill $PT --photos "$OI5/train2017" --levels 8 --epochs 25 --lr 1e-4 --imgsz 320 --init $SECOND \
             --project runs/coco80 --name distill-L8-third --exist-ok ;;
+    mixup) spikeyolo distill $PT --photos "$OI5/train2017" --levels 8 --epochs 90 --lr 2e-4 --mixup 0.5 --imgsz 320 \
+             --init $THIRD --project runs/coco80 --name distill-L8-mixup --exist-ok ;;
     val) for data in "$OI5" "$TINY"; do
            spikeyolo val --weights $STUDENT --data "$data" --imgsz 320 --timesteps 1,2,4 --project runs/coco80/val \
              --name "bursts-$(basename "$data")" --exist-ok
@@ -45,7 +50,7 @@ for stage in $STAGES; do
     ship) python benchmarks/ship_weights.py $STUDENT $SHIPPED runs/coco80/val/bursts-oi5/report.json \
             runs/coco80/val/bursts-coco-tiny/report.json --license GPL-3.0 \
             --source "yolov5n-v6.1-coco.pt: the official ultralytics/yolov5 v6.1 release (COCO, 80 classes), sha256 4f180cf23ba0717ada0badd6c685026d73d48f184d00fc159c2641284b2ac0a3" \
-            --note "self-distilled into QCFS L = 8 on oi5's 600 train photos (no labels), 90 + 70 + 25 epochs: bash benchmarks/coco80_model.sh" ;;
+            --note "self-distilled into QCFS L = 8 on oi5's 600 train photos (no labels), 90 + 70 + 25 + 90 epochs (the last with --mixup 0.5): bash benchmarks/coco80_model.sh" ;;
     tune) epochs=${EPOCHS:-3}; images=${IMAGES:-296}; neurons=${NEURONS:-binary}
           flags=(--burst 1); [ "$neurons" = snm ] && flags+=(--snm)
           from=${TUNE_FROM:-$SHIPPED}
@@ -60,6 +65,6 @@ for stage in $STAGES; do
               spikeyolo webcam --source demo/bccd_pan.mp4 --headless --weights $weights --project runs/coco80/webcam \
                 --name "$(basename $weights .safetensors)" --exist-ok
             done ;;
-    *) echo "unknown stage $stage (import teacher distill more last val ship tune webcam)" >&2; exit 2 ;;
+    *) echo "unknown stage $stage (import teacher distill more last mixup val ship tune webcam)" >&2; exit 2 ;;
   esac
 done

@@ -4,6 +4,8 @@ Usage: python benchmarks/coco80_probes.py levels STUDENT [--levels 8 16 256]   t
        python benchmarks/coco80_probes.py stages STUDENT                        each stage's error against the teacher
        python benchmarks/coco80_probes.py batchnorm STUDENT                     mAP50 with BN re-estimated on photos
        python benchmarks/coco80_probes.py splits [--images 48]                  the teacher on oi5 train and val
+       python benchmarks/coco80_probes.py heldout STUDENT [--images 64]         the distillation loss on train and
+                                                                                held-out photos (does it overfit?)
 STUDENT: a `distill` run's weights/last.safetensors. The teacher is ../shared/weights/yolov5n-v6.1-coco.pt.
 """
 from __future__ import annotations
@@ -13,13 +15,15 @@ import argparse
 import torch
 
 from spikeyolo.data import prepare_dataset
-from spikeyolo.data.augment import photo_files, read_photos
+import numpy as np
+
+from spikeyolo.data.augment import augmented_batch, photo_files, read_photos
 from spikeyolo.data.images import image_batches, split_images
 from spikeyolo.eval.anytime import evaluate_anytime
 from spikeyolo.eval.val import check_classes
 from spikeyolo.quantize.checkpoint import load_detector
 from spikeyolo.quantize.qcfs import QCFS
-from spikeyolo.quantize.selfdistill import load_teacher
+from spikeyolo.quantize.selfdistill import SelfDistiller, SelfDistillSettings, load_teacher
 from spikeyolo.tune.calibrate import LayerOutputs
 from spikeyolo.ultra import letterbox_batch
 
@@ -84,17 +88,35 @@ def splits(images: int) -> None:
         print(f"teacher on the first {images} oi5 {split} photos: mAP50 {oi5_map50(model, split, images)}")
 
 
+@torch.no_grad()
+def heldout(student: str, images: int) -> None:
+    """The training loss (same augmentation, same terms, BatchNorm on batch statistics as in training) on the first
+    ``images`` photos of the train folder and of two folders the student never saw."""
+    teacher, (model, _) = load_teacher(TEACHER), load_detector(student)
+    distiller = SelfDistiller(teacher, model, SelfDistillSettings(teacher=TEACHER, photos=(f"{OI5}/train2017",)), 1)
+    folders = {"oi5 train (trained on)": f"{OI5}/train2017", "oi5 val": f"{OI5}/val2017",
+               "coco-tiny": "../shared/datasets/coco-tiny/val2017"}
+    for name, folder in folders.items():
+        photos = read_photos(photo_files([folder])[:images], 320)
+        rng, batches, total = np.random.default_rng(0), 4, {}
+        for _ in range(batches):
+            for term, value in distiller.losses(augmented_batch(photos, 320, 16, rng)).items():
+                total[term] = total.get(term, 0.0) + float(value) / batches
+        print(f"{name}: " + ", ".join(f"{term} {value:.3f}" for term, value in total.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("probe", choices=("levels", "stages", "batchnorm", "splits"))
+    parser.add_argument("probe", choices=("levels", "stages", "batchnorm", "splits", "heldout"))
     parser.add_argument("student", nargs="?")
     parser.add_argument("--levels", type=int, nargs="+", default=[8, 16, 256])
-    parser.add_argument("--images", type=int, default=48)
+    parser.add_argument("--images", type=int, default=None, help="splits: 48, heldout: 64")
     args = parser.parse_args()
     if args.probe != "splits" and not args.student:
         parser.error(f"{args.probe} needs STUDENT")
     {"levels": lambda: levels(args.student, args.levels), "stages": lambda: stages(args.student),
-     "batchnorm": lambda: batchnorm(args.student), "splits": lambda: splits(args.images)}[args.probe]()
+     "batchnorm": lambda: batchnorm(args.student), "splits": lambda: splits(args.images or 48),
+     "heldout": lambda: heldout(args.student, args.images or 64)}[args.probe]()
 
 
 if __name__ == "__main__":

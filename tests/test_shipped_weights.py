@@ -110,9 +110,13 @@ def test_the_everyday_model_says_what_it_is_and_where_it_comes_from():
     assert meta["quantization"]["levels"] == 8 and len(meta["quantization"]["layers"]) == 57
     assert meta["license"] == "GPL-3.0" and "4f180cf23ba0717ada0badd6c685026d73d48f184d00fc159c2641284b2ac0a3" \
         in meta["source"]
-    record = meta["distillation"]  # 90 epochs, then 70 and 25 more, each started from the last (warm restarts)
-    assert record["photos"] == 600 and record["epochs"] == 25 and record["started_from"]["distillation"]["epochs"] == 70
-    assert record["started_from"]["distillation"]["started_from"]["distillation"]["epochs"] == 90
+    record = meta["distillation"]  # 90 epochs, then 70, 25 and 90 (mixup) more, each started from the last
+    assert record["photos"] == 600 and (record["epochs"], record["mixup"]) == (90, 0.5)
+    chain = []
+    while record is not None:
+        chain.append(record["epochs"])
+        record = record.get("started_from", {}).get("distillation")
+    assert chain == [90, 25, 70, 90]
     assert {part["dataset"] for part in meta["measured_on"]} == {"oi5", "coco-tiny"}
 
 
