@@ -13,8 +13,8 @@
 #   ship     weights/coco80-yolov5n-qcfs.safetensors with what val measured (GPL-3.0, the teacher's license)
 #   tune     ±1 spikes tuned for T = 4 on oi5's train photos, then val at T = 1, 2, 4 (env EPOCHS: 3, IMAGES: 296 of
 #            the 600 photos, NEURONS: binary (IF, 0/1 spikes) or snm (signed neurons, ±1 spikes), TUNE_FROM: the
-#            weights to tune, default the shipped ones; the table's rows: TUNE_FROM=$SECOND, the student before its
-#            last 25 epochs)
+#            weights to tune, default the shipped ones; the table's rows: TUNE_FROM=$SECOND, the student after its
+#            first 160 epochs)
 #   webcam   `webcam --headless` frames per second on demo/bccd_pan.mp4: the new default beside the BCCD model
 # Usage: bash benchmarks/coco80_model.sh                 (import teacher distill more last mixup val ship)
 #        STAGES="tune webcam" bash benchmarks/coco80_model.sh

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import torch
 
 from spikeyolo.data import prepare_dataset
-import numpy as np
-
 from spikeyolo.data.augment import augmented_batch, photo_files, read_photos
 from spikeyolo.data.images import image_batches, split_images
 from spikeyolo.eval.anytime import evaluate_anytime
