@@ -13,8 +13,8 @@
 #   ship     weights/coco80-yolov5n-qcfs.safetensors with what val measured (GPL-3.0, the teacher's license)
 #   tune     ±1 spikes tuned for T = 4 on oi5's train photos, then val at T = 1, 2, 4 (env EPOCHS: 3, IMAGES: 296 of
 #            the 600 photos, NEURONS: binary (IF, 0/1 spikes) or snm (signed neurons, ±1 spikes), TUNE_FROM: the
-#            weights to tune, default the shipped ones; the table's rows: TUNE_FROM=$SECOND, the student after its
-#            first 160 epochs)
+#            weights to tune, default the shipped ones; FEATURE: the weight of the layer-by-layer loss, default 0,
+#            the run named …-fwFEATURE when set)
 #   webcam   `webcam --headless` frames per second on demo/bccd_pan.mp4: the new default beside the BCCD model
 # Usage: bash benchmarks/coco80_model.sh                 (import teacher distill more last mixup val ship)
 #        STAGES="tune webcam" bash benchmarks/coco80_model.sh
@@ -53,13 +53,14 @@ for stage in $STAGES; do
             --note "self-distilled into QCFS L = 8 on oi5's 600 train photos (no labels), 90 + 70 + 25 + 90 epochs (the last with --mixup 0.5): bash benchmarks/coco80_model.sh" ;;
     tune) epochs=${EPOCHS:-3}; images=${IMAGES:-296}; neurons=${NEURONS:-binary}
           flags=(--burst 1); [ "$neurons" = snm ] && flags+=(--snm)
-          from=${TUNE_FROM:-$SHIPPED}
+          from=${TUNE_FROM:-$SHIPPED}; run=$neurons-T4-e$epochs
+          [ -n "${FEATURE:-}" ] && { flags+=(--feature-weight "$FEATURE"); run=$run-fw$FEATURE; }
           spikeyolo tune "$from" --data "$OI5" --imgsz 320 --timesteps 4 "${flags[@]}" --epochs "$epochs" \
-            --images "$images" --project runs/coco80/tune --name "$neurons-T4-e$epochs" --exist-ok
-          tuned=runs/coco80/tune/$neurons-T4-e$epochs/$(basename "$from" .safetensors)-snn-tuned-T4.safetensors
+            --images "$images" --project runs/coco80/tune --name "$run" --exist-ok
+          tuned=runs/coco80/tune/$run/$(basename "$from" .safetensors)-snn-tuned-T4.safetensors
           for data in "$OI5" "$TINY"; do
             spikeyolo val --weights "$tuned" --data "$data" --imgsz 320 --timesteps 1,2,4 --no-ann \
-              --project runs/coco80/val --name "$neurons-T4-e$epochs-$(basename "$data")" --exist-ok
+              --project runs/coco80/val --name "$run-$(basename "$data")" --exist-ok
           done ;;
     webcam) for weights in $SHIPPED weights/bccd-yolov8n-qcfs.safetensors; do
               spikeyolo webcam --source demo/bccd_pan.mp4 --headless --weights $weights --project runs/coco80/webcam \

@@ -36,6 +36,14 @@ def _cost(entry: dict | None) -> str:
 NEURONS = {"binary": "binary IF (0/1 spikes)", "snm": "signed neurons (±1 spikes)"}
 
 
+def _tuned_label(name: str) -> str:
+    """'snm-T4-e6-fw1' → 'signed neurons (±1 spikes), tuned for T = 4 (6 epochs, layer-by-layer loss × 1)'."""
+    neurons, _, rest = name.partition("-T4-e")
+    epochs, _, feature = rest.partition("-fw")
+    how = f"{epochs} epochs" + (f", layer-by-layer loss × {feature}" if feature else "")
+    return f"{NEURONS.get(neurons, neurons)}, tuned for T = 4 ({how})"
+
+
 def table(runs: Path, tuned: list[str]) -> list[str]:
     teacher = {d: _read(runs / f"teacher-{d}.json") for d in DATASETS}
     bursts = {d: _read(runs / f"bursts-{d}" / "report.json") for d in DATASETS}
@@ -53,11 +61,10 @@ def table(runs: Path, tuned: list[str]) -> list[str]:
     for t in ("1", "2", "4"):
         row("SNN, bursts of up to 8 spikes", t, {d: (bursts[d] or {}).get("snn", {}).get(t) for d in DATASETS},
             (bursts["oi5"] or {}).get("snn", {}).get(t))
-    for name in tuned:  # <neurons>-T4-e<epochs>, the tune stage's run names
+    for name in tuned:  # <neurons>-T4-e<epochs>[-fw<feature weight>], the tune stage's run names
         reports = {d: _read(runs / f"{name}-{d}" / "report.json") for d in DATASETS}
-        neurons, epochs = name.split("-")[0], name.rpartition("-e")[2]
         for t in ("1", "2", "4") if any(reports.values()) else ():
-            row(f"SNN, {NEURONS.get(neurons, neurons)}, tuned for T = 4 ({epochs} epochs)", t,
+            row(f"SNN, {_tuned_label(name)}", t,
                 {d: (reports[d] or {}).get("snn", {}).get(t) for d in DATASETS},
                 (reports["oi5"] or {}).get("snn", {}).get(t))
     return lines
@@ -67,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs/coco80/val")
     parser.add_argument("--tuned", nargs="*", default=["binary-T4-e3", "snm-T4-e3"],
-                        help="the tune stage's run names (<NEURONS>-T4-e<EPOCHS>)")
+                        help="the tune stage's run names (<NEURONS>-T4-e<EPOCHS>[-fw<FEATURE>])")
     args = parser.parse_args()
     print("\n".join(table(Path(args.runs), args.tuned)))
 
