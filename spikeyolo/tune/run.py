@@ -70,6 +70,8 @@ def describe_method(settings: TuneSettings) -> str:
     """The stages a run applies, in words (the artifact's ``tuning.method``)."""
     stages = (["bias correction (Li et al. 2021)"] if settings.calibrate else []) + \
         (["hybrid fine-tuning, distilled from the ANN (Rathi et al. 2020)" +
+          (f", every spiking layer's rate against its ANN activation × {settings.feature_weight:g}"
+           if settings.feature_weight else "") +
           (", thresholds per channel trained too (DIET-SNN)" if settings.thresholds else "") +
           (f", read out after steps {', '.join(map(str, settings.readouts))}" if settings.readouts else "") +
           (", class loss per object" if settings.loss == "objects" else "") +

@@ -378,3 +378,12 @@ def test_a_resume_file_with_damaged_optimizer_state_is_one_line(qcfs_weights, vo
         with pytest.raises(ValueError, match="optimizer state is damaged"):
             tune(settings, out)
     assert not out.exists()
+
+
+def test_the_method_record_names_every_term_the_run_trained_with():
+    plain = run.describe_method(TuneSettings(weights="w", data="d", timesteps=4))
+    layered = run.describe_method(TuneSettings(weights="w", data="d", timesteps=4, feature_weight=0.5))
+    assert "layer" not in plain
+    assert "every spiking layer's rate against its ANN activation × 0.5" in layered
+    assert run.describe_method(TuneSettings(weights="w", data="d", timesteps=4, epochs=0,
+                                            feature_weight=1.0)) == "bias correction (Li et al. 2021)"
