@@ -14,7 +14,7 @@
 #   tune     ±1 spikes tuned for T = 4 on oi5's train photos, then val at T = 1, 2, 4 (env EPOCHS: 3, IMAGES: 296 of
 #            the 600 photos, NEURONS: binary (IF, 0/1 spikes) or snm (signed neurons, ±1 spikes), TUNE_FROM: the
 #            weights to tune, default the shipped ones; FEATURE: the weight of the layer-by-layer loss, default 0,
-#            the run named …-fwFEATURE when set)
+#            the run named …-fwFEATURE when set; the table's rows: EPOCHS=12 IMAGES=600 FEATURE=1, ~40 min each)
 #   webcam   `webcam --headless` frames per second on demo/bccd_pan.mp4: the new default beside the BCCD model
 # Usage: bash benchmarks/coco80_model.sh                 (import teacher distill more last mixup val ship)
 #        STAGES="tune webcam" bash benchmarks/coco80_model.sh
