@@ -11,10 +11,10 @@
 #                                                                                         → runs/coco80/distill-L8-mixup
 #   val      its ANN and SNN (bursts of up to 8) at T = 1, 2, 4 on oi5 val and coco-tiny       → runs/coco80/val/*
 #   ship     weights/coco80-yolov5n-qcfs.safetensors with what val measured (GPL-3.0, the teacher's license)
-#   tune     ±1 spikes tuned for T = 4 on oi5's train photos, then val at T = 1, 2, 4 (env EPOCHS: 3, IMAGES: 296 of
-#            the 600 photos, NEURONS: binary (IF, 0/1 spikes) or snm (signed neurons, ±1 spikes), TUNE_FROM: the
-#            weights to tune, default the shipped ones; FEATURE: the weight of the layer-by-layer loss, default 0,
-#            the run named …-fwFEATURE when set; the table's rows: EPOCHS=12 IMAGES=600 FEATURE=1, ~40 min each)
+#   tune     ±1 spikes tuned for T = 4 on oi5's train photos, then val at T = 1, 2, 4 (env NEURONS: binary (IF, 0/1
+#            spikes, default) or snm (signed neurons, ±1 spikes); EPOCHS: 12, IMAGES: 600 (all), FEATURE: 1 (the
+#            weight of the layer-by-layer loss): the defaults made the table's rows, ~40 min each; TUNE_FROM: the
+#            weights to tune, default the shipped ones; the run is named NEURONS-T4-eEPOCHS-fwFEATURE)
 #   webcam   `webcam --headless` frames per second on demo/bccd_pan.mp4: the new default beside the BCCD model
 # Usage: bash benchmarks/coco80_model.sh                 (import teacher distill more last mixup val ship)
 #        STAGES="tune webcam" bash benchmarks/coco80_model.sh
@@ -51,10 +51,9 @@ for stage in $STAGES; do
             runs/coco80/val/bursts-coco-tiny/report.json --license GPL-3.0 \
             --source "yolov5n-v6.1-coco.pt: the official ultralytics/yolov5 v6.1 release (COCO, 80 classes), sha256 4f180cf23ba0717ada0badd6c685026d73d48f184d00fc159c2641284b2ac0a3" \
             --note "self-distilled into QCFS L = 8 on oi5's 600 train photos (no labels), 90 + 70 + 25 + 90 epochs (the last with --mixup 0.5): bash benchmarks/coco80_model.sh" ;;
-    tune) epochs=${EPOCHS:-3}; images=${IMAGES:-296}; neurons=${NEURONS:-binary}
-          flags=(--burst 1); [ "$neurons" = snm ] && flags+=(--snm)
-          from=${TUNE_FROM:-$SHIPPED}; run=$neurons-T4-e$epochs
-          [ -n "${FEATURE:-}" ] && { flags+=(--feature-weight "$FEATURE"); run=$run-fw$FEATURE; }
+    tune) epochs=${EPOCHS:-12}; images=${IMAGES:-600}; neurons=${NEURONS:-binary}; feature=${FEATURE:-1}
+          flags=(--burst 1 --feature-weight "$feature"); [ "$neurons" = snm ] && flags+=(--snm)
+          from=${TUNE_FROM:-$SHIPPED}; run=$neurons-T4-e$epochs-fw$feature
           spikeyolo tune "$from" --data "$OI5" --imgsz 320 --timesteps 4 "${flags[@]}" --epochs "$epochs" \
             --images "$images" --project runs/coco80/tune --name "$run" --exist-ok
           tuned=runs/coco80/tune/$run/$(basename "$from" .safetensors)-snn-tuned-T4.safetensors

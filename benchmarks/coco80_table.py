@@ -37,10 +37,11 @@ NEURONS = {"binary": "binary IF (0/1 spikes)", "snm": "signed neurons (±1 spike
 
 
 def _tuned_label(name: str) -> str:
-    """'snm-T4-e6-fw1' → 'signed neurons (±1 spikes), tuned for T = 4 (6 epochs, layer-by-layer loss × 1)'."""
+    """'snm-T4-e6-fw1' → 'signed neurons (±1 spikes), tuned for T = 4 (6 epochs, layer-by-layer loss × 1)';
+    a weight of 0 goes unsaid."""
     neurons, _, rest = name.partition("-T4-e")
     epochs, _, feature = rest.partition("-fw")
-    how = f"{epochs} epochs" + (f", layer-by-layer loss × {feature}" if feature else "")
+    how = f"{epochs} epochs" + (f", layer-by-layer loss × {feature}" if feature and float(feature) else "")
     return f"{NEURONS.get(neurons, neurons)}, tuned for T = 4 ({how})"
 
 
