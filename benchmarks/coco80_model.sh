@@ -14,7 +14,12 @@
 #   tune     ±1 spikes tuned for T = 4 on oi5's train photos, then val at T = 1, 2, 4 (env NEURONS: binary (IF, 0/1
 #            spikes, default) or snm (signed neurons, ±1 spikes); EPOCHS: 12, IMAGES: 600 (all), FEATURE: 1 (the
 #            weight of the layer-by-layer loss): the defaults made the table's rows, ~40 min each; TUNE_FROM: the
-#            weights to tune, default the shipped ones; the run is named NEURONS-T4-eEPOCHS-fwFEATURE)
+#            weights to tune, default the shipped ones; the run is named NEURONS-T4-eEPOCHS-fwFEATURE, with -RUN where
+#            TUNE_FROM is a run's runs/coco80/RUN/weights/last.safetensors)
+#   L4       a student for one spike per step at T = 4: the shipped one re-quantized to L = 4 (--init, its λ kept) and
+#            taught 20 more epochs (lr 2e-4, --mixup 0.5)                                   → runs/coco80/distill-L4
+#   L4val    its ANN and SNN (bursts of up to 4) at T = 1, 2, 4 on oi5 val and coco-tiny   → runs/coco80/val/L4-*
+#            (then its ±1 rows: STAGES=tune NEURONS=snm TUNE_FROM=runs/coco80/distill-L4/weights/last.safetensors)
 #   webcam   `webcam --headless` frames per second on demo/bccd_pan.mp4: the new default beside the BCCD model
 # Usage: bash benchmarks/coco80_model.sh                 (import teacher distill more last mixup val ship)
 #        STAGES="tune webcam" bash benchmarks/coco80_model.sh
@@ -27,6 +32,7 @@ FIRST=runs/coco80/distill-L8/weights/last.safetensors
 SECOND=runs/coco80/distill-L8-more/weights/last.safetensors
 THIRD=runs/coco80/distill-L8-third/weights/last.safetensors
 STUDENT=runs/coco80/distill-L8-mixup/weights/last.safetensors
+FOUR=runs/coco80/distill-L4/weights/last.safetensors
 SHIPPED=weights/coco80-yolov5n-qcfs.safetensors
 mkdir -p runs/coco80/val
 for stage in $STAGES; do
@@ -43,6 +49,12 @@ for stage in $STAGES; do
             --project runs/coco80 --name distill-L8-third --exist-ok ;;
     mixup) spikeyolo distill $PT --photos "$OI5/train2017" --levels 8 --epochs 90 --lr 2e-4 --mixup 0.5 --imgsz 320 \
              --init $THIRD --project runs/coco80 --name distill-L8-mixup --exist-ok ;;
+    L4) spikeyolo distill $PT --photos "$OI5/train2017" --levels 4 --epochs 20 --lr 2e-4 --mixup 0.5 --imgsz 320 \
+          --init $SHIPPED --project runs/coco80 --name distill-L4 --exist-ok ;;
+    L4val) for data in "$OI5" "$TINY"; do
+             spikeyolo val --weights $FOUR --data "$data" --imgsz 320 --timesteps 1,2,4 --project runs/coco80/val \
+               --name "L4-$(basename "$data")" --exist-ok
+           done ;;
     val) for data in "$OI5" "$TINY"; do
            spikeyolo val --weights $STUDENT --data "$data" --imgsz 320 --timesteps 1,2,4 --project runs/coco80/val \
              --name "bursts-$(basename "$data")" --exist-ok
@@ -54,6 +66,7 @@ for stage in $STAGES; do
     tune) epochs=${EPOCHS:-12}; images=${IMAGES:-600}; neurons=${NEURONS:-binary}; feature=${FEATURE:-1}
           flags=(--burst 1 --feature-weight "$feature"); [ "$neurons" = snm ] && flags+=(--snm)
           from=${TUNE_FROM:-$SHIPPED}; run=$neurons-T4-e$epochs-fw$feature
+          case $from in runs/coco80/*/weights/last.safetensors) run=$run-$(basename "$(dirname "$(dirname "$from")")") ;; esac
           spikeyolo tune "$from" --data "$OI5" --imgsz 320 --timesteps 4 "${flags[@]}" --epochs "$epochs" \
             --images "$images" --project runs/coco80/tune --name "$run" --exist-ok
           tuned=runs/coco80/tune/$run/$(basename "$from" .safetensors)-snn-tuned-T4.safetensors
@@ -65,6 +78,6 @@ for stage in $STAGES; do
               spikeyolo webcam --source demo/bccd_pan.mp4 --headless --weights $weights --project runs/coco80/webcam \
                 --name "$(basename $weights .safetensors)" --exist-ok
             done ;;
-    *) echo "unknown stage $stage (import teacher distill more last mixup val ship tune webcam)" >&2; exit 2 ;;
+    *) echo "unknown stage $stage (import teacher distill more last mixup val ship L4 L4val tune webcam)" >&2; exit 2 ;;
   esac
 done

@@ -121,7 +121,8 @@ def test_a_run_continues_only_with_its_own_settings_and_may_be_extended(tmp_path
 @needs_yolov5n
 def test_a_run_may_start_from_an_earlier_student_and_keeps_its_record(tmp_path):
     """--init: the new run's student starts as the earlier one (its first step taken from those weights, not from
-    the teacher), its metadata carries the earlier record; other levels or another model are one ValueError."""
+    the teacher), its metadata carries the earlier record and its L (a student of other levels starts from its λ); another model is
+    one ValueError."""
     from dataclasses import replace
 
     folder = photos(tmp_path / "photos")
@@ -137,8 +138,13 @@ def test_a_run_may_start_from_an_earlier_student_and_keeps_its_record(tmp_path):
     record = read_metadata(same)["distillation"]
     assert record["started_from"]["weights"] == "last.safetensors"
     assert record["started_from"]["distillation"]["epochs"] == 1 and record["lr"] == 0.0
-    with pytest.raises(ValueError, match="L = 4, this run's student has L = 8"):
-        self_distill(replace(settings, levels=8, init=str(first)), tmp_path / "other", log=lambda line: None)
+    # a student of other levels starts from the earlier λ, re-quantized, and says which L it came from
+    finer = self_distill(replace(zero_lr, levels=8), tmp_path / "finer", log=lambda line: None)
+    c = read_tensors(finer)
+    assert all(torch.equal(a[k], c[k]) for k in a if k.endswith("threshold"))
+    assert read_metadata(finer)["quantization"]["levels"] == 8
+    assert read_metadata(finer)["distillation"]["started_from"]["levels"] == 4
+    assert read_metadata(same)["distillation"]["started_from"]["levels"] == 4
     tensors, meta = read_tensors(first), read_metadata(first)
     tensors[next(k for k in tensors if k.endswith("threshold"))].zero_()
     write_safetensors(tensors, tmp_path / "zero.safetensors", meta)

@@ -26,9 +26,10 @@ def add_distill(sub) -> None:
     p.add_argument("--mixup", type=float, default=0.0, help="share of the training samples blended with a second "
                    "augmented sample (0 to 1; default 0): more distinct inputs from few photos")
     p.add_argument("--seed", type=int, default=0, help="random seed (augmentation, calibration)")
-    p.add_argument("--init", metavar="WEIGHTS", help="start the student from earlier QCFS weights of this teacher and "
-                   "--levels (e.g. a shipped or finished run's), not from the teacher: a new run with its own "
-                   "learning-rate schedule; their record is kept in the new weights' metadata")
+    p.add_argument("--init", metavar="WEIGHTS", help="start the student from earlier QCFS weights of this teacher "
+                   "(e.g. a shipped or finished run's; of other L, their thresholds are re-quantized to --levels), not "
+                   "from the teacher: a new run with its own learning-rate schedule; their record is kept in the new "
+                   "weights' metadata")
     add_device(p)
     add_output(p, "distill")
 

@@ -29,7 +29,7 @@ from spikeyolo.checkpoint import read_metadata, read_tensors, write_safetensors
 from spikeyolo.optimizer_state import adam_tensors, checked_steps, restore_adam
 from spikeyolo.data.augment import augmented_batch, photo_files, read_photos
 from spikeyolo.quantize.checkpoint import load_detector, save_detector
-from spikeyolo.quantize.swap import calibrate_thresholds, quantization_spec, quantize_model
+from spikeyolo.quantize.swap import calibrate_thresholds, quantize_model
 from spikeyolo.tune.calibrate import LayerOutputs
 
 PROGRESS_FORMAT = "spikeyolo-selfdistill-progress/1"
@@ -93,20 +93,18 @@ def make_student(teacher: nn.Module, levels: int, calibration: torch.Tensor | No
 
 
 def start_from(student: nn.Module, path: str | Path) -> dict:
-    """Load an earlier student of the same teacher and levels (QCFS weights, e.g. a shipped one; read by the one
-    checkpoint loader) into ``student``; returns its distillation record. One ValueError naming the file when it
-    is not such a student."""
+    """Load an earlier student of the same teacher (QCFS weights, e.g. a shipped one; read by the one checkpoint
+    loader) into ``student``; returns its distillation record and its L. Its λ thresholds carry over to a student of
+    other levels (re-quantized: the run then teaches the new L). One ValueError naming the file when it is not such a
+    student."""
     earlier, meta = load_detector(path)
-    levels, own = meta["quantization"].get("levels"), quantization_spec(student).get("levels")
-    if levels != own:
-        raise ValueError(f"{path}: QCFS L = {levels}, this run's student has L = {own}: start from a student of the "
-                         "same levels")
     try:
         student.load_state_dict(earlier.state_dict(), strict=True)
     except RuntimeError as err:
         raise ValueError(f"{path} is not a student of this teacher ({str(err)[:120]}): pass weights that "
                          "`spikeyolo distill` made from it") from None
-    return {"weights": Path(path).name, "distillation": meta.get("distillation")}
+    return {"weights": Path(path).name, "levels": meta["quantization"].get("levels"),
+            "distillation": meta.get("distillation")}
 
 
 class SelfDistiller:
