@@ -2,6 +2,7 @@
 (`bash benchmarks/coco80_model.sh`): no figure typed by hand.
 
 Usage: python benchmarks/coco80_table.py [--runs runs/coco80/val] [--tuned binary-T4-e12-fw1 snm-T4-e12-fw1]
+(the L = 4 student's rows where stage L4val ran: runs/coco80/val/L4-*)
 One row per network and T, one column group per dataset (oi5 val: 72 photos, 5 of the 80 classes matched by name;
 coco-tiny: 80 COCO val2017 photos, all 80 classes): mAP50 (ultralytics' metric, and in brackets the share of the
 teacher's), mAP50-95, and for the SNN the firing rate, synaptic operations and compute energy per image.
@@ -38,11 +39,13 @@ NEURONS = {"binary": "binary IF (0/1 spikes)", "snm": "signed neurons (±1 spike
 
 def _tuned_label(name: str) -> str:
     """'snm-T4-e6-fw1' → 'signed neurons (±1 spikes), tuned for T = 4 (6 epochs, layer-by-layer loss × 1)';
-    a weight of 0 goes unsaid."""
+    a weight of 0 goes unsaid; a run tuned from another student ('…-fw1-distill-L4') names it."""
     neurons, _, rest = name.partition("-T4-e")
-    epochs, _, feature = rest.partition("-fw")
+    epochs, _, rest = rest.partition("-fw")
+    feature, _, student = rest.partition("-")
     how = f"{epochs} epochs" + (f", layer-by-layer loss × {feature}" if feature and float(feature) else "")
-    return f"{NEURONS.get(neurons, neurons)}, tuned for T = 4 ({how})"
+    source = f"from the {student.removeprefix('distill-').replace('L', 'L = ')} student, " if student else ""
+    return f"{NEURONS.get(neurons, neurons)}, {source}tuned for T = 4 ({how})"
 
 
 def table(runs: Path, tuned: list[str]) -> list[str]:
@@ -62,6 +65,13 @@ def table(runs: Path, tuned: list[str]) -> list[str]:
     for t in ("1", "2", "4"):
         row("SNN, bursts of up to 8 spikes", t, {d: (bursts[d] or {}).get("snn", {}).get(t) for d in DATASETS},
             (bursts["oi5"] or {}).get("snn", {}).get(t))
+    four = {d: _read(runs / f"L4-{d}" / "report.json") for d in DATASETS}  # stage L4val, where it ran
+    if any(four.values()):
+        row("QCFS ANN (L = 4): the shipped one re-quantized, 20 more epochs", "–",
+            {d: (four[d] or {}).get("ann") for d in DATASETS}, None)
+        for t in ("1", "2", "4"):
+            row("SNN of the L = 4 student, bursts of up to 4 spikes", t,
+                {d: (four[d] or {}).get("snn", {}).get(t) for d in DATASETS}, (four["oi5"] or {}).get("snn", {}).get(t))
     for name in tuned:  # <neurons>-T4-e<epochs>[-fw<feature weight>], the tune stage's run names
         reports = {d: _read(runs / f"{name}-{d}" / "report.json") for d in DATASETS}
         for t in ("1", "2", "4") if any(reports.values()) else ():
@@ -75,7 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs/coco80/val")
     parser.add_argument("--tuned", nargs="*", default=["binary-T4-e12-fw1", "snm-T4-e12-fw1"],
-                        help="the tune stage's run names (<NEURONS>-T4-e<EPOCHS>[-fw<FEATURE>])")
+                        help="the tune stage's run names (<NEURONS>-T4-e<EPOCHS>-fw<FEATURE>[-<RUN>])")
     args = parser.parse_args()
     print("\n".join(table(Path(args.runs), args.tuned)))
 
