@@ -1,7 +1,7 @@
 """Print the COCO model's table (README, docs/results.md "COCO's 80 classes") from the files its stages wrote
 (`bash benchmarks/coco80_model.sh`): no figure typed by hand.
 
-Usage: python benchmarks/coco80_table.py [--runs runs/coco80/val] [--tuned binary-T4-e12-fw1 snm-T4-e12-fw1]
+Usage: python benchmarks/coco80_table.py [--runs runs/coco80/val] [--tuned binary-T4-e12-fw1 snm-T4-e12-fw1 …]
 (the L = 4 student's rows where stage L4val ran: runs/coco80/val/L4-*)
 One row per network and T, one column group per dataset (oi5 val: 72 photos, 5 of the 80 classes matched by name;
 coco-tiny: 80 COCO val2017 photos, all 80 classes): mAP50 (ultralytics' metric, and in brackets the share of the
@@ -84,7 +84,8 @@ def table(runs: Path, tuned: list[str]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs/coco80/val")
-    parser.add_argument("--tuned", nargs="*", default=["binary-T4-e12-fw1", "snm-T4-e12-fw1"],
+    parser.add_argument("--tuned", nargs="*",
+                        default=["binary-T4-e12-fw1", "snm-T4-e12-fw1", "snm-T4-e12-fw1-distill-L4"],
                         help="the tune stage's run names (<NEURONS>-T4-e<EPOCHS>-fw<FEATURE>[-<RUN>])")
     args = parser.parse_args()
     print("\n".join(table(Path(args.runs), args.tuned)))
