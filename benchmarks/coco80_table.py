@@ -50,7 +50,6 @@ def _tuned_label(name: str) -> str:
 
 def table(runs: Path, tuned: list[str]) -> list[str]:
     teacher = {d: _read(runs / f"teacher-{d}.json") for d in DATASETS}
-    bursts = {d: _read(runs / f"bursts-{d}" / "report.json") for d in DATASETS}
     reference = {d: teacher[d]["map50"] if teacher[d] else None for d in DATASETS}
     head = "| network | T | " + " | ".join(f"{d} mAP50 (% of teacher) | {d} mAP50-95" for d in DATASETS) + \
         " | rate (oi5) | operations per image (oi5) | compute mJ (oi5) |"
@@ -60,24 +59,27 @@ def table(runs: Path, tuned: list[str]) -> list[str]:
         cells = " | ".join(_cell(entries[d], reference[d]) for d in DATASETS)
         lines.append(f"| {label} | {t} | {cells} | {_cost(cost)} |")
 
-    row("teacher: COCO YOLOv5n, SiLU, its own head", "–", teacher, None)
-    row("QCFS ANN (L = 8), self-distilled", "–", {d: (bursts[d] or {}).get("ann") for d in DATASETS}, None)
-    for t in ("1", "2", "4"):
-        row("SNN, bursts of up to 8 spikes", t, {d: (bursts[d] or {}).get("snn", {}).get(t) for d in DATASETS},
-            (bursts["oi5"] or {}).get("snn", {}).get(t))
-    four = {d: _read(runs / f"L4-{d}" / "report.json") for d in DATASETS}  # stage L4val, where it ran
-    if any(four.values()):
-        row("QCFS ANN (L = 4): the shipped one re-quantized, 20 more epochs", "–",
-            {d: (four[d] or {}).get("ann") for d in DATASETS}, None)
+    def model_rows(reports: dict, snn_label: str, ann_label: str | None = None) -> None:
+        """One val report per dataset: its ANN row (where labelled) and its SNN at T = 1, 2, 4."""
+        if ann_label:
+            row(ann_label, "–", {d: (reports[d] or {}).get("ann") for d in DATASETS}, None)
         for t in ("1", "2", "4"):
-            row("SNN of the L = 4 student, bursts of up to 4 spikes", t,
-                {d: (four[d] or {}).get("snn", {}).get(t) for d in DATASETS}, (four["oi5"] or {}).get("snn", {}).get(t))
-    for name in tuned:  # <neurons>-T4-e<epochs>[-fw<feature weight>], the tune stage's run names
-        reports = {d: _read(runs / f"{name}-{d}" / "report.json") for d in DATASETS}
-        for t in ("1", "2", "4") if any(reports.values()) else ():
-            row(f"SNN, {_tuned_label(name)}", t,
-                {d: (reports[d] or {}).get("snn", {}).get(t) for d in DATASETS},
+            row(snn_label, t, {d: (reports[d] or {}).get("snn", {}).get(t) for d in DATASETS},
                 (reports["oi5"] or {}).get("snn", {}).get(t))
+
+    def reports_of(run: str) -> dict:
+        return {d: _read(runs / f"{run}-{d}" / "report.json") for d in DATASETS}
+
+    row("teacher: COCO YOLOv5n, SiLU, its own head", "–", teacher, None)
+    model_rows(reports_of("bursts"), "SNN, bursts of up to 8 spikes", "QCFS ANN (L = 8), self-distilled")
+    four = reports_of("L4")  # stage L4val, where it ran
+    if any(four.values()):
+        model_rows(four, "SNN of the L = 4 student, bursts of up to 4 spikes",
+                   "QCFS ANN (L = 4): the shipped one re-quantized, 20 more epochs")
+    for name in tuned:  # <neurons>-T4-e<epochs>-fw<feature weight>[-<run>], the tune stage's run names
+        reports = reports_of(name)
+        if any(reports.values()):
+            model_rows(reports, f"SNN, {_tuned_label(name)}")
     return lines
 
 

@@ -8,7 +8,7 @@ from spikeyolo.checkpoint import read_metadata, read_tensors, write_safetensors
 from spikeyolo.data.augment import MIXUP_BETA, augmented, augmented_batch, mixed, mosaic, placed
 from spikeyolo.anchor_head import head_loss
 from spikeyolo.quantize.selfdistill import PROGRESS_FORMAT, SelfDistillSettings, feature_loss, self_distill
-from tests.conftest import SHARED
+from tests.conftest import ROOT, SHARED
 
 YOLOV5N = SHARED.parent / "weights" / "yolov5n-v6.1-coco.pt"
 needs_yolov5n = pytest.mark.skipif(not YOLOV5N.is_file(), reason="../shared/weights not present")
@@ -121,8 +121,8 @@ def test_a_run_continues_only_with_its_own_settings_and_may_be_extended(tmp_path
 @needs_yolov5n
 def test_a_run_may_start_from_an_earlier_student_and_keeps_its_record(tmp_path):
     """--init: the new run's student starts as the earlier one (its first step taken from those weights, not from
-    the teacher), its metadata carries the earlier record and its L (a student of other levels starts from its λ); another model is
-    one ValueError."""
+    the teacher), its metadata carries the earlier record and its L (a student of other levels starts from its λ);
+    another model's weights are one ValueError."""
     from dataclasses import replace
 
     folder = photos(tmp_path / "photos")
@@ -145,6 +145,9 @@ def test_a_run_may_start_from_an_earlier_student_and_keeps_its_record(tmp_path):
     assert read_metadata(finer)["quantization"]["levels"] == 8
     assert read_metadata(finer)["distillation"]["started_from"]["levels"] == 4
     assert read_metadata(same)["distillation"]["started_from"]["levels"] == 4
+    bccd = ROOT / "weights" / "bccd-yolov8n-qcfs.safetensors"  # QCFS weights, but of a YOLOv8n
+    with pytest.raises(ValueError, match="is not a student of this teacher"):
+        self_distill(replace(settings, init=str(bccd)), tmp_path / "v8", log=lambda line: None)
     tensors, meta = read_tensors(first), read_metadata(first)
     tensors[next(k for k in tensors if k.endswith("threshold"))].zero_()
     write_safetensors(tensors, tmp_path / "zero.safetensors", meta)
